@@ -1,0 +1,60 @@
+"""Plain transformers + PEFT (+ bitsandbytes): the path for CPUs, unsupported models and trainers, and
+for anyone who did not ask for Unsloth."""
+
+from __future__ import annotations
+
+import os
+
+from autotrain_unsloth.params import LLMTrainingParams
+from autotrain_unsloth.plan import Plan
+
+TORCH_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
+def load_model(params: LLMTrainingParams, plan: Plan, tokenizer):
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    dtype = getattr(torch, TORCH_DTYPES[plan.weights_dtype])
+    kwargs = {"dtype": dtype, "trust_remote_code": os.environ.get("ALLOW_REMOTE_CODE", "false").lower() in ("1", "true")}
+    if plan.method == "qlora-4bit":
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.float32 if plan.autocast == "no" else getattr(torch, TORCH_DTYPES[plan.autocast]))
+    elif plan.method == "lora-8bit":
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+    if plan.device == "cuda":
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
+        if params.use_flash_attention_2:
+            kwargs["attn_implementation"] = "flash_attention_2"
+    model = AutoModelForCausalLM.from_pretrained(params.model, **kwargs)
+    model.config.use_cache = plan.gradient_checkpointing == "off"
+
+    new_token_ids = resize_for_tokenizer(model, tokenizer)
+    if not plan.peft:
+        return model
+
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if plan.quantization:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=plan.gradient_checkpointing != "off")
+    elif plan.gradient_checkpointing != "off":
+        model.enable_input_require_grads()
+    targets = plan.lora_target_modules
+    config = LoraConfig(
+        r=params.lora_r, lora_alpha=params.lora_alpha, lora_dropout=params.lora_dropout, bias="none",
+        task_type="CAUSAL_LM", target_modules="all-linear" if targets == ("all-linear",) else list(targets),
+        # Tokens added for a chat template start random: train just their embedding rows, not the whole matrix.
+        trainable_token_indices=new_token_ids or None,
+    )
+    return get_peft_model(model, config)
+
+
+def resize_for_tokenizer(model, tokenizer) -> list[int]:
+    """Grow the embeddings when the tokenizer has tokens the model lacks; returns the new token ids."""
+    rows = model.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) <= rows:
+        return []
+    model.resize_token_embeddings(len(tokenizer))
+    print(f"Embeddings resized from {rows} to {len(tokenizer)} rows for tokens added by the chat template.")
+    return list(range(rows, len(tokenizer)))

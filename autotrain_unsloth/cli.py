@@ -1,0 +1,168 @@
+"""`aitraining`: AutoTrain's command line, with flags generated from LLMTrainingParams.
+
+    aitraining llm --train --model ./my-llama --data-path ./data --project-name my-run --trainer sft --peft
+    aitraining llm --train ... --dry-run       # show the plan, load nothing
+    aitraining --config run.yml                # AutoTrain's YAML format
+    aitraining demo                            # a small real fine-tune on bundled data, on CPU
+
+Every field becomes `--field-name` and `--field_name`; every bool also gets `--no-field-name` (stock
+AutoTrain could not turn off a bool that defaults to true). `--block-size` defaults to 1024 on the
+command line, as in AutoTrain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+import typing
+from typing import Any, Callable
+
+from pydantic import ValidationError
+
+from autotrain_unsloth import __version__
+from autotrain_unsloth.params import LLMTrainingParams
+
+CLI_BLOCK_SIZE = "1024"  # AutoTrain's CLI default; the Python default is -1
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that suggests the closest flag for an unknown one."""
+
+    def parse_args(self, args=None, namespace=None):
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:
+            flags = [option for action in self._actions for option in action.option_strings]
+            notes = []
+            for extra in extras:
+                close = difflib.get_close_matches(extra.split("=")[0], flags, n=1, cutoff=0.6) if extra.startswith("-") else []
+                notes.append(f"{extra} (did you mean {close[0]}?)" if close else extra)
+            self.error("unrecognized arguments: " + ", ".join(notes))
+        return namespace
+
+
+def _unwrap_optional(annotation) -> tuple[Any, bool]:
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Union and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return (rest[0] if len(rest) == 1 else typing.Union[tuple(rest)]), True
+    return annotation, False
+
+
+def _parse_optional(convert: Callable) -> Callable:
+    def parse(text: str):
+        return None if text.strip().lower() in ("none", "null") else convert(text)
+    parse.__name__ = getattr(convert, "__name__", "value")
+    return parse
+
+
+def _block_size(text: str):
+    sizes = [int(part) for part in text.split(",")]
+    return sizes[0] if len(sizes) == 1 else sizes
+
+
+def add_params_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per LLMTrainingParams field (both spellings), bools with a --no- form."""
+    for name, field in LLMTrainingParams.model_fields.items():
+        spellings = list(dict.fromkeys([f"--{name.replace('_', '-')}", f"--{name}"]))
+        annotation, optional = _unwrap_optional(field.annotation)
+        default = CLI_BLOCK_SIZE if name == "block_size" else field.default
+        help_text = f"{field.description} (default: {default})"
+        if annotation is bool:
+            parser.add_argument(*spellings, dest=name, action="store_const", const=True, default=argparse.SUPPRESS, help=help_text)
+            negatives = list(dict.fromkeys([f"--no-{name.replace('_', '-')}", f"--no_{name}"]))
+            parser.add_argument(*negatives, dest=name, action="store_const", const=False, default=argparse.SUPPRESS,
+                                help=argparse.SUPPRESS if name != "peft" else "Full fine-tuning (no LoRA adapter)")
+            continue
+        kwargs: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": help_text}
+        if typing.get_origin(annotation) is typing.Literal:
+            kwargs["choices"] = list(typing.get_args(annotation)) + (["none"] if optional else [])
+            kwargs["type"] = str
+        elif name == "block_size":
+            kwargs["type"], kwargs["metavar"] = _block_size, "N"
+        else:
+            convert = annotation if annotation in (int, float, str) else str
+            kwargs["type"] = _parse_optional(convert) if optional else convert
+        parser.add_argument(*spellings, **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(prog="aitraining", description="AutoTrain-compatible LLM fine-tuning with Unsloth's fast path.",
+                            allow_abbrev=False)
+    parser.add_argument("--version", "-v", action="version", version=f"autotrain-unsloth {__version__}")
+    parser.add_argument("--config", help="run an AutoTrain YAML config")
+    commands = parser.add_subparsers(dest="command", parser_class=ArgumentParser)
+
+    llm = commands.add_parser("llm", help="fine-tune a language model", allow_abbrev=False,
+                              description="Fine-tune an LLM. Flags mirror AutoTrain's `autotrain llm`.")
+    llm.add_argument("--train", action="store_true", help="run training")
+    llm.add_argument("--deploy", action="store_true", help=argparse.SUPPRESS)
+    llm.add_argument("--inference", action="store_true", help=argparse.SUPPRESS)
+    llm.add_argument("--backend", default="local", help="where to run: local (default: local)")
+    llm.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
+                     help="show the plan (what will run, and why) and stop; loads no weights")
+    add_params_flags(llm)
+
+    demo = commands.add_parser("demo", help="fine-tune a small local model on bundled data (CPU, no network)")
+    demo.add_argument("--project-name", "--project_name", dest="project_name", default="demo-run")
+    demo.add_argument("--steps", type=int, default=500)
+    return parser
+
+
+def params_from_args(args: argparse.Namespace) -> LLMTrainingParams:
+    values = {name: getattr(args, name) for name in LLMTrainingParams.model_fields if hasattr(args, name)}
+    values.setdefault("block_size", _block_size(CLI_BLOCK_SIZE))
+    return LLMTrainingParams(**values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.config:
+            from autotrain_unsloth.config import run_config
+
+            run_config(args.config)
+            return 0
+        if args.command == "demo":
+            from autotrain_unsloth.demo import run_demo
+
+            run_demo(args.project_name, args.steps)
+            return 0
+        if args.command != "llm":
+            parser.print_help()
+            return 2
+        if args.deploy or args.inference:
+            raise SystemExit("Error: --deploy and --inference are not implemented; use --train")
+        if not (args.train or args.dry_run):
+            raise SystemExit("Error: nothing to do: pass --train to train, or --dry-run to see the plan")
+        params = params_from_args(args)
+        from autotrain_unsloth.project import AutoTrainProject
+
+        project = AutoTrainProject(params=params, backend=args.backend, process=True)
+        if args.dry_run:
+            project.plan()
+        else:
+            project.create()
+        return 0
+    except ValidationError as exc:
+        print(f"Error: invalid settings:\n{_describe(exc)}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError, RuntimeError) as exc:  # PlanError, DataError, JobFailed and friends
+        from autotrain_unsloth.project import JobFailed
+
+        print(f"Error: {exc}", file=sys.stderr)
+        return exc.returncode if isinstance(exc, JobFailed) else 1
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"  {where + ': ' if where else ''}{message}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

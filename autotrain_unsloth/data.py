@@ -1,0 +1,262 @@
+"""Data: from the user's files to the rows a trainer consumes.
+
+Parent side, `prepare_local_data`: AutoTrain's munging. A local `{data_path}/{split}.csv|.jsonl` is checked
+row by row and saved as `{project}/autotrain-data` with AutoTrain's reserved column names. Unlike stock
+AutoTrain the validation split is kept, not dropped.
+
+Child side, `load_split`, `load_tokenizer`, `render_text`: read the split, set up the tokenizer and its
+chat template, and turn conversations into text.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shutil
+from typing import TYPE_CHECKING, Any, Optional
+
+from autotrain_unsloth.params import LLMTrainingParams
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+AUTOTRAIN_COLUMNS = {"text_column": "autotrain_text", "prompt_text_column": "autotrain_prompt",
+                     "rejected_text_column": "autotrain_rejected_text"}
+SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
+                  "system": "system", "bot": "assistant", "model": "assistant"}
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?(:[\w.-]+)?$")
+
+
+class DataError(ValueError):
+    """The data cannot be used; the message names the file, row or column and the fix."""
+
+
+# -- parent side -----------------------------------------------------------------------------------------
+
+def autotrain_data_dir(params: LLMTrainingParams) -> str:
+    return os.path.join(params.project_name, "autotrain-data")
+
+
+def find_split_file(data_path: str, split: str) -> Optional[str]:
+    for extension in (".csv", ".jsonl"):
+        path = os.path.join(data_path, split + extension)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def check_data_path(params: LLMTrainingParams) -> None:
+    """Fail early, before anything is written, on a data path that can't be read."""
+    path = params.data_path
+    if os.path.isdir(path):
+        if find_split_file(path, params.train_split) is None and not _has_saved_dataset(path):
+            raise DataError(f"data_path {path!r}: no {params.train_split}.csv or {params.train_split}.jsonl in this folder "
+                            f"(files: {', '.join(sorted(os.listdir(path))[:10]) or 'none'})")
+        return
+    if os.path.exists(path):
+        raise DataError(f"data_path {path!r} is a file; give the folder that holds {params.train_split}.csv or .jsonl")
+    if path.startswith((".", "/", "~")) or not _HUB_ID.match(path):
+        raise DataError(f"data_path {path!r} does not exist; give a folder holding {params.train_split}.csv or "
+                        ".jsonl, or a Hub dataset id")
+
+
+def prepare_local_data(params: LLMTrainingParams) -> LLMTrainingParams:
+    """AutoTrain's munging for local csv/jsonl files. Returns params pointing at the prepared data.
+
+    Hub ids and already-prepared folders are returned unchanged.
+    """
+    check_data_path(params)
+    train_file = find_split_file(params.data_path, params.train_split) if os.path.isdir(params.data_path) else None
+    if train_file is None:
+        return params
+    files = {"train": train_file}
+    if params.valid_split:
+        valid_file = find_split_file(params.data_path, params.valid_split)
+        if valid_file is None:
+            raise DataError(f"valid_split {params.valid_split!r}: no {params.valid_split}.csv or .jsonl in {params.data_path!r}")
+        files["validation"] = valid_file
+
+    from datasets import DatasetDict
+
+    splits = DatasetDict({split: _read_checked(path, params) for split, path in files.items()})
+    target = autotrain_data_dir(params)
+    staging = target + ".tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    splits.save_to_disk(staging)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(staging, target)
+    update = {"data_path": target, "train_split": "train",
+              "valid_split": "validation" if params.valid_split else None}
+    update.update({name: AUTOTRAIN_COLUMNS[name] for name in AUTOTRAIN_COLUMNS if getattr(params, name)})
+    return params.model_copy(update=update)
+
+
+def _read_checked(path: str, params: LLMTrainingParams) -> "Dataset":
+    from datasets import load_dataset
+
+    kind = "csv" if path.endswith(".csv") else "json"
+    try:
+        dataset = load_dataset(kind, data_files=path, split="train")
+    except Exception as exc:
+        raise DataError(f"{path}: cannot be read as {kind} ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
+    columns = {name: getattr(params, name) for name in AUTOTRAIN_COLUMNS if getattr(params, name)}
+    for field, column in columns.items():
+        if column not in dataset.column_names:
+            raise DataError(f"{path}: no column {column!r} ({field}); columns are {', '.join(dataset.column_names)}. "
+                            f"Pass --{field.replace('_', '-')} <name> or column_mapping in YAML.")
+    for index, value in enumerate(dataset[params.text_column]):
+        if value is None or (isinstance(value, (str, list)) and len(value) == 0):
+            # +2: a header line and 1-based numbering, so the number matches what an editor shows
+            line = index + 2 if kind == "csv" else index + 1
+            raise DataError(f"{path}: line {line}: column {params.text_column!r} is empty; remove the row or fill it")
+    if len(dataset) == 0:
+        raise DataError(f"{path}: has no rows")
+    dataset = dataset.select_columns(list(columns.values()))
+    return dataset.rename_columns({column: AUTOTRAIN_COLUMNS[field] for field, column in columns.items()})
+
+
+def _has_saved_dataset(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, "dataset_dict.json"))
+
+
+# -- child side ------------------------------------------------------------------------------------------
+
+def load_split(params: LLMTrainingParams, split: str) -> "Dataset":
+    """One split, from prepared data, a local folder of files, or the Hub."""
+    from datasets import load_dataset, load_from_disk
+
+    if _has_saved_dataset(params.data_path):
+        saved = load_from_disk(params.data_path)
+        if split not in saved:
+            raise DataError(f"{params.data_path}: no split {split!r} (has {', '.join(saved)})")
+        return saved[split]
+    if os.path.isdir(params.data_path):
+        path = find_split_file(params.data_path, split)
+        if path is None:
+            raise DataError(f"data_path {params.data_path!r}: no {split}.csv or {split}.jsonl")
+        return load_dataset("csv" if path.endswith(".csv") else "json", data_files=path, split="train")
+    name, _, hub_split = split.rpartition(":")  # AutoTrain's "config:split"
+    return load_dataset(params.data_path, name=name or None, split=hub_split)
+
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+ZEPHYR_TEMPLATE = (
+    "{% for message in messages %}{{ '<|' + message['role'] + '|>\n' + message['content'] + eos_token + '\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
+)
+
+
+def load_tokenizer(params: LLMTrainingParams):
+    """The tokenizer with AutoTrain's adjustments: max length, padding side, pad token, chat template."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(params.model, trust_remote_code=_trust_remote_code())
+    if tokenizer.model_max_length > 2048:
+        tokenizer.model_max_length = params.model_max_length
+    if params.padding:
+        tokenizer.padding_side = params.padding
+    if params.chat_template == "chatml":
+        tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+        tokenizer.eos_token = "<|im_end|>"  # so that generation stops at the end of a turn
+        tokenizer.chat_template = CHATML_TEMPLATE
+    elif params.chat_template == "zephyr":
+        tokenizer.add_special_tokens({"additional_special_tokens": ["<|system|>", "<|user|>", "<|assistant|>"]})
+        tokenizer.chat_template = ZEPHYR_TEMPLATE
+    elif params.chat_template == "tokenizer" and not tokenizer.chat_template:
+        raise DataError(f"chat_template='tokenizer', but the tokenizer of {params.model!r} has no chat template; "
+                        "use chat_template chatml or zephyr")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def render_text(dataset: "Dataset", params: LLMTrainingParams, tokenizer) -> "Dataset":
+    """A dataset with one `text` column: conversations rendered with the chat template, or the raw text."""
+    column = params.text_column
+    if column not in dataset.column_names:
+        raise DataError(f"{params.data_path}: no column {column!r}; columns are {', '.join(dataset.column_names)}")
+    if params.chat_template is None:
+        first = dataset[0][column]
+        if not isinstance(first, str):
+            raise DataError(f"column {column!r} holds {type(first).__name__} values (conversations?); set "
+                            "--chat-template tokenizer|chatml|zephyr to render them, or give plain text")
+        return dataset.select_columns([column]).rename_column(column, "text") if column != "text" else dataset.select_columns(["text"])
+
+    def render(row: dict, index: int) -> dict:
+        messages = _messages(row[column], index, params)
+        return {"text": tokenizer.apply_chat_template(messages, tokenize=False)}
+
+    return dataset.map(render, with_indices=True, remove_columns=dataset.column_names)
+
+
+def _messages(value: Any, index: int, params: LLMTrainingParams) -> list[dict]:
+    where = f"row {index} of column {params.text_column!r}"
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            try:
+                value = ast.literal_eval(value)
+            except (ValueError, SyntaxError) as exc:
+                raise DataError(f"{where}: with a chat template the column must hold a list of messages; "
+                                f"this is plain text ({value[:60]!r}...)") from exc
+    if not isinstance(value, list) or not all(isinstance(m, dict) for m in value):
+        raise DataError(f"{where}: expected a list of messages like [{{'role': 'user', 'content': '...'}}]")
+    if params.use_sharegpt_mapping:
+        try:
+            return [{"role": SHAREGPT_ROLES[m["from"]], "content": m["value"]} for m in value]
+        except KeyError as exc:
+            raise DataError(f"{where}: ShareGPT messages need 'from' ({', '.join(SHAREGPT_ROLES)}) and 'value'; "
+                            f"missing or unknown {exc}") from exc
+    if value and "from" in value[0] and "role" not in value[0]:
+        raise DataError(f"{where}: messages use ShareGPT keys (from/value); pass --use-sharegpt-mapping")
+    if any("role" not in m or "content" not in m for m in value):
+        raise DataError(f"{where}: every message needs 'role' and 'content'")
+    return [{"role": m["role"], "content": m["content"]} for m in value]
+
+
+def _trust_remote_code() -> bool:
+    # AutoTrain's switch: ALLOW_REMOTE_CODE (default true there). We default to false: remote code is opt-in.
+    return os.environ.get("ALLOW_REMOTE_CODE", "false").lower() in ("1", "true", "yes")
+
+
+def block_size_for(params: LLMTrainingParams, tokenizer) -> int:
+    """AutoTrain's rule: -1 means the tokenizer's maximum capped at 1024; a larger value is clamped to it."""
+    asked = params.block_size_int
+    limit = tokenizer.model_max_length
+    if asked == -1:
+        chosen = min(limit, 1024)
+        print(f"block_size -1: using {chosen} tokens (tokenizer maximum {limit}, capped at 1024).", flush=True)
+        return chosen
+    if asked > limit:
+        print(f"Warning: block_size {asked} is larger than the tokenizer's maximum {limit}; using {limit}.", flush=True)
+        return limit
+    return asked
+
+
+def to_blocks(dataset: "Dataset", tokenizer, block_size: int, add_eos_token: bool) -> "Dataset":
+    """Tokenize the text column, concatenate, and cut into blocks of block_size (labels = inputs)."""
+    eos = tokenizer.eos_token if add_eos_token else ""
+
+    def tokenize(batch: dict) -> dict:
+        return tokenizer([text + eos for text in batch["text"]])
+
+    def group(batch: dict) -> dict:
+        joined = {key: sum(batch[key], []) for key in ("input_ids", "attention_mask")}
+        total = len(joined["input_ids"])
+        if total >= block_size:
+            total = (total // block_size) * block_size
+        blocks = {key: [values[i:i + block_size] for i in range(0, total, block_size)] for key, values in joined.items()}
+        blocks["labels"] = [list(ids) for ids in blocks["input_ids"]]
+        return blocks
+
+    tokens = dataset.map(tokenize, batched=True, remove_columns=dataset.column_names)
+    blocks = tokens.map(group, batched=True, batch_size=len(tokens))
+    if len(blocks) == 0:
+        raise DataError("the training text is empty after tokenization")
+    return blocks

@@ -1,0 +1,94 @@
+"""The project folder after training, as AutoTrain writes it.
+
+training_params.json (never the token), plan.json, README.md (model card), tokenizer files, the adapter
+or the full weights, merged weights when merge_adapter, trainer_state.json (the loss history), runs/
+(tensorboard, when log=tensorboard).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+from autotrain_unsloth.params import LLMTrainingParams
+from autotrain_unsloth.plan import Plan
+
+METHOD_NAMES = {"full": "full fine-tuning", "lora": "LoRA", "qlora-4bit": "QLoRA (4-bit base)", "lora-8bit": "LoRA (8-bit base)"}
+
+
+def save_outputs(trainer, params: LLMTrainingParams, plan: Plan, tokenizer) -> None:
+    project = params.project_name
+    trainer.model.config.use_cache = True
+    trainer.save_model(project)
+    tokenizer.save_pretrained(project)
+    trainer.state.save_to_json(os.path.join(project, "trainer_state.json"))
+    params.save(project)
+    write_model_card(params, plan, project)
+    if plan.peft and params.merge_adapter:
+        del trainer
+        merge_adapter(params, project)
+    print(f"Saved to {project}/", flush=True)
+
+
+def merge_adapter(params: LLMTrainingParams, project: str) -> None:
+    """Merge the saved LoRA adapter into the base model, in the base model's own dtype, then drop adapter_*."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(project)
+    base = AutoModelForCausalLM.from_pretrained(params.model, dtype="auto")
+    if len(tokenizer) > base.get_input_embeddings().weight.shape[0]:
+        base.resize_token_embeddings(len(tokenizer))
+    try:
+        merged = PeftModel.from_pretrained(base, project).merge_and_unload()
+    except Exception as exc:
+        raise RuntimeError(f"merging the adapter into {params.model} failed ({exc}); the adapter itself is saved in {project}/") from exc
+    merged.save_pretrained(project)
+    tokenizer.save_pretrained(project)
+    for path in glob.glob(os.path.join(project, "adapter_*")):
+        os.remove(path)
+    print(f"Adapter merged into {params.model} ({merged.dtype}); adapter files removed.", flush=True)
+
+
+def write_model_card(params: LLMTrainingParams, plan: Plan, project: str) -> None:
+    tags = ["autotrain", "autotrain-unsloth", "text-generation-inference", "text-generation"]
+    if plan.peft:
+        tags.append("peft")
+    if plan.backend == "unsloth":
+        tags.append("unsloth")
+    front = ["---", "tags:"] + [f"- {tag}" for tag in tags] + ["library_name: transformers"]
+    if not os.path.isdir(params.model):
+        front.append(f"base_model: {params.model}")
+    if not os.path.isdir(params.data_path) and not params.data_path.endswith("autotrain-data"):
+        front += ["datasets:", f"- {params.data_path}"]
+    front += ["license: other", "---"]
+    merged = plan.peft and params.merge_adapter
+    body = f"""
+# Model trained with autotrain-unsloth
+
+Fine-tuned from `{params.model}` with the `{plan.trainer}` trainer.
+
+| | |
+|---|---|
+| backend | {plan.backend} |
+| method | {METHOD_NAMES[plan.method]}{' (merged)' if merged else ''} |
+| precision | {plan.weights_dtype} weights, autocast {plan.autocast} |
+| LoRA | {f"r={params.lora_r}, alpha={params.lora_alpha}, targets {', '.join(plan.lora_target_modules or ())}" if plan.peft else '-'} |
+| learning rate, epochs, batch | {params.lr}, {params.epochs if params.max_steps < 0 else f'{params.max_steps} steps'}, {params.batch_size} x {params.gradient_accumulation} |
+
+The full settings are in `training_params.json` and the decision in `plan.json`.
+
+## Usage
+
+```python
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+model_path = "PATH_TO_THIS_FOLDER"
+tokenizer = AutoTokenizer.from_pretrained(model_path)
+model = AutoModelForCausalLM.from_pretrained(model_path, device_map="auto", dtype="auto").eval()
+inputs = tokenizer("Hello", return_tensors="pt").to(model.device)
+print(tokenizer.decode(model.generate(**inputs, max_new_tokens=32)[0], skip_special_tokens=True))
+```
+"""
+    with open(os.path.join(project, "README.md"), "w") as f:
+        f.write("\n".join(front) + "\n" + body)

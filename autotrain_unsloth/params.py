@@ -1,0 +1,237 @@
+"""The contract: every setting of a training job, in one pydantic model.
+
+`LLMTrainingParams` keeps all 48 fields of stock AutoTrain's LLM params with their names, types and
+defaults, so a stock `training_params.json` or YAML `params:` block loads unchanged. It adds the fields
+that AutoTrain lacks (`full_finetuning`, `use_sharegpt_mapping`, `max_steps`). Unlike stock AutoTrain it
+rejects unknown keys (stock silently drops them) and checks the settings against each other: a
+contradiction is an error, a setting that will not be used is a warning (see `setting_warnings`).
+
+The CLI flags (cli.py) and the YAML keys (config.py) are generated from this class; nothing else keeps a
+list of settings.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from typing import Any, List, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+IMPLEMENTED_TRAINERS = ("default", "sft")
+AUTOTRAIN_TRAINERS = ("default", "sft", "reward", "dpo", "orpo")
+
+# Names that older AutoTrain releases used (issue autotrain-advanced#157): point users to today's name.
+RENAMED_KEYS = {
+    "evaluation_strategy": "eval_strategy",
+    "use_peft": "peft",
+    "use_int4": "quantization",
+    "use_int8": "quantization",
+    "learning_rate": "lr",
+    "train_batch_size": "batch_size",
+    "num_train_epochs": "epochs",
+}
+
+LORA_FIELDS = ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "merge_adapter")
+PREFERENCE_FIELDS = ("model_ref", "dpo_beta", "max_prompt_length", "max_completion_length",
+                     "prompt_text_column", "rejected_text_column")
+
+
+class LLMTrainingParams(BaseModel):
+    """Settings of one LLM fine-tuning job (AutoTrain's `LLMTrainingParams`, plus Unsloth's choices)."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    # core
+    model: str = Field("gpt2", description="Model to fine-tune: a Hub id or a local folder")
+    project_name: str = Field("project-name", description="Output folder (relative to the working directory); letters, digits and hyphens")
+    # data
+    data_path: str = Field("data", description="Folder holding {train_split}.csv or .jsonl, or a Hub dataset id")
+    train_split: str = Field("train", description="Training split (file name without extension)")
+    valid_split: Optional[str] = Field(None, description="Validation split, if any")
+    add_eos_token: bool = Field(True, description="Append the EOS token to each text (default trainer)")
+    block_size: Union[int, List[int]] = Field(-1, description="Tokens per training sequence; -1: the tokenizer's maximum, capped at 1024")
+    model_max_length: int = Field(2048, description="Maximum tokenizer length, used when the tokenizer's own is larger")
+    padding: Optional[Literal["left", "right"]] = Field("right", description="Padding side")
+    # trainer
+    trainer: Literal["default", "sft", "reward", "dpo", "orpo"] = Field("default", description="default: causal LM on raw text; sft: TRL supervised fine-tuning")
+    use_flash_attention_2: bool = Field(False, description="Use FlashAttention 2 (CUDA only)")
+    log: Literal["none", "wandb", "tensorboard"] = Field("none", description="Where to report metrics")
+    disable_gradient_checkpointing: bool = Field(False, description="Turn gradient checkpointing off (faster, more memory)")
+    logging_steps: int = Field(-1, description="Log every N steps; -1: chosen from the dataset size")
+    eval_strategy: Literal["epoch", "steps", "no"] = Field("epoch", description="When to evaluate (with a validation split)")
+    save_total_limit: int = Field(1, description="Checkpoints to keep")
+    auto_find_batch_size: bool = Field(False, description="Halve the batch size on out-of-memory")
+    mixed_precision: Optional[Literal["fp16", "bf16"]] = Field(None, description="fp16, bf16 or none")
+    lr: float = Field(3e-5, gt=0, description="Learning rate")
+    epochs: int = Field(1, ge=1, description="Training epochs")
+    batch_size: int = Field(2, ge=1, description="Per-device batch size")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of steps spent warming up the learning rate")
+    gradient_accumulation: int = Field(4, ge=1, description="Gradient accumulation steps")
+    optimizer: str = Field("adamw_torch", description="Optimizer name as transformers knows it (adamw_torch, adamw_8bit, ...)")
+    scheduler: str = Field("linear", description="Learning-rate scheduler (linear, cosine, constant, ...)")
+    weight_decay: float = Field(0.0, ge=0, description="Weight decay")
+    max_grad_norm: float = Field(1.0, description="Gradient clipping norm")
+    seed: int = Field(42, description="Random seed (data order, LoRA init, dropout)")
+    chat_template: Optional[Literal["tokenizer", "chatml", "zephyr"]] = Field(None, description="Render chat data with this template: tokenizer, chatml, zephyr or none")
+    # peft
+    quantization: Optional[Literal["int4", "int8"]] = Field("int4", description="Quantize the frozen base for LoRA: int4 (QLoRA), int8 or none; used only with --peft")
+    target_modules: Optional[str] = Field("all-linear", description="LoRA target modules: comma list, or all-linear")
+    merge_adapter: bool = Field(False, description="Merge the LoRA adapter into the base weights after training")
+    peft: bool = Field(False, description="Train a LoRA adapter instead of all weights")
+    lora_r: int = Field(16, ge=1, description="LoRA rank")
+    lora_alpha: int = Field(32, ge=1, description="LoRA alpha")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout")
+    # dpo / orpo (accepted for compatibility; those trainers are not implemented yet)
+    model_ref: Optional[str] = Field(None, description="Reference model (dpo)")
+    dpo_beta: float = Field(0.1, description="DPO beta")
+    max_prompt_length: int = Field(128, description="Prompt length (dpo, orpo)")
+    max_completion_length: Optional[int] = Field(None, description="Completion length (dpo, orpo)")
+    # columns
+    prompt_text_column: Optional[str] = Field(None, description="Prompt column (dpo, orpo)")
+    text_column: str = Field("text", description="Column holding the training text or conversation")
+    rejected_text_column: Optional[str] = Field(None, description="Rejected-answer column (dpo, orpo, reward)")
+    # hub
+    push_to_hub: bool = Field(False, description="Upload the result to the Hugging Face Hub")
+    username: Optional[str] = Field(None, description="Hub user or organisation")
+    token: Optional[str] = Field(None, repr=False, description="Hub token; never written to a file or log")
+    # unsloth
+    unsloth: bool = Field(False, description="Use Unsloth's fast path when the GPU, model and trainer allow it")
+    distributed_backend: Optional[Literal["ddp", "deepspeed"]] = Field(None, description="Multi-GPU backend: ddp or deepspeed")
+    # added by autotrain-unsloth
+    full_finetuning: bool = Field(False, description="Train every weight in 16-bit (Unsloth full_finetuning=True); excludes --peft")
+    use_sharegpt_mapping: bool = Field(False, description="The text column holds ShareGPT conversations (from/value); map them to role/content before templating")
+    max_steps: int = Field(-1, description="Stop after this many optimizer steps; -1: train for --epochs")
+
+    # -- input normalisation -------------------------------------------------------------------------
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        unknown = [key for key in data if key not in cls.model_fields]
+        if unknown:
+            raise ValueError("; ".join(_unknown_key_message(key, cls.model_fields) for key in unknown))
+        return data
+
+    @field_validator("valid_split", "padding", "mixed_precision", "chat_template", "quantization",
+                     "target_modules", "model_ref", "max_completion_length", "prompt_text_column",
+                     "rejected_text_column", "username", "token", "distributed_backend", mode="before")
+    @classmethod
+    def _none_spellings(cls, value: Any, info) -> Any:
+        # AutoTrain's CLI and UIs send "None"/"none" for an unset optional; mixed_precision also knows "no".
+        if isinstance(value, str) and value.strip().lower() in ("none", "null", "", *(("no",) if info.field_name == "mixed_precision" else ())):
+            return None
+        return value
+
+    @field_validator("project_name")
+    @classmethod
+    def _project_name_rule(cls, value: str) -> str:
+        # AutoTrain's rule: the name doubles as a Hub repo name and a folder in the working directory.
+        if not value.replace("-", "").isalnum() or len(value) > 50:
+            raise ValueError(
+                f"project_name {value!r} must be letters, digits and hyphens only (no '/', '_' or '.'), "
+                "at most 50 characters; it names a folder in the working directory"
+            )
+        return value
+
+    @field_validator("block_size")
+    @classmethod
+    def _single_block_size(cls, value: Union[int, List[int]]) -> Union[int, List[int]]:
+        sizes = value if isinstance(value, list) else [value]
+        if len(sizes) != 1:
+            raise ValueError(f"block_size {value!r}: give one block size (several are not supported)")
+        if sizes[0] != -1 and sizes[0] < 1:
+            raise ValueError(f"block_size {sizes[0]}: must be -1 (automatic) or a positive number of tokens")
+        return value
+
+    # -- cross-field rules ---------------------------------------------------------------------------
+
+    @model_validator(mode="after")
+    def _contradictions(self) -> "LLMTrainingParams":
+        problems = []
+        if self.peft and self.full_finetuning:
+            problems.append("peft=True and full_finetuning=True contradict each other: full fine-tuning trains every "
+                            "weight, LoRA (peft) trains an adapter. Drop one (--no-peft or --no-full-finetuning).")
+        if self.trainer not in IMPLEMENTED_TRAINERS:
+            problems.append(f"trainer={self.trainer!r} is not implemented by autotrain-unsloth yet; "
+                            f"use one of {', '.join(IMPLEMENTED_TRAINERS)}.")
+        if self.push_to_hub and not (self.username and self.token):
+            problems.append("push_to_hub=True needs username and token (--username, --token or HF_TOKEN in YAML hub:).")
+        if self.use_sharegpt_mapping and self.chat_template is None:
+            problems.append("use_sharegpt_mapping=True needs a chat_template to render the conversations "
+                            "(chat_template='tokenizer', 'chatml' or 'zephyr').")
+        if self.max_steps == 0 or self.max_steps < -1:
+            problems.append(f"max_steps={self.max_steps}: give a positive number of steps, or -1 to train for epochs.")
+        if problems:
+            raise ValueError("\n  - " + "\n  - ".join(problems))
+        return self
+
+    def setting_warnings(self) -> list[str]:
+        """Settings that were given but will not be used, each with the reason. Shown in the plan."""
+        notes = []
+        full = self.full_finetuning or not self.peft
+        if full and self.quantization is not None:
+            why = "full_finetuning=True" if self.full_finetuning else "peft=False"
+            notes.append(f"quantization={self.quantization!r} is not used: with {why} every weight is trained, "
+                         "unquantized; quantization applies to LoRA only (--quantization none silences this).")
+        if full:
+            unused = [name for name in LORA_FIELDS if name in self.model_fields_set]
+            if unused:
+                notes.append(f"{', '.join(unused)} not used: no LoRA adapter is trained without --peft.")
+        if self.trainer in IMPLEMENTED_TRAINERS:
+            unused = [name for name in PREFERENCE_FIELDS if name in self.model_fields_set and getattr(self, name) is not None]
+            if unused:
+                notes.append(f"{', '.join(unused)} not used: only dpo/orpo/reward trainers read them.")
+        if self.trainer != "default" and "add_eos_token" in self.model_fields_set:
+            notes.append("add_eos_token is used by the default trainer only; the sft trainer lets TRL add EOS.")
+        if self.valid_split is None and "eval_strategy" in self.model_fields_set:
+            notes.append("eval_strategy not used: there is no valid_split to evaluate on.")
+        return notes
+
+    # -- persistence ---------------------------------------------------------------------------------
+
+    def public_dict(self) -> dict:
+        """All settings with the token removed: what goes into files, logs and model cards."""
+        data = self.model_dump()
+        data["token"] = None
+        return data
+
+    def save(self, output_dir: str) -> str:
+        """Write `training_params.json` (without the token) into output_dir, as AutoTrain does."""
+        os.makedirs(output_dir, exist_ok=True)
+        path = os.path.join(output_dir, "training_params.json")
+        with open(path, "w") as f:
+            json.dump(self.public_dict(), f, indent=4)
+        return path
+
+    @classmethod
+    def load(cls, path: str) -> "LLMTrainingParams":
+        """Read a training_params.json (ours or stock AutoTrain's).
+
+        Values equal to their default are treated as not given, so that `setting_warnings` speaks only of
+        what the user set.
+        """
+        with open(path) as f:
+            data = json.load(f)
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a JSON object of settings")
+        defaults = {name: field.default for name, field in cls.model_fields.items()}
+        return cls(**{key: value for key, value in data.items() if key not in defaults or value != defaults[key]})
+
+    @property
+    def block_size_int(self) -> int:
+        return self.block_size[0] if isinstance(self.block_size, list) else self.block_size
+
+    def __str__(self) -> str:
+        return f"LLMTrainingParams({', '.join(f'{k}={v!r}' for k, v in self.public_dict().items())})"
+
+
+def _unknown_key_message(key: str, fields: dict) -> str:
+    if key in RENAMED_KEYS:
+        return f"unknown setting {key!r}: AutoTrain renamed it to {RENAMED_KEYS[key]!r}"
+    close = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else "; see `aitraining llm --help` for the settings"
+    return f"unknown setting {key!r}{hint}"

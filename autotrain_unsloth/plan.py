@@ -1,0 +1,341 @@
+"""What will run, and why: probe the environment, then decide.
+
+`probe()` looks at the machine and the model without loading weights or importing Unsloth.
+`decide()` is a pure function of (params, environment) -> Plan. Every later step (launch, load, train,
+save) follows the Plan and never decides again. The Plan is shown and saved as plan.json before any
+weights load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+from autotrain_unsloth.params import LLMTrainingParams
+
+UNSLOTH_ARCHITECTURES = ("llama", "mistral", "gemma", "qwen2")
+UNSLOTH_TRAINERS = ("default", "sft")
+
+_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+# "all-linear" spelled out per architecture: every linear layer of the decoder blocks, never lm_head.
+ALL_LINEAR_TARGETS = {
+    "llama": _PROJECTIONS, "mistral": _PROJECTIONS, "gemma": _PROJECTIONS, "gemma2": _PROJECTIONS,
+    "qwen2": _PROJECTIONS, "qwen3": _PROJECTIONS, "phi3": ("qkv_proj", "o_proj", "gate_up_proj", "down_proj"),
+    "gpt2": ("c_attn", "c_proj", "c_fc"),
+}
+
+Backend = Literal["unsloth", "transformers"]
+Method = Literal["full", "lora", "qlora-4bit", "lora-8bit"]
+Dtype = Literal["bf16", "fp16", "fp32"]
+
+
+class PlanError(ValueError):
+    """The settings cannot run on this machine; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What the machine and the model are, as far as the decision needs to know."""
+
+    unsloth_version: Optional[str] = None  # None: not installed
+    bitsandbytes_installed: bool = False
+    cuda: bool = False
+    bf16: bool = False
+    gpu_count: int = 0
+    gpu_name: Optional[str] = None
+    model_type: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The decision: what was asked, what will run, and why."""
+
+    asked: dict
+    backend: Backend
+    method: Method
+    trainer: str
+    weights_dtype: Dtype  # dtype of the (non-quantized) weights as loaded
+    autocast: Literal["bf16", "fp16", "no"]  # mixed-precision compute during training
+    lora_target_modules: Optional[tuple[str, ...]]  # None for full fine-tuning; ("all-linear",) left to PEFT
+    gradient_checkpointing: Literal["unsloth", "on", "off"]
+    packing: bool  # sft: several examples per sequence
+    device: Literal["cuda", "cpu"]
+    num_processes: int
+    model_type: Optional[str]
+    reasons: tuple[str, ...]
+    warnings: tuple[str, ...]
+    params_fingerprint: str
+    environment: dict = field(default_factory=dict)
+    verified: Optional[dict] = None  # filled in by the job after the model has loaded
+
+    @property
+    def quantization(self) -> Optional[str]:
+        return {"qlora-4bit": "int4", "lora-8bit": "int8"}.get(self.method)
+
+    @property
+    def peft(self) -> bool:
+        return self.method != "full"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Plan":
+        data = dict(data)
+        for key in ("reasons", "warnings"):
+            data[key] = tuple(data[key])
+        if data["lora_target_modules"] is not None:
+            data["lora_target_modules"] = tuple(data["lora_target_modules"])
+        return cls(**data)
+
+    def save(self, project_dir: str) -> str:
+        os.makedirs(project_dir, exist_ok=True)
+        path = os.path.join(project_dir, "plan.json")
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.to_dict(), f, indent=2)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str) -> "Plan":
+        with open(path) as f:
+            return cls.from_dict(json.load(f))
+
+    def render(self) -> str:
+        """A table for people: asked vs will run, then why, then warnings."""
+        a = self.asked
+        asked_method = ("full fine-tuning" if a["full_finetuning"] or not a["peft"]
+                        else f"LoRA r={a['lora_r']}" + (f" + {a['quantization']}" if a["quantization"] else ""))
+        will_method = {"full": "full fine-tuning (all weights)", "lora": f"LoRA r={a['lora_r']} (16-bit base)",
+                       "qlora-4bit": f"QLoRA r={a['lora_r']} (4-bit base)", "lora-8bit": f"LoRA r={a['lora_r']} (8-bit base)"}[self.method]
+        rows = [
+            ("backend", "unsloth" if a["unsloth"] else "transformers", self.backend),
+            ("method", asked_method, will_method),
+            ("trainer", a["trainer"], self.trainer),
+            ("precision", f"mixed_precision={a['mixed_precision']}", f"{self.weights_dtype} weights, autocast {self.autocast}"),
+            ("LoRA targets", a["target_modules"] if self.peft else "-", ",".join(self.lora_target_modules) if self.lora_target_modules else "-"),
+            ("grad. checkpointing", "off" if a["disable_gradient_checkpointing"] else "on", self.gradient_checkpointing),
+            ("packing", "", ("on" if self.packing else "off") if self.trainer == "sft" else "- (blocks)"),
+            ("device", "", f"{self.device} x{max(self.num_processes, 1)}" + (f" ({self.environment.get('gpu_name')})" if self.device == "cuda" else "")),
+        ]
+        width = [max(len(r[i]) for r in rows + [("", "asked", "will run")]) for i in range(3)]
+        lines = [f"Plan for model {a['model']} (model_type: {self.model_type or 'unknown'})",
+                 f"  {'':<{width[0]}}  {'asked':<{width[1]}}  will run"]
+        lines += [f"  {name:<{width[0]}}  {asked:<{width[1]}}  {will}" for name, asked, will in rows]
+        lines += ["Why:"] + [f"  - {reason}" for reason in self.reasons]
+        if self.warnings:
+            lines += ["Warnings:"] + [f"  ! {warning}" for warning in self.warnings]
+        if self.verified:
+            lines += ["Verified after load:"] + [f"  {key}: {value}" for key, value in self.verified.items()]
+        return "\n".join(lines)
+
+
+def params_fingerprint(params: LLMTrainingParams) -> str:
+    """Identifies the settings a plan was made for (the token is never part of it)."""
+    return hashlib.sha256(json.dumps(params.public_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def decide(params: LLMTrainingParams, env: Environment) -> Plan:
+    """The pure decision. Raises PlanError, listing every problem, when the settings cannot run here."""
+    reasons: list[str] = []
+    warnings: list[str] = list(params.setting_warnings())
+    errors: list[str] = []
+
+    # -- backend ---------------------------------------------------------------------------------------
+    if params.unsloth:
+        blockers = []
+        if env.unsloth_version is None:
+            blockers.append("unsloth is not installed (pip install 'autotrain-unsloth[unsloth]')")
+        if not env.cuda:
+            blockers.append("no CUDA GPU was found (Unsloth's kernels need one)")
+        if params.trainer not in UNSLOTH_TRAINERS:
+            blockers.append(f"trainer {params.trainer!r} is not supported by Unsloth here (supported: {', '.join(UNSLOTH_TRAINERS)})")
+        if env.model_type not in UNSLOTH_ARCHITECTURES:
+            blockers.append(f"model_type {env.model_type!r} is not on Unsloth's fast path (supported: {', '.join(UNSLOTH_ARCHITECTURES)})")
+        if blockers:
+            backend: Backend = "transformers"
+            warnings.append("Unsloth was asked for but will not run: " + "; ".join(blockers) + ". Training with transformers + PEFT instead.")
+            reasons.append("backend transformers: " + "; ".join(blockers))
+        else:
+            backend = "unsloth"
+            reasons.append(f"backend unsloth {env.unsloth_version}: asked, installed, CUDA GPU present, trainer "
+                           f"{params.trainer!r} and model_type {env.model_type!r} supported")
+    else:
+        backend = "transformers"
+        reasons.append("backend transformers: unsloth not asked (--unsloth to use it)")
+
+    # -- method ----------------------------------------------------------------------------------------
+    method: Method
+    if params.full_finetuning or not params.peft:
+        method = "full"
+        reasons.append("method full: " + ("full_finetuning=True" if params.full_finetuning else "peft=False")
+                       + "; every parameter is trained" + (" (Unsloth full_finetuning=True)" if backend == "unsloth" else ""))
+    elif params.quantization is None:
+        method = "lora"
+        reasons.append("method lora: peft=True, quantization none: 16-bit base weights")
+    elif not env.cuda:
+        method = "lora"
+        warnings.append(f"quantization={params.quantization!r} needs a CUDA GPU (bitsandbytes); none found, so the base "
+                        "weights stay unquantized (plain LoRA).")
+        reasons.append(f"method lora: quantization {params.quantization} dropped, no CUDA GPU")
+    elif not env.bitsandbytes_installed:
+        errors.append(f"quantization={params.quantization!r} needs bitsandbytes, which is not installed: "
+                      "pip install bitsandbytes, or pass --quantization none for 16-bit LoRA.")
+        method = "lora"
+    else:
+        method = "qlora-4bit" if params.quantization == "int4" else "lora-8bit"
+        reasons.append(f"method {method}: peft=True, quantization {params.quantization}, CUDA GPU and bitsandbytes present")
+
+    # -- precision -------------------------------------------------------------------------------------
+    weights_dtype, autocast, why = _precision(params, env, backend, method, warnings)
+    reasons.append(why)
+
+    # -- LoRA targets ----------------------------------------------------------------------------------
+    targets: Optional[tuple[str, ...]] = None
+    if method != "full":
+        asked_targets = params.target_modules or "all-linear"
+        if asked_targets.strip() == "all-linear":
+            if env.model_type in ALL_LINEAR_TARGETS:
+                targets = ALL_LINEAR_TARGETS[env.model_type]
+                reasons.append(f"LoRA targets: all-linear for {env.model_type} = {', '.join(targets)}")
+            elif backend == "unsloth":
+                errors.append(f"target_modules='all-linear' has no known expansion for model_type {env.model_type!r}; "
+                              "list the modules (--target-modules q_proj,v_proj,...)")
+            else:
+                targets = ("all-linear",)
+                reasons.append(f"LoRA targets: all-linear, resolved by PEFT for model_type {env.model_type!r}")
+        else:
+            targets = tuple(name.strip() for name in asked_targets.split(",") if name.strip())
+
+    # -- gradient checkpointing ------------------------------------------------------------------------
+    if params.disable_gradient_checkpointing:
+        checkpointing = "off"
+    elif backend == "unsloth":
+        checkpointing = "unsloth"
+        reasons.append("gradient checkpointing 'unsloth' (activations offloaded to CPU memory)")
+    else:
+        checkpointing = "on"
+
+    # -- packing (sft) ----------------------------------------------------------------------------------
+    packing = False
+    if params.trainer == "sft":
+        if backend == "unsloth" or (env.cuda and params.use_flash_attention_2):
+            packing = True
+            reasons.append("sft packing on: several examples per sequence, kept apart by "
+                           + ("Unsloth's variable-length attention" if backend == "unsloth" else "flash attention 2"))
+        else:
+            reasons.append("sft packing off: without flash attention (--use-flash-attention-2 on a GPU) packed examples "
+                           "would attend to each other; each example is padded instead")
+
+    # -- devices ---------------------------------------------------------------------------------------
+    if not env.cuda:
+        device, processes = "cpu", 0
+        if params.use_flash_attention_2:
+            warnings.append("use_flash_attention_2 needs a CUDA GPU; using the default attention on CPU.")
+        if params.distributed_backend:
+            warnings.append(f"distributed_backend={params.distributed_backend!r} not used: training on one CPU process.")
+    elif backend == "unsloth" and env.gpu_count > 1:
+        device, processes = "cuda", 1
+        warnings.append(f"{env.gpu_count} GPUs found; the Unsloth path trains on one (set CUDA_VISIBLE_DEVICES to choose "
+                        "it, or drop --unsloth for multi-GPU transformers training).")
+    else:
+        device, processes = "cuda", env.gpu_count
+        if processes > 1 and params.distributed_backend == "deepspeed" and method in ("qlora-4bit", "lora-8bit"):
+            errors.append("quantized LoRA with deepspeed ZeRO-3 is not supported; use distributed_backend=ddp or --quantization none.")
+
+    if errors:
+        raise PlanError("these settings cannot run here:\n  - " + "\n  - ".join(errors))
+
+    return Plan(
+        asked={key: getattr(params, key) for key in (
+            "model", "unsloth", "peft", "full_finetuning", "quantization", "mixed_precision", "trainer",
+            "target_modules", "lora_r", "disable_gradient_checkpointing")},
+        backend=backend, method=method, trainer=params.trainer, weights_dtype=weights_dtype, autocast=autocast,
+        lora_target_modules=targets, gradient_checkpointing=checkpointing, packing=packing, device=device, num_processes=processes,
+        model_type=env.model_type, reasons=tuple(reasons), warnings=tuple(warnings),
+        params_fingerprint=params_fingerprint(params), environment=dataclasses.asdict(env),
+    )
+
+
+def _precision(params, env, backend, method, warnings) -> tuple[Dtype, str, str]:
+    """(weights dtype, autocast, reason)."""
+    asked = params.mixed_precision
+    if not env.cuda:
+        if asked:
+            warnings.append(f"mixed_precision={asked!r} needs a CUDA GPU; training in fp32 on CPU.")
+        return "fp32", "no", "precision fp32: CPU"
+    if asked == "bf16" and not env.bf16:
+        warnings.append(f"mixed_precision='bf16' is not supported by {env.gpu_name}; using fp16.")
+        asked = "fp16"
+    if asked is None:
+        if backend == "unsloth":
+            best = "bf16" if env.bf16 else "fp16"
+            return best, best, (f"precision {best}: mixed_precision not set; Unsloth trains in 16-bit and {best} "
+                                "is the best this GPU supports")
+        return "fp32", "no", "precision fp32: mixed_precision not set" + (
+            " (--mixed-precision bf16 is faster on this GPU)" if env.bf16 else "")
+    if asked == "fp16" and method == "full" and backend == "transformers":
+        # The gradient scaler cannot step fp16 weights: keep fp32 master weights under fp16 autocast.
+        return "fp32", "fp16", "precision fp32 weights, fp16 autocast: full fine-tuning cannot update fp16 weights"
+    return asked, asked, f"precision {asked}: mixed_precision={asked}"
+
+
+def probe(params: LLMTrainingParams) -> Environment:
+    """Look at the machine and the model's config, without loading weights or importing Unsloth."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return Environment(
+        unsloth_version=_installed_version("unsloth"),
+        bitsandbytes_installed=importlib.util.find_spec("bitsandbytes") is not None,
+        cuda=cuda,
+        bf16=bool(cuda and torch.cuda.is_bf16_supported()),
+        gpu_count=torch.cuda.device_count() if cuda else 0,
+        gpu_name=torch.cuda.get_device_name(0) if cuda else None,
+        model_type=read_model_type(params.model, params.token),
+    )
+
+
+def read_model_type(model: str, token: Optional[str] = None) -> str:
+    """model_type from the model's config.json: a local folder, or the Hub (cache first when offline)."""
+    if os.path.isdir(model):
+        path = os.path.join(model, "config.json")
+        if not os.path.isfile(path):
+            raise PlanError(f"model {model!r}: the folder has no config.json; point --model at a saved "
+                            "transformers model folder or a Hub id")
+    elif os.path.exists(model) or model.startswith((".", "/", "~")):
+        raise PlanError(f"model {model!r} is not a folder; point --model at a saved transformers model folder or a Hub id")
+    else:
+        from huggingface_hub import hf_hub_download
+
+        try:
+            path = hf_hub_download(model, "config.json", token=token)
+        except Exception as exc:  # offline, unknown repo, gated: all mean the model can't be read
+            raise PlanError(f"model {model!r}: could not read its config.json from the Hub or the cache "
+                            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+    with open(path) as f:
+        model_type = json.load(f).get("model_type")
+    if not model_type:
+        raise PlanError(f"model {model!r}: config.json has no model_type")
+    return model_type
+
+
+def _installed_version(distribution: str) -> Optional[str]:
+    if importlib.util.find_spec(distribution) is None:
+        return None
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def make_plan(params: LLMTrainingParams, env: Optional[Environment] = None) -> Plan:
+    """probe + decide, for the entry points."""
+    return decide(params, env or probe(params))

@@ -1,0 +1,113 @@
+"""The runner: AutoTrain's `AutoTrainProject(params=p, backend="local", process=True).create()`.
+
+create() plans (and fails early on anything that cannot run), prepares local data, shows the plan, writes
+training_params.json (without the token) and plan.json, then runs the training job in its own process
+with `accelerate launch ... -m autotrain_unsloth.trainers.clm`, streaming its output to the terminal and
+to `<project>/autotrain.log`. It returns the job's process id, and raises JobFailed when the job fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+
+from autotrain_unsloth.data import prepare_local_data
+from autotrain_unsloth.params import LLMTrainingParams
+from autotrain_unsloth.plan import Plan, make_plan
+
+LOCAL_BACKENDS = ("local", "local-cli")
+
+
+class JobFailed(RuntimeError):
+    def __init__(self, returncode: int, log_path: str):
+        super().__init__(f"training failed with exit code {returncode}; the output is in {log_path}")
+        self.returncode = returncode
+
+
+@dataclass
+class AutoTrainProject:
+    params: LLMTrainingParams
+    backend: str = "local"
+    process: bool = False
+
+    def __post_init__(self):
+        if self.backend not in LOCAL_BACKENDS:
+            raise ValueError(f"backend {self.backend!r} is not available in autotrain-unsloth; use one of {', '.join(LOCAL_BACKENDS)}")
+
+    def plan(self) -> Plan:
+        """The plan this project would follow, printed; loads no weights and writes nothing (a dry run)."""
+        plan = make_plan(self.params)
+        print(plan.render(), flush=True)
+        return plan
+
+    def create(self) -> int:
+        params = self.params
+        plan = make_plan(params)  # raises before anything is written
+        if self.process:
+            params = prepare_local_data(params)
+            plan = make_plan(params, _environment_of(plan))
+        print(plan.render(), flush=True)
+        params.save(params.project_name)
+        plan.save(params.project_name)
+        return run_job(params, plan, token=self.params.token)
+
+
+def _environment_of(plan: Plan):
+    from autotrain_unsloth.plan import Environment
+
+    return Environment(**plan.environment)
+
+
+def launch_command(params: LLMTrainingParams, plan: Plan) -> list[str]:
+    """AutoTrain's launch command, for the number of processes the plan chose."""
+    command = [sys.executable, "-m", "accelerate.commands.launch"]
+    if plan.num_processes == 0:
+        command += ["--cpu", "--num_machines", "1", "--num_processes", "1"]
+    elif plan.num_processes == 1:
+        command += ["--num_machines", "1", "--num_processes", "1"]
+    elif params.distributed_backend == "deepspeed":
+        command += ["--use_deepspeed", "--zero_stage", "3", "--offload_optimizer_device", "none",
+                    "--offload_param_device", "none", "--zero3_save_16bit_model", "true", "--zero3_init_flag", "true",
+                    "--deepspeed_multinode_launcher", "standard", "--gradient_accumulation_steps",
+                    str(params.gradient_accumulation), "--num_processes", str(plan.num_processes)]
+    else:
+        command += ["--multi_gpu", "--num_machines", "1", "--num_processes", str(plan.num_processes)]
+    # The Trainer sets autocast from the plan; accelerate must not add its own on top.
+    command += ["--mixed_precision", "no", "--dynamo_backend", "no"]
+    command += ["-m", "autotrain_unsloth.trainers.clm", "--training_config",
+                os.path.join(params.project_name, "training_params.json")]
+    return command
+
+
+def run_job(params: LLMTrainingParams, plan: Plan, token: str | None = None) -> int:
+    """Run the training child; stream its output to the terminal and autotrain.log; raise if it fails."""
+    command = launch_command(params, plan)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if token:
+        env["HF_TOKEN"] = token  # the child reads it from the environment; it is never written down
+    log_path = os.path.join(params.project_name, "autotrain.log")
+    print("Launching: " + shlex.join(command), flush=True)
+    with open(log_path, "ab") as log:
+        child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        while chunk := child.stdout.read1(65536):
+            if token:
+                chunk = chunk.replace(token.encode(), b"*****")
+            log.write(chunk)
+            _echo(chunk)
+        returncode = child.wait()
+    if returncode != 0:
+        raise JobFailed(returncode, log_path)
+    print(f"Job {child.pid} finished: {params.project_name}/", flush=True)
+    return child.pid
+
+
+def _echo(chunk: bytes) -> None:
+    # Raw bytes keep tqdm's carriage returns intact; a replaced sys.stdout (pytest, notebooks) gets text.
+    if hasattr(sys.stdout, "buffer"):
+        sys.stdout.buffer.write(chunk)
+    else:
+        sys.stdout.write(chunk.decode(errors="replace"))
+    sys.stdout.flush()

@@ -1,0 +1,51 @@
+"""The TrainingArguments both trainers share, from params and plan (AutoTrain's configure_training_args)."""
+
+from __future__ import annotations
+
+from autotrain_unsloth.params import LLMTrainingParams
+from autotrain_unsloth.plan import Plan
+
+
+def logging_steps(params: LLMTrainingParams, rows: int) -> int:
+    """AutoTrain's rule for logging_steps=-1: a fifth of the steps of one pass, between 1 and 25."""
+    if params.logging_steps > 0:
+        return params.logging_steps
+    return max(1, min(25, int(0.2 * rows / params.batch_size)))
+
+
+def training_arguments(params: LLMTrainingParams, plan: Plan, rows: int, has_eval: bool) -> dict:
+    strategy = params.eval_strategy if has_eval else "no"
+    return dict(
+        output_dir=params.project_name,
+        per_device_train_batch_size=params.batch_size,
+        per_device_eval_batch_size=params.batch_size,
+        learning_rate=params.lr,
+        num_train_epochs=params.epochs,
+        max_steps=params.max_steps,
+        eval_strategy=strategy,
+        save_strategy=strategy,
+        load_best_model_at_end=has_eval and strategy != "no",
+        save_total_limit=params.save_total_limit,
+        logging_steps=logging_steps(params, rows),
+        logging_first_step=True,
+        gradient_accumulation_steps=params.gradient_accumulation,
+        report_to=[] if params.log == "none" else [params.log],
+        auto_find_batch_size=params.auto_find_batch_size,
+        lr_scheduler_type=params.scheduler,
+        optim=params.optimizer,
+        warmup_steps=params.warmup_ratio,  # transformers 5: a float below 1 is a share of the steps
+        weight_decay=params.weight_decay,
+        max_grad_norm=params.max_grad_norm,
+        # Stock AutoTrain never passes the seed to the Trainer; the data order then ignores --seed.
+        seed=params.seed,
+        data_seed=params.seed,
+        # The Unsloth backend applies its own checkpointing when loading; "on" is the transformers kind.
+        gradient_checkpointing=plan.gradient_checkpointing == "on",
+        gradient_checkpointing_kwargs={"use_reentrant": False} if plan.gradient_checkpointing == "on" else None,
+        bf16=plan.autocast == "bf16",
+        fp16=plan.autocast == "fp16",
+        use_cpu=plan.device == "cpu",
+        ddp_find_unused_parameters=False if plan.num_processes > 1 else None,
+        remove_unused_columns=False,
+        disable_tqdm=False,
+    )

@@ -1,0 +1,1 @@
+"""The training job's entry point, run in its own process (see __main__.py)."""

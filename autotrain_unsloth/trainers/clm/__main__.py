@@ -1,0 +1,62 @@
+"""The training child process, as AutoTrain launches it:
+
+    accelerate launch ... -m autotrain_unsloth.trainers.clm --training_config <project>/training_params.json
+
+It also accepts a stock AutoTrain training_params.json. The job follows `<project>/plan.json` when it was
+made for these settings, and otherwise makes (and saves) the plan itself. Unsloth, when planned, is
+imported before anything imports transformers, trl or peft; every job runs in a fresh process because
+Unsloth's patches are process-wide and cannot be undone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from pydantic import ValidationError
+
+from autotrain_unsloth.data import DataError
+from autotrain_unsloth.params import LLMTrainingParams
+from autotrain_unsloth.plan import Plan, PlanError, make_plan, params_fingerprint
+from autotrain_unsloth.verify import PlanMismatch
+
+
+def job_plan(params: LLMTrainingParams) -> Plan:
+    path = os.path.join(params.project_name, "plan.json")
+    if os.path.isfile(path):
+        plan = Plan.load(path)
+        if plan.params_fingerprint == params_fingerprint(params):
+            print(f"Following {path}: {plan.backend} backend, {plan.method}, {plan.trainer} trainer.", flush=True)
+            return plan
+        print(f"{path} was made for other settings; planning again.", flush=True)
+    plan = make_plan(params)
+    print(plan.render(), flush=True)
+    plan.save(params.project_name)
+    return plan
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autotrain_unsloth.trainers.clm")
+    parser.add_argument("--training_config", "--training-config", required=True, help="path to training_params.json")
+    args = parser.parse_args(argv)
+    try:
+        params = LLMTrainingParams.load(args.training_config)
+        plan = job_plan(params)
+        if plan.backend == "unsloth":
+            from autotrain_unsloth.backends import unsloth as backend
+
+            backend.import_unsloth(params)  # before transformers, trl and peft are imported
+        else:
+            from autotrain_unsloth.backends import transformers as backend
+        trainer = importlib.import_module(f"autotrain_unsloth.trainers.{plan.trainer}")
+        trainer.train(params, plan, backend)
+    except (PlanError, DataError, PlanMismatch, ValidationError, OSError) as exc:
+        print(f"Error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

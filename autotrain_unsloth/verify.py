@@ -1,0 +1,92 @@
+"""Check what was loaded against the plan, before the first training step.
+
+Libraries can quietly train something else than asked (an Unsloth release loaded 16-bit weights when
+asked for 4-bit; a LoRA wrapper can leave every weight trainable). The job counts what it got and stops
+when it differs from the plan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+from autotrain_unsloth.plan import Plan
+
+DTYPE_NAMES = {"torch.bfloat16": "bf16", "torch.float16": "fp16", "torch.float32": "fp32"}
+
+
+class PlanMismatch(RuntimeError):
+    """The loaded model is not what the plan says would run."""
+
+
+def inspect_model(model) -> dict:
+    """Facts about a loaded model: quantized layers, LoRA layers, trainable parameters, dtypes."""
+    total = trainable = 0
+    frozen_dtypes: Counter = Counter()
+    trainable_dtypes: Counter = Counter()
+    for parameter in model.parameters():
+        count = parameter.numel()
+        total += count
+        name = DTYPE_NAMES.get(str(parameter.dtype), str(parameter.dtype).replace("torch.", ""))
+        if parameter.requires_grad:
+            trainable += count
+            trainable_dtypes[name] += count
+        else:
+            frozen_dtypes[name] += count
+    layer_kinds = Counter(type(module).__name__ for module in model.modules())
+    lora_layers = sum(1 for module in model.modules() if hasattr(module, "lora_A") and len(getattr(module, "lora_A", {})) > 0)
+    return {
+        "parameters": total,
+        "trainable_parameters": trainable,
+        "trainable_share": round(trainable / total, 6) if total else 0.0,
+        "linear_4bit_layers": layer_kinds.get("Linear4bit", 0),
+        "linear_8bit_layers": layer_kinds.get("Linear8bitLt", 0),
+        "lora_layers": lora_layers,
+        "frozen_dtypes": dict(frozen_dtypes),
+        "trainable_dtypes": dict(trainable_dtypes),
+    }
+
+
+def mismatches(plan: Plan, facts: dict) -> list[str]:
+    """How the loaded model differs from the plan; empty when it matches."""
+    found = []
+    quantized = facts["linear_4bit_layers"] + facts["linear_8bit_layers"]
+    if plan.method == "full":
+        if facts["trainable_parameters"] != facts["parameters"]:
+            found.append(f"full fine-tuning planned, but only {facts['trainable_parameters']:,} of "
+                         f"{facts['parameters']:,} parameters are trainable")
+        if facts["lora_layers"] or quantized:
+            found.append(f"full fine-tuning planned, but the model has {facts['lora_layers']} LoRA and {quantized} quantized layers")
+        dtypes = set(facts["trainable_dtypes"])
+        if dtypes and dtypes != {plan.weights_dtype}:
+            found.append(f"{plan.weights_dtype} weights planned, loaded {', '.join(sorted(dtypes))}")
+    else:
+        if facts["lora_layers"] == 0:
+            found.append(f"{plan.method} planned, but no LoRA layer was attached")
+        if facts["trainable_parameters"] >= facts["parameters"] or facts["trainable_parameters"] == 0:
+            found.append(f"{plan.method} planned, but {facts['trainable_parameters']:,} of {facts['parameters']:,} parameters are trainable")
+        if plan.method == "qlora-4bit" and facts["linear_4bit_layers"] == 0:
+            found.append("QLoRA (int4) planned, but no 4-bit layer was loaded: the base weights are not quantized")
+        if plan.method == "lora-8bit" and facts["linear_8bit_layers"] == 0:
+            found.append("8-bit LoRA planned, but no 8-bit layer was loaded: the base weights are not quantized")
+        if plan.method == "lora":
+            if quantized:
+                found.append(f"16-bit LoRA planned, but {quantized} quantized layers were loaded")
+            dtypes = set(facts["frozen_dtypes"])
+            if dtypes and dtypes != {plan.weights_dtype}:
+                found.append(f"{plan.weights_dtype} base weights planned, loaded {', '.join(sorted(dtypes))}")
+    return found
+
+
+def verify_loaded(model, plan: Plan, project_dir: str) -> Plan:
+    """Inspect, record the facts in plan.json, print them; raise PlanMismatch if they contradict the plan."""
+    facts = inspect_model(model)
+    problems = mismatches(plan, facts)
+    facts["matches_plan"] = not problems
+    verified = dataclasses.replace(plan, verified=facts)
+    verified.save(project_dir)
+    print("Loaded model: " + ", ".join(f"{key}={value}" for key, value in facts.items()), flush=True)
+    if problems:
+        raise PlanMismatch("the loaded model does not match the plan, stopping before training:\n  - "
+                           + "\n  - ".join(problems))
+    return verified
