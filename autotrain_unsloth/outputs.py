@@ -8,6 +8,7 @@ or the full weights, merged weights when merge_adapter, trainer_state.json (the 
 from __future__ import annotations
 
 import glob
+import json
 import os
 
 from autotrain_unsloth.params import LLMTrainingParams
@@ -22,12 +23,29 @@ def save_outputs(trainer, params: LLMTrainingParams, plan: Plan, tokenizer) -> N
     trainer.save_model(project)
     tokenizer.save_pretrained(project)
     trainer.state.save_to_json(os.path.join(project, "trainer_state.json"))
+    write_run_summary(trainer, plan, project)
     params.save(project)
     write_model_card(params, plan, project)
     if plan.peft and params.merge_adapter:
         del trainer
         merge_adapter(params, project)
     print(f"Saved to {project}/", flush=True)
+
+
+def write_run_summary(trainer, plan: Plan, project: str) -> None:
+    """What ran and how it went, in one small file: losses, steps, time, peak GPU memory."""
+    import torch
+
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    runtime = next((entry["train_runtime"] for entry in trainer.state.log_history if "train_runtime" in entry), None)
+    summary = {
+        "backend": plan.backend, "method": plan.method, "trainer": plan.trainer,
+        "steps": trainer.state.global_step, "train_runtime_s": runtime,
+        "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
+        "peak_gpu_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 3) if torch.cuda.is_available() else None,
+    }
+    with open(os.path.join(project, "run_summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
 
 
 def merge_adapter(params: LLMTrainingParams, project: str) -> None:

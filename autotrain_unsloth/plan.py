@@ -50,6 +50,7 @@ class Environment:
     gpu_count: int = 0
     gpu_name: Optional[str] = None
     model_type: Optional[str] = None
+    unsloth_load_error: Optional[str] = None  # set when a job found that Unsloth cannot load this model
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,8 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
             blockers.append(f"trainer {params.trainer!r} is not supported by Unsloth here (supported: {', '.join(UNSLOTH_TRAINERS)})")
         if env.model_type not in UNSLOTH_ARCHITECTURES:
             blockers.append(f"model_type {env.model_type!r} is not on Unsloth's fast path (supported: {', '.join(UNSLOTH_ARCHITECTURES)})")
+        if env.unsloth_load_error:
+            blockers.append(f"Unsloth failed to load the model ({env.unsloth_load_error})")
         if blockers:
             backend: Backend = "transformers"
             warnings.append("Unsloth was asked for but will not run: " + "; ".join(blockers) + ". Training with transformers + PEFT instead.")
@@ -213,6 +216,10 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
                 reasons.append(f"LoRA targets: all-linear, resolved by PEFT for model_type {env.model_type!r}")
         else:
             targets = tuple(name.strip() for name in asked_targets.split(",") if name.strip())
+
+    if backend == "unsloth" and method != "full" and params.lora_dropout > 0:
+        warnings.append(f"lora_dropout={params.lora_dropout} turns off part of Unsloth's fused LoRA kernels (slower); "
+                        "--lora-dropout 0 for full speed.")
 
     # -- gradient checkpointing ------------------------------------------------------------------------
     if params.disable_gradient_checkpointing:
@@ -281,9 +288,12 @@ def _precision(params, env, backend, method, warnings) -> tuple[Dtype, str, str]
                                 "is the best this GPU supports")
         return "fp32", "no", "precision fp32: mixed_precision not set" + (
             " (--mixed-precision bf16 is faster on this GPU)" if env.bf16 else "")
-    if asked == "fp16" and method == "full" and backend == "transformers":
+    if asked == "fp16" and method == "full":
         # The gradient scaler cannot step fp16 weights: keep fp32 master weights under fp16 autocast.
         return "fp32", "fp16", "precision fp32 weights, fp16 autocast: full fine-tuning cannot update fp16 weights"
+    if asked == "bf16" and method == "full" and backend == "unsloth":
+        return "bf16", "no", ("precision bf16 weights, no autocast: Unsloth's pure-bf16 full fine-tuning "
+                              "(norm weights kept in fp32)")
     return asked, asked, f"precision {asked}: mixed_precision={asked}"
 
 

@@ -57,9 +57,9 @@ def mismatches(plan: Plan, facts: dict) -> list[str]:
                          f"{facts['parameters']:,} parameters are trainable")
         if facts["lora_layers"] or quantized:
             found.append(f"full fine-tuning planned, but the model has {facts['lora_layers']} LoRA and {quantized} quantized layers")
-        dtypes = set(facts["trainable_dtypes"])
-        if dtypes and dtypes != {plan.weights_dtype}:
-            found.append(f"{plan.weights_dtype} weights planned, loaded {', '.join(sorted(dtypes))}")
+        loaded = dominant(facts["trainable_dtypes"])
+        if loaded and loaded != plan.weights_dtype:
+            found.append(f"{plan.weights_dtype} weights planned, loaded mostly {loaded} ({facts['trainable_dtypes']})")
     else:
         if facts["lora_layers"] == 0:
             found.append(f"{plan.method} planned, but no LoRA layer was attached")
@@ -72,10 +72,15 @@ def mismatches(plan: Plan, facts: dict) -> list[str]:
         if plan.method == "lora":
             if quantized:
                 found.append(f"16-bit LoRA planned, but {quantized} quantized layers were loaded")
-            dtypes = set(facts["frozen_dtypes"])
-            if dtypes and dtypes != {plan.weights_dtype}:
-                found.append(f"{plan.weights_dtype} base weights planned, loaded {', '.join(sorted(dtypes))}")
+            loaded = dominant(facts["frozen_dtypes"])
+            if loaded and loaded != plan.weights_dtype:
+                found.append(f"{plan.weights_dtype} base weights planned, loaded mostly {loaded} ({facts['frozen_dtypes']})")
     return found
+
+
+def dominant(dtype_counts: dict) -> str | None:
+    """The dtype holding most parameters (a few fp32 norms beside bf16 weights are by design)."""
+    return max(dtype_counts, key=dtype_counts.get) if dtype_counts else None
 
 
 def verify_loaded(model, plan: Plan, project_dir: str) -> Plan:

@@ -11,7 +11,7 @@ from autotrain_unsloth.plan import Plan
 TORCH_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
-def load_model(params: LLMTrainingParams, plan: Plan, tokenizer):
+def load_model(params: LLMTrainingParams, plan: Plan, tokenizer, max_seq_length: int):
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
@@ -41,6 +41,7 @@ def load_model(params: LLMTrainingParams, plan: Plan, tokenizer):
     elif plan.gradient_checkpointing != "off":
         model.enable_input_require_grads()
     targets = plan.lora_target_modules
+    torch.manual_seed(params.seed)  # LoRA's A matrices are drawn now, before the Trainer seeds anything
     config = LoraConfig(
         r=params.lora_r, lora_alpha=params.lora_alpha, lora_dropout=params.lora_dropout, bias="none",
         task_type="CAUSAL_LM", target_modules="all-linear" if targets == ("all-linear",) else list(targets),

@@ -24,7 +24,7 @@ def train(params: LLMTrainingParams, plan: Plan, backend) -> None:
                                tokenizer, block_size, params.add_eos_token)
     print(f"default trainer: {len(train_data)} blocks of up to {block_size} tokens", flush=True)
 
-    model = backend.load_model(params, plan, tokenizer)
+    model = backend.load_model(params, plan, tokenizer, block_size)
     plan = verify_loaded(model, plan, params.project_name)
 
     args = TrainingArguments(**training_arguments(params, plan, len(train_data), valid_data is not None))

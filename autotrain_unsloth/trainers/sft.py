@@ -22,7 +22,7 @@ def train(params: LLMTrainingParams, plan: Plan, backend) -> None:
     train_data = render_text(load_split(params, params.train_split), params, tokenizer)
     valid_data = render_text(load_split(params, params.valid_split), params, tokenizer) if params.valid_split else None
 
-    model = backend.load_model(params, plan, tokenizer)
+    model = backend.load_model(params, plan, tokenizer, block_size)
     plan = verify_loaded(model, plan, params.project_name)
 
     config = SFTConfig(**training_arguments(params, plan, len(train_data), valid_data is not None),

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from autotrain_unsloth.data import DataError
 from autotrain_unsloth.params import LLMTrainingParams
-from autotrain_unsloth.plan import Plan, PlanError, make_plan, params_fingerprint
+from autotrain_unsloth.plan import Environment, Plan, PlanError, decide, make_plan, params_fingerprint
 from autotrain_unsloth.verify import PlanMismatch
 
 
@@ -37,6 +37,18 @@ def job_plan(params: LLMTrainingParams) -> Plan:
     return plan
 
 
+def fall_back_to_transformers(params: LLMTrainingParams, plan: Plan, reason: str, training_config: str) -> None:
+    """Unsloth could not load the model: re-plan with that fact and restart this job in a fresh process,
+    since Unsloth's patches to transformers cannot be undone in this one."""
+    environment = Environment(**{**plan.environment, "unsloth_load_error": reason})
+    fallback = decide(params, environment)
+    print(f"Unsloth could not load {params.model}: {reason}\nRestarting the job on the transformers path.", flush=True)
+    print(fallback.render(), flush=True)
+    fallback.save(params.project_name)
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "autotrain_unsloth.trainers.clm", "--training_config", training_config])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autotrain_unsloth.trainers.clm")
     parser.add_argument("--training_config", "--training-config", required=True, help="path to training_params.json")
@@ -48,10 +60,16 @@ def main(argv: list[str] | None = None) -> int:
             from autotrain_unsloth.backends import unsloth as backend
 
             backend.import_unsloth(params)  # before transformers, trl and peft are imported
+            fallback_errors: tuple = (backend.UnslothLoadError,)
         else:
             from autotrain_unsloth.backends import transformers as backend
+
+            fallback_errors = ()
         trainer = importlib.import_module(f"autotrain_unsloth.trainers.{plan.trainer}")
-        trainer.train(params, plan, backend)
+        try:
+            trainer.train(params, plan, backend)
+        except fallback_errors as exc:
+            fall_back_to_transformers(params, plan, str(exc), args.training_config)
     except (PlanError, DataError, PlanMismatch, ValidationError, OSError) as exc:
         print(f"Error: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -1,0 +1,98 @@
+"""Unsloth's fast path: FastLanguageModel for full fine-tuning, 16-bit LoRA, QLoRA (int4) and 8-bit LoRA.
+
+Imported only in the training child, and only when the plan chose Unsloth: `import_unsloth` must run before
+anything imports transformers, trl or peft, because Unsloth patches them in place for the whole process.
+
+Every argument is passed explicitly: `from_pretrained` defaults to `load_in_4bit=True`, and an Unsloth
+release (2026.10.7) loaded 16-bit weights when given only `load_in_4bit=True` for a local bf16 checkpoint.
+QLoRA therefore also gets an explicit BitsAndBytesConfig, and the job verifies the loaded model against the
+plan (verify.py) before training.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from autotrain_unsloth.params import LLMTrainingParams
+from autotrain_unsloth.plan import Plan
+
+DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
+class UnslothLoadError(RuntimeError):
+    """Unsloth could not load this model; the job falls back to transformers in a fresh process."""
+
+
+def import_unsloth(params: LLMTrainingParams) -> None:
+    """Set Unsloth's offline switches, then import it, first."""
+    early = [name for name in ("transformers", "trl", "peft") if name in sys.modules]
+    if early:
+        raise RuntimeError(f"{', '.join(early)} imported before unsloth; Unsloth's patches would not apply")
+    # Unsloth pings the Hub for usage statistics and writes compiled modules into the working directory.
+    os.environ.setdefault("UNSLOTH_DISABLE_STATISTICS", "1")
+    os.environ.setdefault("UNSLOTH_COMPILE_LOCATION", os.path.abspath(os.path.join(params.project_name, "unsloth_compiled_cache")))
+    if os.path.isdir(params.model):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import unsloth  # noqa: F401
+
+
+def from_pretrained_kwargs(params: LLMTrainingParams, plan: Plan, max_seq_length: int) -> dict:
+    """FastLanguageModel.from_pretrained's arguments for the plan (the quantization config is added at load)."""
+    return dict(
+        model_name=params.model,
+        max_seq_length=max_seq_length,
+        dtype=DTYPES[plan.weights_dtype] if plan.method != "full" else DTYPES[_full_dtype(plan)],
+        load_in_4bit=plan.method == "qlora-4bit",
+        load_in_8bit=plan.method == "lora-8bit",
+        full_finetuning=plan.method == "full",
+        use_gradient_checkpointing="unsloth" if plan.gradient_checkpointing == "unsloth" else False,
+        use_exact_model_name=True,  # never swap in a different (pre-quantized) repo
+        trust_remote_code=os.environ.get("ALLOW_REMOTE_CODE", "false").lower() in ("1", "true"),
+        random_state=params.seed,
+    )
+
+
+def get_peft_model_kwargs(params: LLMTrainingParams, plan: Plan, max_seq_length: int) -> dict:
+    return dict(
+        r=params.lora_r,
+        lora_alpha=params.lora_alpha,
+        lora_dropout=params.lora_dropout,
+        bias="none",
+        target_modules=list(plan.lora_target_modules),
+        use_gradient_checkpointing="unsloth" if plan.gradient_checkpointing == "unsloth" else False,
+        random_state=params.seed,
+        max_seq_length=max_seq_length,
+        use_rslora=False,
+        loftq_config=None,
+    )
+
+
+def _full_dtype(plan: Plan) -> str:
+    # Unsloth full fine-tuning in fp16 keeps fp32 master weights itself; it is given the 16-bit compute dtype.
+    return plan.autocast if plan.autocast != "no" else plan.weights_dtype
+
+
+def load_model(params: LLMTrainingParams, plan: Plan, tokenizer, max_seq_length: int):
+    import torch
+    from transformers import BitsAndBytesConfig
+    from unsloth import FastLanguageModel
+
+    kwargs = from_pretrained_kwargs(params, plan, max_seq_length)
+    kwargs["dtype"] = getattr(torch, kwargs["dtype"])
+    if plan.method == "qlora-4bit":
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=kwargs["dtype"])
+    try:
+        model, _ = FastLanguageModel.from_pretrained(**kwargs)
+    except (NotImplementedError, ValueError, RuntimeError, ImportError, KeyError, AttributeError) as exc:
+        raise UnslothLoadError(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from exc
+
+    rows = model.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) > rows:
+        model.resize_token_embeddings(len(tokenizer))
+        print(f"Embeddings resized from {rows} to {len(tokenizer)} rows for tokens added by the chat template.", flush=True)
+    if plan.method == "full":
+        return model  # never get_peft_model: full fine-tuning trains the weights themselves
+    return FastLanguageModel.get_peft_model(model, **get_peft_model_kwargs(params, plan, max_seq_length))

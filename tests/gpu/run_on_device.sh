@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The GPU run behind docs/gpu-report.md, on the device host (torch 2.11+cu130, transformers 5.17, no network):
+# installs the carried wheelhouse (.whl, built by ../shared/gpu/make-wheelhouse.sh with trl 1.14.2 swapped in),
+# runs tests/gpu, then the three CLI commands of issue #3, and leaves logs and JSON under $OUT.
+set -uo pipefail
+OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=$PWD:/tmp/site HF_HUB_OFFLINE=1 UNSLOTH_DISABLE_STATISTICS=1 PYTHONUNBUFFERED=1
+python3 - > "$OUT/versions.json" <<'PY'
+import json, importlib.metadata as m, torch
+names = ["torch", "transformers", "unsloth", "unsloth_zoo", "trl", "peft", "accelerate", "bitsandbytes", "datasets"]
+print(json.dumps({"device": torch.cuda.get_device_name(0), **{n: m.version(n) for n in names}}, indent=1))
+PY
+cat "$OUT/versions.json"
+export GPU_TEST_OUT=/tmp/gpu-projects
+timeout 420 python3 -m pytest -p xdist -n 4 -m gpu tests/gpu -q -rA 2>&1 | tee "$OUT/pytest.log"
+# The issue's three commands, on a tiny local Llama.
+mkdir -p /tmp/cli && cd /tmp/cli && python3 - <<'PY'
+import json, os
+from autotrain_unsloth.demo import bundled_texts
+from autotrain_unsloth.tiny_models import build_tiny_model
+build_tiny_model("llama", "llama", bundled_texts(), dtype="bfloat16")
+os.makedirs("data", exist_ok=True)
+open("data/train.jsonl", "w").writelines(json.dumps({"text": t}) + "\n" for t in bundled_texts())
+PY
+run() { name=$1; shift; rm -rf fast-model; timeout 150 python3 -m autotrain_unsloth.cli llm --train --model ./llama --data-path data \
+  --project-name fast-model --trainer sft --max-steps 20 "$@" > "$GPU_TEST_OUT/cmd-$name.log" 2>&1; echo "$name rc=$?";
+  cp fast-model/plan.json "$GPU_TEST_OUT/cmd-$name.plan.json"; cp fast-model/run_summary.json "$GPU_TEST_OUT/cmd-$name.summary.json"; }
+run peft-r16 --unsloth --peft --lora-r 16
+run peft-int4 --unsloth --peft --lora-r 16 --quantization int4
+run full --unsloth --full-finetuning
+cd "$GPU_TEST_OUT" && find . -name plan.json -o -name run_summary.json -o -name trainer_state.json -o -name '*.log' -o -name 'cmd-*' -o -name 'parity-curves.json' | grep -v unsloth_compiled | tar czf "$OUT/projects.tgz" -T -
+ls -la "$OUT"
