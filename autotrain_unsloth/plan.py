@@ -281,20 +281,20 @@ def _precision(params, env, backend, method, warnings) -> tuple[Dtype, str, str]
     if asked == "bf16" and not env.bf16:
         warnings.append(f"mixed_precision='bf16' is not supported by {env.gpu_name}; using fp16.")
         asked = "fp16"
+    why = f"mixed_precision={asked}"
     if asked is None:
-        if backend == "unsloth":
-            best = "bf16" if env.bf16 else "fp16"
-            return best, best, (f"precision {best}: mixed_precision not set; Unsloth trains in 16-bit and {best} "
-                                "is the best this GPU supports")
-        return "fp32", "no", "precision fp32: mixed_precision not set" + (
-            " (--mixed-precision bf16 is faster on this GPU)" if env.bf16 else "")
+        if backend != "unsloth":
+            return "fp32", "no", "precision fp32: mixed_precision not set" + (
+                " (--mixed-precision bf16 is faster on this GPU)" if env.bf16 else "")
+        asked = "bf16" if env.bf16 else "fp16"
+        why = f"mixed_precision not set; Unsloth trains in 16-bit and {asked} is the best this GPU supports"
     if asked == "fp16" and method == "full":
         # The gradient scaler cannot step fp16 weights: keep fp32 master weights under fp16 autocast.
-        return "fp32", "fp16", "precision fp32 weights, fp16 autocast: full fine-tuning cannot update fp16 weights"
+        return "fp32", "fp16", f"precision fp32 weights, fp16 autocast ({why}): full fine-tuning cannot update fp16 weights"
     if asked == "bf16" and method == "full" and backend == "unsloth":
-        return "bf16", "no", ("precision bf16 weights, no autocast: Unsloth's pure-bf16 full fine-tuning "
+        return "bf16", "no", (f"precision bf16 weights, no autocast ({why}): Unsloth's pure-bf16 full fine-tuning "
                               "(norm weights kept in fp32)")
-    return asked, asked, f"precision {asked}: mixed_precision={asked}"
+    return asked, asked, f"precision {asked}: {why}"
 
 
 def probe(params: LLMTrainingParams) -> Environment:

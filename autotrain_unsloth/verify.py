@@ -33,7 +33,8 @@ def inspect_model(model) -> dict:
             trainable_dtypes[name] += count
         else:
             frozen_dtypes[name] += count
-    layer_kinds = Counter(type(module).__name__ for module in model.modules())
+    # bitsandbytes' own classes only: PEFT's LoRA wrappers around them share their names.
+    layer_kinds = Counter(type(module).__name__ for module in model.modules() if type(module).__module__.startswith("bitsandbytes"))
     lora_layers = sum(1 for module in model.modules() if hasattr(module, "lora_A") and len(getattr(module, "lora_A", {})) > 0)
     return {
         "parameters": total,

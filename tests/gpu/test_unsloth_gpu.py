@@ -31,8 +31,8 @@ def run_cli(workdir, *flags, check=True) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     result = subprocess.run([sys.executable, "-m", "autotrain_unsloth.cli", "llm", *flags], cwd=workdir, env=env,
                             capture_output=True, text=True, timeout=900)
-    log = os.path.join(workdir, "cli-" + "-".join(f.strip("-") for f in flags[3:8]) + ".log")
-    with open(log, "w") as f:
+    project = flags[flags.index("--project-name") + 1]
+    with open(os.path.join(workdir, f"cli-{project}.log"), "w") as f:
         f.write(result.stdout + result.stderr)
     if check and result.returncode != 0:
         raise AssertionError(f"CLI failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from autotrain_unsloth.demo import bundled_texts
+from autotrain_unsloth.tiny_models import build_tiny_model
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="session")
+def texts() -> list[str]:
+    return bundled_texts()
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory, texts) -> dict[str, str]:
+    """Tiny random-init models of real architectures (fp32, and one bf16 Llama for dtype checks)."""
+    root = tmp_path_factory.mktemp("models")
+    built = {arch: build_tiny_model(arch, str(root / arch), texts) for arch in ("llama", "gpt2")}
+    built["llama-bf16"] = build_tiny_model("llama", str(root / "llama-bf16"), texts, dtype="bfloat16")
+    return built
+
+
+@pytest.fixture
+def data_dir(tmp_path, texts) -> str:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    with open(folder / "train.jsonl", "w") as f:
+        f.writelines(json.dumps({"text": text}) + "\n" for text in texts)
+    return str(folder)
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    """Projects are folders of the working directory (AutoTrain's rule): work in a fresh one."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def aitraining(*args: str, cwd=None, env=None) -> subprocess.CompletedProcess:
+    """The real console entry point, in its own process."""
+    return subprocess.run([sys.executable, "-m", "autotrain_unsloth.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=600)
+
+
+def losses(project_dir) -> list[float]:
+    with open(os.path.join(project_dir, "trainer_state.json")) as f:
+        return [entry["loss"] for entry in json.load(f)["log_history"] if "loss" in entry]

@@ -1,0 +1,110 @@
+"""LLMTrainingParams: AutoTrain's fields and defaults, unknown keys, cross-field rules, the token."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+
+import pytest
+from pydantic import ValidationError
+
+from autotrain_unsloth.params import LLMTrainingParams
+from tests.conftest import REPO
+
+FIELDS_TABLE = os.path.join(REPO, "tests", "data", "autotrain_llm_fields.md")
+SHARED_REFERENCE = os.path.join(REPO, "..", "shared", "reference", "autotrain.md")
+
+
+def stock_fields() -> dict[str, object]:
+    """Field -> default, read from the table of stock AutoTrain's LLMTrainingParams."""
+    fields = {}
+    for line in open(FIELDS_TABLE):
+        match = re.match(r"\| \w[\w+]* \| `(\w+)` \| [^|]+ \| (.+?) \|", line)
+        if match:
+            fields[match.group(1)] = ast.literal_eval(match.group(2).strip().strip("`"))
+    return fields
+
+
+def test_the_table_is_the_shared_reference():
+    if not os.path.exists(SHARED_REFERENCE):
+        pytest.skip("../shared/reference/autotrain.md is not beside this checkout")
+    assert open(FIELDS_TABLE).read() in open(SHARED_REFERENCE).read()
+
+
+def test_every_stock_field_with_its_default():
+    stock = stock_fields()
+    assert len(stock) == 48
+    ours = LLMTrainingParams.model_fields
+    for name, default in stock.items():
+        assert name in ours, name
+        assert ours[name].default == default, (name, ours[name].default, default)
+
+
+def test_added_fields():
+    params = LLMTrainingParams()
+    assert params.full_finetuning is False and params.use_sharegpt_mapping is False and params.max_steps == -1
+
+
+def test_unknown_key_names_the_key_and_the_closest_field():
+    with pytest.raises(ValidationError) as error:
+        LLMTrainingParams(lora_rank=8, learning_rate=1e-4)
+    message = str(error.value)
+    assert "unknown setting 'lora_rank'; did you mean 'lora_r'?" in message
+    assert "'learning_rate': AutoTrain renamed it to 'lr'" in message
+
+
+def test_contradictions_are_all_reported_at_once():
+    with pytest.raises(ValidationError) as error:
+        LLMTrainingParams(peft=True, full_finetuning=True, push_to_hub=True, trainer="dpo")
+    message = str(error.value)
+    assert "peft=True and full_finetuning=True contradict" in message
+    assert "push_to_hub=True needs username and token" in message
+    assert "trainer='dpo' is not implemented" in message
+
+
+@pytest.mark.parametrize("name", ["my-run", "Run2", "a" * 50])
+def test_project_name_allowed(name):
+    assert LLMTrainingParams(project_name=name).project_name == name
+
+
+@pytest.mark.parametrize("name", ["my_run", "runs/one", "a.b", "a" * 51, "../up"])
+def test_project_name_follows_autotrain_rule(name):
+    with pytest.raises(ValidationError, match="project_name"):
+        LLMTrainingParams(project_name=name)
+
+
+def test_leftover_settings_warn_and_say_why():
+    notes = LLMTrainingParams(full_finetuning=True).setting_warnings()
+    assert any("quantization='int4' is not used" in note and "full_finetuning=True" in note for note in notes)
+    notes = LLMTrainingParams(peft=False, lora_r=64, merge_adapter=True, quantization=None).setting_warnings()
+    assert notes == ["lora_r, merge_adapter not used: no LoRA adapter is trained without --peft."]
+    assert LLMTrainingParams(peft=True).setting_warnings() == []
+
+
+@pytest.mark.parametrize("field, spelling", [("quantization", "none"), ("mixed_precision", "no"), ("valid_split", "None")])
+def test_none_spellings(field, spelling):
+    assert getattr(LLMTrainingParams(**{field: spelling}), field) is None
+
+
+def test_typed_choices_reject_unknown_values():
+    with pytest.raises(ValidationError, match="quantization"):
+        LLMTrainingParams(quantization="int3")
+
+
+def test_token_stays_out_of_files_and_text(tmp_path):
+    params = LLMTrainingParams(token="hf_secret_value")
+    path = params.save(str(tmp_path))
+    assert "hf_secret_value" not in open(path).read()
+    assert "hf_secret_value" not in str(params) and "hf_secret_value" not in repr(params)
+
+
+def test_load_reads_a_stock_file_and_treats_defaults_as_unset(tmp_path):
+    stock = {name: field.default for name, field in LLMTrainingParams.model_fields.items() if name in stock_fields()}
+    stock.update(model="some/model", peft=True, lr=2e-4)
+    path = tmp_path / "training_params.json"
+    path.write_text(json.dumps(stock))
+    params = LLMTrainingParams.load(str(path))
+    assert params.model == "some/model" and params.peft and params.lr == 2e-4
+    assert params.model_fields_set == {"model", "peft", "lr"}

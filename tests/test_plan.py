@@ -1,0 +1,145 @@
+"""The decision, table-tested: (params, environment) -> plan, over the whole matrix."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pytest
+
+from autotrain_unsloth.params import LLMTrainingParams
+from autotrain_unsloth.plan import Environment, Plan, PlanError, decide, read_model_type
+
+CPU = Environment(model_type="llama")
+CPU_UNSLOTH = dataclasses.replace(CPU, unsloth_version="2026.10.8")
+GPU = Environment(cuda=True, bf16=True, gpu_count=1, gpu_name="H100", bitsandbytes_installed=True, model_type="llama")
+GPU_UNSLOTH = dataclasses.replace(GPU, unsloth_version="2026.10.8")
+GPU_UNSLOTH_NO_BF16 = dataclasses.replace(GPU_UNSLOTH, bf16=False, gpu_name="T4")
+
+LORA = dict(peft=True, quantization=None)
+QLORA = dict(peft=True, quantization="int4")
+INT8 = dict(peft=True, quantization="int8")
+FULL = dict(full_finetuning=True, quantization=None)
+
+# (params, environment) -> (backend, method, weights dtype, autocast, packing)
+MATRIX = [
+    # Unsloth asked and possible: every method
+    (dict(unsloth=True, trainer="sft", **FULL), GPU_UNSLOTH, ("unsloth", "full", "bf16", "no", True)),
+    (dict(unsloth=True, trainer="sft", **LORA), GPU_UNSLOTH, ("unsloth", "lora", "bf16", "bf16", True)),
+    (dict(unsloth=True, trainer="sft", **QLORA), GPU_UNSLOTH, ("unsloth", "qlora-4bit", "bf16", "bf16", True)),
+    (dict(unsloth=True, trainer="sft", **INT8), GPU_UNSLOTH, ("unsloth", "lora-8bit", "bf16", "bf16", True)),
+    (dict(unsloth=True, trainer="default", **QLORA), GPU_UNSLOTH, ("unsloth", "qlora-4bit", "bf16", "bf16", False)),
+    (dict(unsloth=True, trainer="sft", mixed_precision="fp16", **FULL), GPU_UNSLOTH, ("unsloth", "full", "fp32", "fp16", True)),
+    (dict(unsloth=True, trainer="sft", **LORA), GPU_UNSLOTH_NO_BF16, ("unsloth", "lora", "fp16", "fp16", True)),
+    # peft=False is full fine-tuning too (AutoTrain's meaning), with Unsloth's full_finetuning=True
+    (dict(unsloth=True, peft=False), GPU_UNSLOTH, ("unsloth", "full", "bf16", "no", False)),
+    # Unsloth asked, not possible: transformers
+    (dict(unsloth=True, trainer="sft", **QLORA), GPU, ("transformers", "qlora-4bit", "fp32", "no", False)),
+    (dict(unsloth=True, trainer="sft", **QLORA), CPU_UNSLOTH, ("transformers", "lora", "fp32", "no", False)),
+    (dict(unsloth=True, trainer="sft", **FULL), CPU, ("transformers", "full", "fp32", "no", False)),
+    (dict(unsloth=True, **LORA), dataclasses.replace(GPU_UNSLOTH, model_type="phi3"), ("transformers", "lora", "fp32", "no", False)),
+    # Unsloth not asked
+    (dict(trainer="sft", mixed_precision="bf16", **LORA), GPU_UNSLOTH, ("transformers", "lora", "bf16", "bf16", False)),
+    (dict(trainer="sft", mixed_precision="bf16", use_flash_attention_2=True, **LORA), GPU, ("transformers", "lora", "bf16", "bf16", True)),
+    (dict(mixed_precision="fp16", **FULL), GPU, ("transformers", "full", "fp32", "fp16", False)),
+    (dict(mixed_precision="bf16", **INT8), GPU, ("transformers", "lora-8bit", "bf16", "bf16", False)),
+    (dict(mixed_precision="bf16", **QLORA), CPU, ("transformers", "lora", "fp32", "no", False)),
+    (dict(mixed_precision="bf16", **LORA), dataclasses.replace(GPU, bf16=False), ("transformers", "lora", "fp16", "fp16", False)),
+]
+
+
+@pytest.mark.parametrize("settings, env, expected", MATRIX)
+def test_decision_matrix(settings, env, expected):
+    plan = decide(LLMTrainingParams(**settings), env)
+    assert (plan.backend, plan.method, plan.weights_dtype, plan.autocast, plan.packing) == expected, plan.render()
+    assert plan.reasons
+
+
+def test_every_fallback_reason_is_named():
+    plan = decide(LLMTrainingParams(unsloth=True, **LORA), Environment(model_type="gpt2"))
+    [warning] = [w for w in plan.warnings if w.startswith("Unsloth was asked for")]
+    assert "unsloth is not installed" in warning
+    assert "no CUDA GPU" in warning
+    assert "model_type 'gpt2' is not on Unsloth's fast path" in warning
+
+
+@pytest.mark.parametrize("env, reason", [
+    (GPU, "unsloth is not installed"),
+    (CPU_UNSLOTH, "no CUDA GPU was found"),
+    (dataclasses.replace(GPU_UNSLOTH, model_type="gpt2"), "model_type 'gpt2'"),
+    (dataclasses.replace(GPU_UNSLOTH, unsloth_load_error="ValueError: boom"), "Unsloth failed to load the model (ValueError: boom)"),
+])
+def test_each_fallback_has_its_own_reason(env, reason):
+    plan = decide(LLMTrainingParams(unsloth=True, **LORA), env)
+    assert plan.backend == "transformers"
+    [warning] = [w for w in plan.warnings if w.startswith("Unsloth was asked for")]
+    blockers = warning.split(": ", 1)[1].split(". Training with")[0]
+    assert reason in blockers and "; " not in blockers  # this reason, and only this one
+
+
+def test_no_unsloth_warning_when_not_asked():
+    plan = decide(LLMTrainingParams(**LORA), CPU)
+    assert not any("Unsloth" in warning for warning in plan.warnings)
+    assert "unsloth not asked" in plan.reasons[0]
+
+
+def test_quantization_without_gpu_warns_and_trains_unquantized():
+    plan = decide(LLMTrainingParams(**QLORA), CPU)
+    assert plan.method == "lora"
+    assert any("quantization='int4' needs a CUDA GPU" in warning for warning in plan.warnings)
+
+
+def test_quantization_without_bitsandbytes_is_an_error():
+    with pytest.raises(PlanError, match="needs bitsandbytes"):
+        decide(LLMTrainingParams(**QLORA), dataclasses.replace(GPU, bitsandbytes_installed=False))
+
+
+def test_all_linear_is_spelled_out_per_architecture():
+    assert decide(LLMTrainingParams(**LORA), CPU).lora_target_modules == (
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    assert decide(LLMTrainingParams(**LORA), Environment(model_type="gpt2")).lora_target_modules == ("c_attn", "c_proj", "c_fc")
+    assert decide(LLMTrainingParams(**LORA), Environment(model_type="olmo2")).lora_target_modules == ("all-linear",)
+    assert decide(LLMTrainingParams(target_modules="q_proj, v_proj", **LORA), CPU).lora_target_modules == ("q_proj", "v_proj")
+    assert decide(LLMTrainingParams(**FULL), CPU).lora_target_modules is None
+
+
+def test_gradient_checkpointing_kinds():
+    assert decide(LLMTrainingParams(unsloth=True, **LORA), GPU_UNSLOTH).gradient_checkpointing == "unsloth"
+    assert decide(LLMTrainingParams(**LORA), GPU).gradient_checkpointing == "on"
+    assert decide(LLMTrainingParams(disable_gradient_checkpointing=True, unsloth=True, **LORA), GPU_UNSLOTH).gradient_checkpointing == "off"
+
+
+def test_devices_and_processes():
+    assert (decide(LLMTrainingParams(**LORA), CPU).device, decide(LLMTrainingParams(**LORA), CPU).num_processes) == ("cpu", 0)
+    four = dataclasses.replace(GPU_UNSLOTH, gpu_count=4)
+    plan = decide(LLMTrainingParams(unsloth=True, **LORA), four)
+    assert plan.num_processes == 1 and any("4 GPUs found" in warning for warning in plan.warnings)
+    assert decide(LLMTrainingParams(**LORA), four).num_processes == 4
+
+
+def test_unsloth_lora_dropout_costs_speed_and_says_so():
+    plan = decide(LLMTrainingParams(unsloth=True, peft=True, lora_dropout=0.05), GPU_UNSLOTH)
+    assert any("lora_dropout=0.05" in warning for warning in plan.warnings)
+
+
+def test_decide_is_pure_and_round_trips():
+    params, env = LLMTrainingParams(unsloth=True, **QLORA), GPU_UNSLOTH
+    first, second = decide(params, env), decide(params, env)
+    assert first == second
+    assert Plan.from_dict(first.to_dict()) == first
+
+
+def test_render_shows_asked_will_run_and_why():
+    text = decide(LLMTrainingParams(unsloth=True, trainer="sft", **QLORA), CPU).render()
+    assert "asked" in text and "will run" in text and "Why:" in text and "Warnings:" in text
+    assert re.search(r"backend\s+unsloth\s+transformers", text)
+    assert re.search(r"method\s+LoRA r=16 \+ int4\s+LoRA r=16 \(16-bit base\)", text)
+
+
+def test_read_model_type(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "qwen2"}')
+    assert read_model_type(str(tmp_path)) == "qwen2"
+    with pytest.raises(PlanError, match="no config.json"):
+        read_model_type(str(tmp_path.parent))
+    with pytest.raises(PlanError, match="is not a folder"):
+        read_model_type(str(tmp_path / "missing"))
