@@ -32,13 +32,21 @@ class ArgumentParser(argparse.ArgumentParser):
     def parse_args(self, args=None, namespace=None):
         namespace, extras = self.parse_known_args(args, namespace)
         if extras:
-            flags = [option for action in self._actions for option in action.option_strings]
+            parser = self._subcommand_parser(getattr(namespace, "command", None))
+            flags = [option for action in parser._actions for option in action.option_strings]
+            unknown = [extra for extra in extras if extra.startswith("-")] or extras
             notes = []
-            for extra in extras:
-                close = difflib.get_close_matches(extra.split("=")[0], flags, n=1, cutoff=0.6) if extra.startswith("-") else []
+            for extra in unknown:
+                close = difflib.get_close_matches(extra.split("=")[0], flags, n=1, cutoff=0.6)
                 notes.append(f"{extra} (did you mean {close[0]}?)" if close else extra)
-            self.error("unrecognized arguments: " + ", ".join(notes))
+            parser.error("unrecognized arguments: " + ", ".join(notes))
         return namespace
+
+    def _subcommand_parser(self, command) -> argparse.ArgumentParser:
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+                return action.choices[command]
+        return self
 
 
 def _unwrap_optional(annotation) -> tuple[Any, bool]:

@@ -1,0 +1,132 @@
+"""Real fine-tunes on CPU through the real entry points: the loss falls, outputs load back and generate,
+the token is written nowhere, failures propagate."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from autotrain_unsloth import AutoTrainProject, LLMTrainingParams
+from autotrain_unsloth.project import JobFailed
+from tests.conftest import aitraining, losses
+
+pytestmark = pytest.mark.slow
+TOKEN = "hf_test_token_must_not_leak_1234"
+METHODS = {"lora": ["--peft", "--quantization", "none", "--lr", "1e-2"], "full": ["--lr", "3e-3"]}
+
+
+def train_flags(model, data, project, trainer, steps=35):
+    return ["llm", "--train", "--model", model, "--data-path", data, "--project-name", project, "--trainer", trainer,
+            "--max-steps", str(steps), "--batch-size", "4", "--gradient-accumulation", "1", "--block-size", "64",
+            "--logging-steps", "1", "--warmup-ratio", "0", "--token", TOKEN]
+
+
+def generate(model, tokenizer) -> torch.Tensor:
+    inputs = tokenizer("Question: What is the capital of France?\nAnswer:", return_tensors="pt")
+    output = model.generate(**inputs, max_new_tokens=4, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    assert output.shape[1] > inputs["input_ids"].shape[1]  # it generated (it may stop early at EOS)
+    return output
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("trainer", ["default", "sft"])
+def test_training_lowers_the_loss_and_output_loads(in_tmp, models, data_dir, trainer, method):
+    project = f"{trainer}-{method}"
+    result = aitraining(*train_flags(models["llama"], data_dir, project, trainer), *METHODS[method], cwd=in_tmp)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    folder = in_tmp / project
+
+    curve = losses(folder)
+    assert len(curve) >= 30
+    assert sum(curve[-5:]) / 5 < sum(curve[:5]) / 5 - 0.3, curve  # LoRA on a random 140k-parameter model: about 0.6
+
+    plan = json.loads((folder / "plan.json").read_text())
+    assert (plan["backend"], plan["method"], plan["trainer"]) == ("transformers", method, trainer)
+    assert plan["verified"]["matches_plan"] is True
+    for name in ("training_params.json", "README.md", "tokenizer.json", "trainer_state.json", "run_summary.json", "autotrain.log"):
+        assert (folder / name).exists(), name
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if method == "lora":
+        from peft import AutoPeftModelForCausalLM
+
+        assert (folder / "adapter_model.safetensors").exists() and not (folder / "model.safetensors").exists()
+        generate(AutoPeftModelForCausalLM.from_pretrained(folder), tokenizer)
+    else:
+        generate(AutoModelForCausalLM.from_pretrained(folder), tokenizer)
+
+    leaked = [path for path in glob.glob(str(folder / "**" / "*"), recursive=True)
+              if os.path.isfile(path) and TOKEN.encode() in open(path, "rb").read()]
+    assert leaked == []
+    assert TOKEN not in result.stdout + result.stderr
+
+
+def test_merge_adapter_keeps_the_model_dtype(in_tmp, models, data_dir):
+    result = aitraining(*train_flags(models["llama-bf16"], data_dir, "merged", "default", steps=5), *METHODS["lora"],
+                        "--merge-adapter", cwd=in_tmp)
+    assert result.returncode == 0, result.stderr[-3000:]
+    folder = in_tmp / "merged"
+    assert glob.glob(str(folder / "adapter_*")) == []
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype="auto")
+    assert model.dtype == torch.bfloat16
+    generate(model, AutoTokenizer.from_pretrained(folder))
+
+
+def test_chat_template_lora_with_validation_and_tensorboard(in_tmp, models):
+    os.makedirs("chat")
+    conversation = lambda q, a: json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]})
+    with open("chat/train.jsonl", "w") as f:
+        f.writelines(conversation(f"Capital number {i}?", f"City {i}.") + "\n" for i in range(16))
+    with open("chat/valid.jsonl", "w") as f:
+        f.writelines(conversation(f"Capital number {i}?", f"City {i}.") + "\n" for i in range(4))
+    result = aitraining(*train_flags(models["llama"], "chat", "chat", "sft", steps=8), *METHODS["lora"], "--chat-template", "chatml",
+                        "--text-column", "messages", "--valid-split", "valid", "--eval-strategy", "steps", "--log", "tensorboard",
+                        cwd=in_tmp)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    state = json.loads((in_tmp / "chat" / "trainer_state.json").read_text())
+    assert any("eval_loss" in entry for entry in state["log_history"])  # the validation split was used
+    assert glob.glob(str(in_tmp / "chat" / "runs" / "**" / "events.out.tfevents.*"), recursive=True)
+    adapter = json.loads((in_tmp / "chat" / "adapter_config.json").read_text())
+    assert adapter["trainable_token_indices"]  # the chat template's new tokens were trained
+
+
+def test_failing_job_raises_from_create(in_tmp, models, data_dir):
+    params = LLMTrainingParams(model=models["llama"], data_path=data_dir, project_name="fails", optimizer="no_such_optimizer",
+                               max_steps=2, quantization=None)
+    with pytest.raises(JobFailed) as error:
+        AutoTrainProject(params=params, backend="local", process=True).create()
+    assert error.value.returncode != 0
+    assert "no_such_optimizer" in (in_tmp / "fails" / "autotrain.log").read_text()
+
+
+def test_failing_job_exits_nonzero_from_the_cli(in_tmp, models, data_dir):
+    result = aitraining(*train_flags(models["llama"], data_dir, "fails-cli", "sft", steps=2), "--optimizer", "nope", cwd=in_tmp)
+    assert result.returncode != 0 and "training failed with exit code" in result.stderr
+
+
+def test_child_entry_accepts_a_stock_training_params_json(in_tmp, models, data_dir):
+    """A training_params.json as stock AutoTrain writes it (48 fields, no plan.json): the child plans for itself."""
+    from tests.test_params import stock_fields
+
+    stock = dict(stock_fields())
+    stock.update(model=models["llama"], data_path=data_dir, project_name="stock", trainer="sft", peft=True, quantization=None,
+                 lr=1e-2, block_size=64, batch_size=4, gradient_accumulation=1, epochs=2, logging_steps=2)
+    os.makedirs("stock")
+    (in_tmp / "stock" / "training_params.json").write_text(json.dumps(stock))
+    result = subprocess.run([sys.executable, "-m", "autotrain_unsloth.trainers.clm", "--training_config", "stock/training_params.json"],
+                            cwd=in_tmp, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Plan for model" in result.stdout  # planned in the child, shown before loading
+    plan = json.loads((in_tmp / "stock" / "plan.json").read_text())
+    assert plan["method"] == "lora" and plan["verified"]["matches_plan"]
+    assert (in_tmp / "stock" / "adapter_model.safetensors").exists()
