@@ -1,0 +1,82 @@
+"""What each backend is told to do, per plan, and the check of what was loaded, on real models.
+
+Unsloth itself needs a GPU (tests/gpu); here: the exact arguments it would get, and the verification that
+catches a library training something other than planned."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from autotrain_unsloth.backends import transformers as transformers_backend
+from autotrain_unsloth.backends import unsloth as unsloth_backend
+from autotrain_unsloth.params import LLMTrainingParams
+from autotrain_unsloth.plan import decide
+from autotrain_unsloth.verify import PlanMismatch, inspect_model, mismatches, verify_loaded
+from tests.test_plan import CPU, GPU_UNSLOTH, GPU_UNSLOTH_NO_BF16
+
+UNSLOTH_CASES = [
+    (dict(full_finetuning=True), GPU_UNSLOTH, dict(full_finetuning=True, load_in_4bit=False, load_in_8bit=False, dtype="bfloat16")),
+    (dict(full_finetuning=True), GPU_UNSLOTH_NO_BF16, dict(full_finetuning=True, load_in_4bit=False, dtype="float16")),
+    (dict(peft=True, quantization=None), GPU_UNSLOTH, dict(full_finetuning=False, load_in_4bit=False, load_in_8bit=False, dtype="bfloat16")),
+    (dict(peft=True, quantization="int4"), GPU_UNSLOTH, dict(full_finetuning=False, load_in_4bit=True, load_in_8bit=False)),
+    (dict(peft=True, quantization="int8"), GPU_UNSLOTH, dict(full_finetuning=False, load_in_4bit=False, load_in_8bit=True)),
+]
+
+
+@pytest.mark.parametrize("settings, env, expected", UNSLOTH_CASES)
+def test_unsloth_from_pretrained_arguments(settings, env, expected):
+    params = LLMTrainingParams(model="/models/llama", unsloth=True, trainer="sft", seed=3, **settings)
+    kwargs = unsloth_backend.from_pretrained_kwargs(params, decide(params, env), max_seq_length=512)
+    for key, value in expected.items():
+        assert kwargs[key] == value, key
+    # load_in_4bit defaults to True inside Unsloth: it is always passed, as are the rest
+    assert {"load_in_4bit", "load_in_8bit", "full_finetuning", "dtype", "max_seq_length"} <= kwargs.keys()
+    assert kwargs["use_exact_model_name"] is True and kwargs["random_state"] == 3 and kwargs["max_seq_length"] == 512
+    assert kwargs["use_gradient_checkpointing"] == "unsloth"
+
+
+def test_unsloth_lora_arguments():
+    params = LLMTrainingParams(unsloth=True, peft=True, lora_r=8, lora_alpha=16, lora_dropout=0.0, seed=5)
+    kwargs = unsloth_backend.get_peft_model_kwargs(params, decide(params, GPU_UNSLOTH), 256)
+    assert kwargs["target_modules"] == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    assert (kwargs["r"], kwargs["lora_alpha"], kwargs["lora_dropout"], kwargs["random_state"]) == (8, 16, 0.0, 5)
+    off = LLMTrainingParams(unsloth=True, peft=True, disable_gradient_checkpointing=True)
+    assert unsloth_backend.get_peft_model_kwargs(off, decide(off, GPU_UNSLOTH), 256)["use_gradient_checkpointing"] is False
+
+
+def test_unsloth_must_be_imported_first():
+    import transformers  # noqa: F401  (as any code that touched a model would have)
+
+    with pytest.raises(RuntimeError, match="imported before unsloth"):
+        unsloth_backend.import_unsloth(LLMTrainingParams())
+
+
+def load(params, plan, models):
+    from autotrain_unsloth.data import load_tokenizer
+
+    return transformers_backend.load_model(params, plan, load_tokenizer(params), 64)
+
+
+def test_verification_matches_real_lora_and_full_models(models, tmp_path):
+    lora = LLMTrainingParams(model=models["llama"], peft=True, quantization=None)
+    lora_plan = decide(lora, CPU)
+    lora_model = load(lora, lora_plan, models)
+    facts = inspect_model(lora_model)
+    assert facts["lora_layers"] == 14 and 0 < facts["trainable_share"] < 1 and mismatches(lora_plan, facts) == []
+
+    full = LLMTrainingParams(model=models["llama"], quantization=None)
+    full_plan = decide(full, CPU)
+    full_model = load(full, full_plan, models)
+    assert mismatches(full_plan, inspect_model(full_model)) == []
+
+    # The silent failures seen in the field, each caught before training:
+    assert "no LoRA layer was attached" in " ".join(mismatches(lora_plan, inspect_model(full_model)))
+    assert "only" in " ".join(mismatches(full_plan, inspect_model(lora_model)))
+    qlora_plan = dataclasses.replace(lora_plan, method="qlora-4bit")
+    assert "no 4-bit layer was loaded" in " ".join(mismatches(qlora_plan, facts))
+    bf16_plan = dataclasses.replace(full_plan, weights_dtype="bf16")
+    with pytest.raises(PlanMismatch, match="bf16 weights planned, loaded mostly fp32"):
+        verify_loaded(full_model, bf16_plan, str(tmp_path))
+    assert (tmp_path / "plan.json").exists()  # what was found is recorded even when it stops the job
