@@ -29,5 +29,6 @@ run() { name=$1; shift; rm -rf fast-model; timeout 150 python3 -m autotrain_unsl
 run peft-r16 --unsloth --peft --lora-r 16
 run peft-int4 --unsloth --peft --lora-r 16 --quantization int4
 run full --unsloth --full-finetuning
+run peft-r16-16bit --unsloth --peft --lora-r 16 --quantization none
 cd "$GPU_TEST_OUT" && find . -name plan.json -o -name run_summary.json -o -name trainer_state.json -o -name '*.log' -o -name 'cmd-*' -o -name 'parity-curves.json' | grep -v unsloth_compiled | tar czf "$OUT/projects.tgz" -T -
 ls -la "$OUT"
