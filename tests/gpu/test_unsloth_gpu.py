@@ -126,5 +126,8 @@ def test_parity_unsloth_lora_vs_transformers_lora(tiny_models, workdir, data_dir
     unsloth_curve, plain_curve = curves["unsloth"], curves["transformers"]
     assert len(unsloth_curve) == len(plain_curve)
     relative = [abs(a - b) / b for a, b in zip(unsloth_curve, plain_curve)]
-    assert relative[0] < 0.01, relative  # same weights, same first batch: the same loss
-    assert max(relative) < 0.05, relative
+    # Same weights, data order and LoRA init: only kernel rounding differs (Unsloth's fused bf16 LoRA and
+    # cross-entropy vs PEFT's). Measured on an H100 on 2026-11-23: at most 1.1e-4 relative over 25 steps.
+    # 2e-3 leaves room for other GPUs' rounding while still failing on any real divergence (a wrong LoRA
+    # scale or a skipped layer moves the loss by several percent within a few steps).
+    assert max(relative) < 2e-3, relative
