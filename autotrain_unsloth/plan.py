@@ -235,8 +235,9 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
     if params.trainer == "sft":
         if backend == "unsloth" or (env.cuda and params.use_flash_attention_2):
             packing = True
-            reasons.append("sft packing on: several examples per sequence, kept apart by "
-                           + ("Unsloth's variable-length attention" if backend == "unsloth" else "flash attention 2"))
+            reasons.append("sft packing on: several examples per sequence, " + (
+                "packed by Unsloth's trainer, which passes the example boundaries to its attention (it refuses packing "
+                "for models without variable-length support)" if backend == "unsloth" else "kept apart by flash attention 2"))
         else:
             reasons.append("sft packing off: without flash attention (--use-flash-attention-2 on a GPU) packed examples "
                            "would attend to each other; each example is padded instead")
