@@ -14,7 +14,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from autotrain_unsloth.data import prepare_local_data
+from autotrain_unsloth.data import check_data_path, prepare_local_data
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan, make_plan
 
@@ -39,13 +39,15 @@ class AutoTrainProject:
 
     def plan(self) -> Plan:
         """The plan this project would follow, printed; loads no weights and writes nothing (a dry run)."""
+        check_data_path(self.params)
         plan = make_plan(self.params)
         print(plan.render(), flush=True)
         return plan
 
     def create(self) -> int:
         params = self.params
-        plan = make_plan(params)  # raises before anything is written
+        check_data_path(params)  # these two raise before anything is written
+        plan = make_plan(params)
         if self.process:
             params = prepare_local_data(params)
             plan = make_plan(params, _environment_of(plan))

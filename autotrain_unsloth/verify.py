@@ -8,6 +8,7 @@ when it differs from the plan.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections import Counter
 
 from autotrain_unsloth.plan import Plan
@@ -77,6 +78,26 @@ def mismatches(plan: Plan, facts: dict) -> list[str]:
             if loaded and loaded != plan.weights_dtype:
                 found.append(f"{plan.weights_dtype} base weights planned, loaded mostly {loaded} ({facts['frozen_dtypes']})")
     return found
+
+
+def checkpointing_check(plan: Plan, project_dir: str):
+    """A Trainer callback: at the first step, record whether gradient checkpointing is active, and stop if the
+    transformers path disagrees with the plan (Unsloth's own checkpointing is recorded, not judged: it works
+    through its own patches, which transformers' flag does not always reflect)."""
+    from transformers import TrainerCallback
+
+    class CheckpointingCheck(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            active = bool(getattr(model, "is_gradient_checkpointing", False))
+            recorded = Plan.load(os.path.join(project_dir, "plan.json"))
+            recorded.verified["gradient_checkpointing_active"] = active
+            recorded.save(project_dir)
+            print(f"Gradient checkpointing active at the first step: {active} (planned: {plan.gradient_checkpointing})", flush=True)
+            if plan.gradient_checkpointing in ("on", "off") and active != (plan.gradient_checkpointing == "on"):
+                raise PlanMismatch(f"gradient checkpointing planned {plan.gradient_checkpointing}, but it is "
+                                   f"{'on' if active else 'off'} at the first step")
+
+    return CheckpointingCheck()
 
 
 def dominant(dtype_counts: dict) -> str | None:

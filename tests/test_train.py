@@ -49,6 +49,7 @@ def test_training_lowers_the_loss_and_output_loads(in_tmp, models, data_dir, tra
     plan = json.loads((folder / "plan.json").read_text())
     assert (plan["backend"], plan["method"], plan["trainer"]) == ("transformers", method, trainer)
     assert plan["verified"]["matches_plan"] is True
+    assert plan["verified"]["gradient_checkpointing_active"] is True  # planned "on", seen on at the first step
     for name in ("training_params.json", "README.md", "tokenizer.json", "trainer_state.json", "run_summary.json", "autotrain.log"):
         assert (folder / name).exists(), name
 

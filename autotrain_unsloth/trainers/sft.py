@@ -11,7 +11,7 @@ from autotrain_unsloth.outputs import save_outputs
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan
 from autotrain_unsloth.trainers.arguments import training_arguments
-from autotrain_unsloth.verify import verify_loaded
+from autotrain_unsloth.verify import checkpointing_check, verify_loaded
 
 
 def train(params: LLMTrainingParams, plan: Plan, backend) -> None:
@@ -28,6 +28,7 @@ def train(params: LLMTrainingParams, plan: Plan, backend) -> None:
     config = SFTConfig(**training_arguments(params, plan, len(train_data), valid_data is not None),
                        dataset_text_field="text", max_length=block_size, packing=plan.packing)
     trainer = SFTTrainer(model=model, args=config, train_dataset=train_data, eval_dataset=valid_data,
-                         processing_class=tokenizer)
+                         processing_class=tokenizer,
+                         callbacks=[checkpointing_check(plan, params.project_name)])
     trainer.train()
     save_outputs(trainer, params, plan, tokenizer)
