@@ -83,6 +83,10 @@ class Plan:
     def peft(self) -> bool:
         return self.method != "full"
 
+    def probed_environment(self) -> "Environment":
+        """The environment this plan was decided for (to decide again without probing)."""
+        return Environment(**self.environment)
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

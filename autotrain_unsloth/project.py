@@ -50,17 +50,11 @@ class AutoTrainProject:
         plan = make_plan(params)
         if self.process:
             params = prepare_local_data(params)
-            plan = make_plan(params, _environment_of(plan))
+            plan = make_plan(params, plan.probed_environment())
         print(plan.render(), flush=True)
         params.save(params.project_name)
         plan.save(params.project_name)
         return run_job(params, plan, token=self.params.token)
-
-
-def _environment_of(plan: Plan):
-    from autotrain_unsloth.plan import Environment
-
-    return Environment(**plan.environment)
 
 
 def launch_command(params: LLMTrainingParams, plan: Plan) -> list[str]:

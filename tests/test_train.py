@@ -131,3 +131,62 @@ def test_child_entry_accepts_a_stock_training_params_json(in_tmp, models, data_d
     plan = json.loads((in_tmp / "stock" / "plan.json").read_text())
     assert plan["method"] == "lora" and plan["verified"]["matches_plan"]
     assert (in_tmp / "stock" / "adapter_model.safetensors").exists()
+
+
+def test_unsloth_load_failure_restarts_the_job_on_transformers(in_tmp, models, data_dir):
+    """Everything but the trigger (Unsloth raising at load, which needs a GPU): from a plan that chose Unsloth,
+    the job re-plans with the reason, saves it, and re-executes itself, fresh, on the transformers path."""
+    import dataclasses
+
+    from autotrain_unsloth.plan import decide
+    from tests.test_plan import GPU_UNSLOTH
+
+    params = LLMTrainingParams(model=models["llama"], data_path=data_dir, project_name="fallback", trainer="sft", unsloth=True,
+                               peft=True, quantization=None, max_steps=3, block_size=64)
+    # The plan a GPU machine makes, carrying this machine's environment so that the restarted job fits here.
+    here = dataclasses.replace(GPU_UNSLOTH, cuda=False, bf16=False, gpu_count=0, gpu_name=None)
+    unsloth_plan = dataclasses.replace(decide(params, GPU_UNSLOTH), environment=dataclasses.asdict(here))
+    assert unsloth_plan.backend == "unsloth"
+    params.save("fallback")
+    code = ("import sys; from autotrain_unsloth.params import LLMTrainingParams; from autotrain_unsloth.plan import Plan;"
+            "from autotrain_unsloth.trainers.clm.__main__ import fall_back_to_transformers as f;"
+            "p = LLMTrainingParams.load('fallback/training_params.json');"
+            f"f(p, Plan.from_dict({unsloth_plan.to_dict()!r}), 'ValueError: not this model', 'fallback/training_params.json')")
+    result = subprocess.run([sys.executable, "-c", code], cwd=in_tmp, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Restarting the job on the transformers path" in result.stdout
+    plan = json.loads((in_tmp / "fallback" / "plan.json").read_text())
+    assert plan["backend"] == "transformers" and plan["verified"]["matches_plan"]
+    assert any("Unsloth failed to load the model (ValueError: not this model)" in warning for warning in plan["warnings"])
+    assert (in_tmp / "fallback" / "adapter_model.safetensors").exists()
+
+
+def test_yaml_config_runs_end_to_end(in_tmp, models, data_dir):
+    (in_tmp / "run.yml").write_text(f"""
+task: llm-sft
+base_model: {models["llama"]}
+project_name: from-yaml
+log: none
+backend: local
+data:
+  path: {data_dir}
+  train_split: train
+  column_mapping:
+    text_column: text
+params:
+  unsloth: true
+  peft: true
+  quantization: none
+  max_steps: 3
+  block_size: 64
+hub:
+  username: ${{HF_USERNAME}}
+  token: ${{HF_TOKEN}}
+  push_to_hub: false
+""")
+    result = aitraining("--config", "run.yml", cwd=in_tmp, env={"HF_USERNAME": "someone", "HF_TOKEN": TOKEN})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    plan = json.loads((in_tmp / "from-yaml" / "plan.json").read_text())
+    assert (plan["trainer"], plan["method"], plan["backend"]) == ("sft", "lora", "transformers")
+    saved = json.loads((in_tmp / "from-yaml" / "training_params.json").read_text())
+    assert saved["username"] == "someone" and saved["token"] is None

@@ -11,6 +11,7 @@ Unsloth's patches are process-wide and cannot be undone.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import os
 import sys
@@ -19,7 +20,7 @@ from pydantic import ValidationError
 
 from autotrain_unsloth.data import DataError
 from autotrain_unsloth.params import LLMTrainingParams
-from autotrain_unsloth.plan import Environment, Plan, PlanError, decide, make_plan, params_fingerprint
+from autotrain_unsloth.plan import Plan, PlanError, decide, make_plan, params_fingerprint
 from autotrain_unsloth.verify import PlanMismatch
 
 
@@ -40,7 +41,7 @@ def job_plan(params: LLMTrainingParams) -> Plan:
 def fall_back_to_transformers(params: LLMTrainingParams, plan: Plan, reason: str, training_config: str) -> None:
     """Unsloth could not load the model: re-plan with that fact and restart this job in a fresh process,
     since Unsloth's patches to transformers cannot be undone in this one."""
-    environment = Environment(**{**plan.environment, "unsloth_load_error": reason})
+    environment = dataclasses.replace(plan.probed_environment(), unsloth_load_error=reason)
     fallback = decide(params, environment)
     print(f"Unsloth could not load {params.model}: {reason}\nRestarting the job on the transformers path.", flush=True)
     print(fallback.render(), flush=True)
