@@ -225,6 +225,12 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
         warnings.append(f"lora_dropout={params.lora_dropout} turns off part of Unsloth's fused LoRA kernels (slower); "
                         "--lora-dropout 0 for full speed.")
 
+    if backend == "unsloth" and params.use_flash_attention_2:
+        warnings.append("use_flash_attention_2 not used on the Unsloth path: Unsloth chooses its own attention kernels.")
+    if params.push_to_hub:
+        warnings.append(f"push_to_hub=True: uploading is not implemented yet; the result stays in {params.project_name}/ "
+                        f"(upload it with `hf upload {params.username}/{params.project_name} {params.project_name}`).")
+
     # -- gradient checkpointing ------------------------------------------------------------------------
     if params.disable_gradient_checkpointing:
         checkpointing = "off"

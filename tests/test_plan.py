@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 
 import pytest
@@ -120,6 +121,14 @@ def test_devices_and_processes():
 def test_unsloth_lora_dropout_costs_speed_and_says_so():
     plan = decide(LLMTrainingParams(unsloth=True, peft=True, lora_dropout=0.05), GPU_UNSLOTH)
     assert any("lora_dropout=0.05" in warning for warning in plan.warnings)
+
+
+def test_settings_the_job_will_not_honour_are_said():
+    plan = decide(LLMTrainingParams(unsloth=True, use_flash_attention_2=True, push_to_hub=True, username="me", token="hf_plan_secret", **LORA),
+                  GPU_UNSLOTH)
+    assert any("use_flash_attention_2 not used on the Unsloth path" in warning for warning in plan.warnings)
+    assert any("push_to_hub=True: uploading is not implemented yet" in warning for warning in plan.warnings)
+    assert "hf_plan_secret" not in json.dumps(plan.to_dict())
 
 
 def test_decide_is_pure_and_round_trips():
