@@ -15,7 +15,7 @@ names = ["torch", "transformers", "unsloth", "unsloth_zoo", "trl", "peft", "acce
 print(json.dumps({"device": torch.cuda.get_device_name(0), **{n: m.version(n) for n in names}}, indent=1))
 PY
 cat "$OUT/versions.json"
-export GPU_TEST_OUT=/tmp/gpu-projects
+export GPU_TEST_OUT=/tmp/gpu-projects; mkdir -p "$GPU_TEST_OUT"
 if [ "$PART" = tests ]; then
   timeout 540 python3 -m pytest -p xdist -n 4 -p no:benchmark -m gpu tests/gpu -q -rA 2>&1 | grep -vE "it/s\]|examples/s\]" > "$OUT/pytest.log"
   tail -25 "$OUT/pytest.log"
