@@ -20,7 +20,6 @@ from typing import Any, List, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 IMPLEMENTED_TRAINERS = ("default", "sft")
-AUTOTRAIN_TRAINERS = ("default", "sft", "reward", "dpo", "orpo")
 
 # Names that older AutoTrain releases used (issue autotrain-advanced#157): point users to today's name.
 RENAMED_KEYS = {
