@@ -17,6 +17,7 @@ import re
 import shutil
 from typing import TYPE_CHECKING, Any, Optional
 
+from autotrain_unsloth.backends import trust_remote_code
 from autotrain_unsloth.params import LLMTrainingParams
 
 if TYPE_CHECKING:
@@ -93,12 +94,16 @@ def prepare_local_data(params: LLMTrainingParams) -> LLMTrainingParams:
     return params.model_copy(update=update)
 
 
-def _read_checked(path: str, params: LLMTrainingParams) -> "Dataset":
+def read_split_file(path: str) -> "Dataset":
     from datasets import load_dataset
 
+    return load_dataset("csv" if path.endswith(".csv") else "json", data_files=path, split="train")
+
+
+def _read_checked(path: str, params: LLMTrainingParams) -> "Dataset":
     kind = "csv" if path.endswith(".csv") else "json"
     try:
-        dataset = load_dataset(kind, data_files=path, split="train")
+        dataset = read_split_file(path)
     except Exception as exc:
         raise DataError(f"{path}: cannot be read as {kind} ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
     columns = {name: getattr(params, name) for name in AUTOTRAIN_COLUMNS if getattr(params, name)}
@@ -136,7 +141,7 @@ def load_split(params: LLMTrainingParams, split: str) -> "Dataset":
         path = find_split_file(params.data_path, split)
         if path is None:
             raise DataError(f"data_path {params.data_path!r}: no {split}.csv or {split}.jsonl")
-        return load_dataset("csv" if path.endswith(".csv") else "json", data_files=path, split="train")
+        return read_split_file(path)
     name, _, hub_split = split.rpartition(":")  # AutoTrain's "config:split"
     return load_dataset(params.data_path, name=name or None, split=hub_split)
 
@@ -155,7 +160,7 @@ def load_tokenizer(params: LLMTrainingParams):
     """The tokenizer with AutoTrain's adjustments: max length, padding side, pad token, chat template."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(params.model, trust_remote_code=_trust_remote_code())
+    tokenizer = AutoTokenizer.from_pretrained(params.model, trust_remote_code=trust_remote_code())
     if tokenizer.model_max_length > 2048:
         tokenizer.model_max_length = params.model_max_length
     if params.padding:
@@ -185,7 +190,8 @@ def render_text(dataset: "Dataset", params: LLMTrainingParams, tokenizer) -> "Da
         if not isinstance(first, str):
             raise DataError(f"column {column!r} holds {type(first).__name__} values (conversations?); set "
                             "--chat-template tokenizer|chatml|zephyr to render them, or give plain text")
-        return dataset.select_columns([column]).rename_column(column, "text") if column != "text" else dataset.select_columns(["text"])
+        selected = dataset.select_columns([column])
+        return selected if column == "text" else selected.rename_column(column, "text")
 
     def render(row: dict, index: int) -> dict:
         messages = _messages(row[column], index, params)
@@ -218,11 +224,6 @@ def _messages(value: Any, index: int, params: LLMTrainingParams) -> list[dict]:
     if any("role" not in m or "content" not in m for m in value):
         raise DataError(f"{where}: every message needs 'role' and 'content'")
     return [{"role": m["role"], "content": m["content"]} for m in value]
-
-
-def _trust_remote_code() -> bool:
-    # AutoTrain's switch: ALLOW_REMOTE_CODE (default true there). We default to false: remote code is opt-in.
-    return os.environ.get("ALLOW_REMOTE_CODE", "false").lower() in ("1", "true", "yes")
 
 
 def block_size_for(params: LLMTrainingParams, tokenizer) -> int:

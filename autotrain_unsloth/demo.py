@@ -24,6 +24,14 @@ def bundled_texts() -> list[str]:
     return [json.loads(line)["text"] for line in data.read_text().splitlines() if line.strip()]
 
 
+def write_bundled_data(folder: str) -> str:
+    """The bundled examples as `folder/train.jsonl`, a data folder for `--data-path`; returns folder."""
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "train.jsonl"), "w") as f:
+        f.writelines(json.dumps({"text": text}) + "\n" for text in bundled_texts())
+    return folder
+
+
 def answers(model_dir: str) -> list[str]:
     """Greedy answers of the model in model_dir to PROMPTS."""
     import torch
@@ -50,10 +58,7 @@ def run_demo(project_name: str = "demo-run", steps: int = 500) -> None:
         texts = bundled_texts()
         model_dir = build_tiny_model("llama", os.path.join(inputs, "tiny-llama"), texts,
                                      hidden=128, layers=4, heads=4, kv_heads=2, vocab_size=600)
-        data_dir = os.path.join(inputs, "data")
-        os.makedirs(data_dir)
-        with open(os.path.join(data_dir, "train.jsonl"), "w") as f:
-            f.writelines(json.dumps({"text": text}) + "\n" for text in texts)
+        data_dir = write_bundled_data(os.path.join(inputs, "data"))
         print(f"Built a random-init Llama in {model_dir} and wrote {len(texts)} examples to {data_dir}\n")
         before = answers(model_dir)
 

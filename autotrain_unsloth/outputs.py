@@ -27,7 +27,6 @@ def save_outputs(trainer, params: LLMTrainingParams, plan: Plan, tokenizer) -> N
     params.save(project)
     write_model_card(params, plan, project)
     if plan.peft and params.merge_adapter:
-        del trainer
         merge_adapter(params, project)
     print(f"Saved to {project}/", flush=True)
 

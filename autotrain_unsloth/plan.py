@@ -33,6 +33,7 @@ ALL_LINEAR_TARGETS = {
 Backend = Literal["unsloth", "transformers"]
 Method = Literal["full", "lora", "qlora-4bit", "lora-8bit"]
 Dtype = Literal["bf16", "fp16", "fp32"]
+TORCH_DTYPE_NAMES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
 class PlanError(ValueError):

@@ -8,12 +8,11 @@ when it differs from the plan.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections import Counter
 
-from autotrain_unsloth.plan import Plan
+from autotrain_unsloth.plan import TORCH_DTYPE_NAMES, Plan
 
-DTYPE_NAMES = {"torch.bfloat16": "bf16", "torch.float16": "fp16", "torch.float32": "fp32"}
+DTYPE_NAMES = {f"torch.{torch_name}": name for name, torch_name in TORCH_DTYPE_NAMES.items()}
 
 
 class PlanMismatch(RuntimeError):
@@ -80,7 +79,7 @@ def mismatches(plan: Plan, facts: dict) -> list[str]:
     return found
 
 
-def checkpointing_check(plan: Plan, project_dir: str):
+def checkpointing_check(plan: Plan, project_dir: str):  # plan: as verify_loaded returned it
     """A Trainer callback: at the first step, record whether gradient checkpointing is active, and stop if the
     transformers path disagrees with the plan (Unsloth's own checkpointing is recorded, not judged: it works
     through its own patches, which transformers' flag does not always reflect)."""
@@ -89,9 +88,7 @@ def checkpointing_check(plan: Plan, project_dir: str):
     class CheckpointingCheck(TrainerCallback):
         def on_train_begin(self, args, state, control, model=None, **kwargs):
             active = bool(getattr(model, "is_gradient_checkpointing", False))
-            recorded = Plan.load(os.path.join(project_dir, "plan.json"))
-            recorded.verified["gradient_checkpointing_active"] = active
-            recorded.save(project_dir)
+            dataclasses.replace(plan, verified={**plan.verified, "gradient_checkpointing_active": active}).save(project_dir)
             print(f"Gradient checkpointing active at the first step: {active} (planned: {plan.gradient_checkpointing})", flush=True)
             if plan.gradient_checkpointing in ("on", "off") and active != (plan.gradient_checkpointing == "on"):
                 raise PlanMismatch(f"gradient checkpointing planned {plan.gradient_checkpointing}, but it is "

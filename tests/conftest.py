@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from autotrain_unsloth.demo import bundled_texts
+from autotrain_unsloth.demo import bundled_texts, write_bundled_data
 from autotrain_unsloth.tiny_models import build_tiny_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,12 +28,8 @@ def models(tmp_path_factory, texts) -> dict[str, str]:
 
 
 @pytest.fixture
-def data_dir(tmp_path, texts) -> str:
-    folder = tmp_path / "data"
-    folder.mkdir()
-    with open(folder / "train.jsonl", "w") as f:
-        f.writelines(json.dumps({"text": text}) + "\n" for text in texts)
-    return str(folder)
+def data_dir(tmp_path) -> str:
+    return write_bundled_data(str(tmp_path / "data"))
 
 
 @pytest.fixture

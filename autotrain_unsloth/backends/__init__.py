@@ -1,3 +1,22 @@
-"""Model loading, one backend per file. Each exposes `load_model(params, plan, tokenizer, max_seq_length) -> model`, returning
-the model ready to train: LoRA attached when the plan says so, every parameter trainable for full
-fine-tuning. A backend follows the plan; it never decides a method or a precision."""
+"""Model loading, one backend per file. Each exposes `load_model(params, plan, tokenizer, max_seq_length) -> model`,
+returning the model ready to train: LoRA attached when the plan says so, every parameter trainable for full
+fine-tuning. A backend follows the plan; it never decides a method or a precision. What both need is here."""
+
+from __future__ import annotations
+
+import os
+
+
+def trust_remote_code() -> bool:
+    """AutoTrain's ALLOW_REMOTE_CODE switch (default true there). Ours defaults to false: remote code is opt-in."""
+    return os.environ.get("ALLOW_REMOTE_CODE", "false").lower() in ("1", "true", "yes")
+
+
+def resize_for_tokenizer(model, tokenizer) -> list[int]:
+    """Grow the embeddings when the tokenizer has tokens the model lacks; returns the new token ids."""
+    rows = model.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) <= rows:
+        return []
+    model.resize_token_embeddings(len(tokenizer))
+    print(f"Embeddings resized from {rows} to {len(tokenizer)} rows for tokens added by the chat template.", flush=True)
+    return list(range(rows, len(tokenizer)))

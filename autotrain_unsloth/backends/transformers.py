@@ -5,22 +5,21 @@ from __future__ import annotations
 
 import os
 
+from autotrain_unsloth.backends import resize_for_tokenizer, trust_remote_code
 from autotrain_unsloth.params import LLMTrainingParams
-from autotrain_unsloth.plan import Plan
-
-TORCH_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+from autotrain_unsloth.plan import TORCH_DTYPE_NAMES, Plan
 
 
 def load_model(params: LLMTrainingParams, plan: Plan, tokenizer, max_seq_length: int):
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    dtype = getattr(torch, TORCH_DTYPES[plan.weights_dtype])
-    kwargs = {"dtype": dtype, "trust_remote_code": os.environ.get("ALLOW_REMOTE_CODE", "false").lower() in ("1", "true")}
+    dtype = getattr(torch, TORCH_DTYPE_NAMES[plan.weights_dtype])
+    kwargs = {"dtype": dtype, "trust_remote_code": trust_remote_code()}
     if plan.method == "qlora-4bit":
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.float32 if plan.autocast == "no" else getattr(torch, TORCH_DTYPES[plan.autocast]))
+            bnb_4bit_compute_dtype=torch.float32 if plan.autocast == "no" else getattr(torch, TORCH_DTYPE_NAMES[plan.autocast]))
     elif plan.method == "lora-8bit":
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
     if plan.device == "cuda":
@@ -49,13 +48,3 @@ def load_model(params: LLMTrainingParams, plan: Plan, tokenizer, max_seq_length:
         trainable_token_indices=new_token_ids or None,
     )
     return get_peft_model(model, config)
-
-
-def resize_for_tokenizer(model, tokenizer) -> list[int]:
-    """Grow the embeddings when the tokenizer has tokens the model lacks; returns the new token ids."""
-    rows = model.get_input_embeddings().weight.shape[0]
-    if len(tokenizer) <= rows:
-        return []
-    model.resize_token_embeddings(len(tokenizer))
-    print(f"Embeddings resized from {rows} to {len(tokenizer)} rows for tokens added by the chat template.")
-    return list(range(rows, len(tokenizer)))

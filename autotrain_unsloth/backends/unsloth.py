@@ -14,10 +14,9 @@ from __future__ import annotations
 import os
 import sys
 
+from autotrain_unsloth.backends import resize_for_tokenizer, trust_remote_code
 from autotrain_unsloth.params import LLMTrainingParams
-from autotrain_unsloth.plan import Plan
-
-DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+from autotrain_unsloth.plan import TORCH_DTYPE_NAMES, Plan
 
 
 class UnslothLoadError(RuntimeError):
@@ -42,13 +41,13 @@ def from_pretrained_kwargs(params: LLMTrainingParams, plan: Plan, max_seq_length
     return dict(
         model_name=params.model,
         max_seq_length=max_seq_length,
-        dtype=DTYPES[plan.weights_dtype] if plan.method != "full" else DTYPES[_full_dtype(plan)],
+        dtype=TORCH_DTYPE_NAMES[_load_dtype(plan)],
         load_in_4bit=plan.method == "qlora-4bit",
         load_in_8bit=plan.method == "lora-8bit",
         full_finetuning=plan.method == "full",
         use_gradient_checkpointing="unsloth" if plan.gradient_checkpointing == "unsloth" else False,
         use_exact_model_name=True,  # never swap in a different (pre-quantized) repo
-        trust_remote_code=os.environ.get("ALLOW_REMOTE_CODE", "false").lower() in ("1", "true"),
+        trust_remote_code=trust_remote_code(),
         random_state=params.seed,
     )
 
@@ -68,8 +67,9 @@ def get_peft_model_kwargs(params: LLMTrainingParams, plan: Plan, max_seq_length:
     )
 
 
-def _full_dtype(plan: Plan) -> str:
-    # Unsloth full fine-tuning in fp16 keeps fp32 master weights itself; it is given the 16-bit compute dtype.
+def _load_dtype(plan: Plan) -> str:
+    # Unsloth is given the 16-bit dtype it computes in: for fp16 full fine-tuning it keeps the fp32 master
+    # weights itself, and pure-bf16 full fine-tuning has no autocast.
     return plan.autocast if plan.autocast != "no" else plan.weights_dtype
 
 
@@ -89,10 +89,7 @@ def load_model(params: LLMTrainingParams, plan: Plan, tokenizer, max_seq_length:
     except (NotImplementedError, ValueError, RuntimeError, ImportError, KeyError, AttributeError) as exc:
         raise UnslothLoadError(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from exc
 
-    rows = model.get_input_embeddings().weight.shape[0]
-    if len(tokenizer) > rows:
-        model.resize_token_embeddings(len(tokenizer))
-        print(f"Embeddings resized from {rows} to {len(tokenizer)} rows for tokens added by the chat template.", flush=True)
+    resize_for_tokenizer(model, tokenizer)
     if plan.method == "full":
         return model  # never get_peft_model: full fine-tuning trains the weights themselves
     return FastLanguageModel.get_peft_model(model, **get_peft_model_kwargs(params, plan, max_seq_length))

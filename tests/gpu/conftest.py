@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import json
 import os
 import shutil
 
 import pytest
 
-from autotrain_unsloth.demo import bundled_texts
+from autotrain_unsloth.demo import bundled_texts, write_bundled_data
 
 
 @pytest.fixture(scope="session")
@@ -21,10 +20,7 @@ def workdir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("data")
-    with open(folder / "train.jsonl", "w") as f:
-        f.writelines(json.dumps({"text": text}) + "\n" for text in bundled_texts())
-    return str(folder)
+    return write_bundled_data(str(tmp_path_factory.mktemp("data")))
 
 
 @pytest.fixture(scope="session")

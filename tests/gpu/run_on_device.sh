@@ -25,12 +25,10 @@ if [ "$PART" = tests ]; then
 fi
 # The issue's commands, on a tiny local Llama.
 mkdir -p /tmp/cli && cd /tmp/cli && python3 - <<'PY'
-import json, os
-from autotrain_unsloth.demo import bundled_texts
+from autotrain_unsloth.demo import bundled_texts, write_bundled_data
 from autotrain_unsloth.tiny_models import build_tiny_model
 build_tiny_model("llama", "llama", bundled_texts(), dtype="bfloat16")
-os.makedirs("data", exist_ok=True)
-open("data/train.jsonl", "w").writelines(json.dumps({"text": t}) + "\n" for t in bundled_texts())
+write_bundled_data("data")
 PY
 run() { name=$1; shift; rm -rf fast-model; timeout 150 python3 -m autotrain_unsloth.cli llm --train --model ./llama --data-path data \
   --project-name fast-model --trainer sft --max-steps 20 "$@" > "$GPU_TEST_OUT/cmd-$name.log" 2>&1; echo "$name rc=$?";

@@ -46,7 +46,6 @@ def fall_back_to_transformers(params: LLMTrainingParams, plan: Plan, reason: str
     print(f"Unsloth could not load {params.model}: {reason}\nRestarting the job on the transformers path.", flush=True)
     print(fallback.render(), flush=True)
     fallback.save(params.project_name)
-    sys.stdout.flush()
     os.execv(sys.executable, [sys.executable, "-m", "autotrain_unsloth.trainers.clm", "--training_config", training_config])
 
 
