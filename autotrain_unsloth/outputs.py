@@ -17,13 +17,13 @@ from autotrain_unsloth.plan import Plan
 METHOD_NAMES = {"full": "full fine-tuning", "lora": "LoRA", "qlora-4bit": "QLoRA (4-bit base)", "lora-8bit": "LoRA (8-bit base)"}
 
 
-def save_outputs(trainer, params: LLMTrainingParams, plan: Plan, tokenizer) -> None:
+def save_outputs(trainer, params: LLMTrainingParams, plan: Plan, tokenizer, throughput: dict) -> None:
     project = params.project_name
     trainer.model.config.use_cache = True
     trainer.save_model(project)
     tokenizer.save_pretrained(project)
     trainer.state.save_to_json(os.path.join(project, "trainer_state.json"))
-    write_run_summary(trainer, plan, project)
+    write_run_summary(trainer, plan, project, throughput)
     params.save(project)
     write_model_card(params, plan, project)
     if plan.peft and params.merge_adapter:
@@ -31,17 +31,18 @@ def save_outputs(trainer, params: LLMTrainingParams, plan: Plan, tokenizer) -> N
     print(f"Saved to {project}/", flush=True)
 
 
-def write_run_summary(trainer, plan: Plan, project: str) -> None:
-    """What ran and how it went, in one small file: losses, steps, time, peak GPU memory."""
-    import torch
-
+def write_run_summary(trainer, plan: Plan, project: str, throughput: dict) -> None:
+    """What ran and how it went, in one small file: losses, steps, time, speed, peak GPU memory."""
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     runtime = next((entry["train_runtime"] for entry in trainer.state.log_history if "train_runtime" in entry), None)
+    peaks = [value for value in (throughput["load_peak_gib"], throughput["train_peak_gib"]) if value is not None]
     summary = {
         "backend": plan.backend, "method": plan.method, "trainer": plan.trainer,
+        "gradient_checkpointing": plan.gradient_checkpointing,
         "steps": trainer.state.global_step, "train_runtime_s": runtime,
         "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
-        "peak_gpu_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 3) if torch.cuda.is_available() else None,
+        "peak_gpu_memory_gib": max(peaks) if peaks else None,
+        "throughput": throughput,
     }
     with open(os.path.join(project, "run_summary.json"), "w") as f:
         json.dump(summary, f, indent=2)

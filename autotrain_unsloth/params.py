@@ -2,7 +2,7 @@
 
 `LLMTrainingParams` keeps all 48 fields of stock AutoTrain's LLM params with their names, types and
 defaults, so a stock `training_params.json` or YAML `params:` block loads unchanged. It adds the fields
-that AutoTrain lacks (`full_finetuning`, `use_sharegpt_mapping`, `max_steps`). Unlike stock AutoTrain it
+that AutoTrain lacks (`full_finetuning`, `use_sharegpt_mapping`, `max_steps`, `auto_gradient_checkpointing`). Unlike stock AutoTrain it
 rejects unknown keys (stock silently drops them) and checks the settings against each other: a
 contradiction is an error, a setting that will not be used is a warning (see `setting_warnings`).
 
@@ -102,6 +102,7 @@ class LLMTrainingParams(BaseModel):
     full_finetuning: bool = Field(False, description="Train every weight in 16-bit (Unsloth full_finetuning=True); excludes --peft")
     use_sharegpt_mapping: bool = Field(False, description="The text column holds ShareGPT conversations (from/value); map them to role/content before templating")
     max_steps: int = Field(-1, description="Stop after this many optimizer steps; -1: train for --epochs")
+    auto_gradient_checkpointing: bool = Field(True, description="Turn gradient checkpointing off when the memory estimate says training fits on the GPU without it (faster); false: AutoTrain's rule, on unless disable_gradient_checkpointing")
 
     # -- input normalisation -------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
+from autotrain_unsloth.memory import ModelShape, training_peak_gib
 from autotrain_unsloth.params import LLMTrainingParams
 
 UNSLOTH_ARCHITECTURES = ("llama", "mistral", "gemma", "qwen2")
@@ -35,6 +36,9 @@ Method = Literal["full", "lora", "qlora-4bit", "lora-8bit"]
 Dtype = Literal["bf16", "fp16", "fp32"]
 TORCH_DTYPE_NAMES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
+# Automatic settings may plan for this share of the GPU's memory (the estimate itself already errs high).
+AUTO_MEMORY_SHARE = 0.85
+
 
 class PlanError(ValueError):
     """The settings cannot run on this machine; the message says what to change."""
@@ -50,8 +54,11 @@ class Environment:
     bf16: bool = False
     gpu_count: int = 0
     gpu_name: Optional[str] = None
+    gpu_memory_gib: Optional[float] = None  # total memory of one GPU
     model_type: Optional[str] = None
+    model_shape: Optional[dict] = None  # memory.ModelShape as a dict; None when config.json lacks the keys
     unsloth_load_error: Optional[str] = None  # set when a job found that Unsloth cannot load this model
+    out_of_memory_without_checkpointing: bool = False  # set when a job ran out of memory with it auto-off
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,7 @@ class Plan:
     reasons: tuple[str, ...]
     warnings: tuple[str, ...]
     params_fingerprint: str
+    memory_estimate_gib: Optional[dict] = None  # estimated peak by part, for the planned checkpointing
     environment: dict = field(default_factory=dict)
     verified: Optional[dict] = None  # filled in by the job after the model has loaded
 
@@ -127,7 +135,8 @@ class Plan:
             ("trainer", a["trainer"], self.trainer),
             ("precision", f"mixed_precision={a['mixed_precision']}", f"{self.weights_dtype} weights, autocast {self.autocast}"),
             ("LoRA targets", a["target_modules"] if self.peft else "-", ",".join(self.lora_target_modules) if self.lora_target_modules else "-"),
-            ("grad. checkpointing", "off" if a["disable_gradient_checkpointing"] else "on", self.gradient_checkpointing),
+            ("grad. checkpointing", "off" if a["disable_gradient_checkpointing"] else ("auto" if a.get("auto_gradient_checkpointing") else "on"),
+             self.gradient_checkpointing + (f" (estimated peak {self.memory_estimate_gib['total']} GiB)" if self.memory_estimate_gib else "")),
             ("packing", "", ("on" if self.packing else "off") if self.trainer == "sft" else "- (blocks)"),
             ("device", "", f"{self.device} x{max(self.num_processes, 1)}" + (f" ({self.environment.get('gpu_name')})" if self.device == "cuda" else "")),
         ]
@@ -233,13 +242,15 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
                         f"(upload it with `hf upload {params.username}/{params.project_name} {params.project_name}`).")
 
     # -- gradient checkpointing ------------------------------------------------------------------------
+    checkpointing_kind = "unsloth" if backend == "unsloth" else "on"
+    memory_estimate = None
     if params.disable_gradient_checkpointing:
         checkpointing = "off"
-    elif backend == "unsloth":
-        checkpointing = "unsloth"
-        reasons.append("gradient checkpointing 'unsloth' (activations offloaded to CPU memory)")
+        reasons.append("gradient checkpointing off: disable_gradient_checkpointing=True")
     else:
-        checkpointing = "on"
+        checkpointing, why, memory_estimate = _auto_checkpointing(params, env, method, weights_dtype, autocast,
+                                                                  targets, checkpointing_kind)
+        reasons.append(why)
 
     # -- packing (sft) ----------------------------------------------------------------------------------
     packing = False
@@ -275,12 +286,46 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
     return Plan(
         asked={key: getattr(params, key) for key in (
             "model", "unsloth", "peft", "full_finetuning", "quantization", "mixed_precision", "trainer",
-            "target_modules", "lora_r", "disable_gradient_checkpointing")},
+            "target_modules", "lora_r", "disable_gradient_checkpointing", "auto_gradient_checkpointing")},
         backend=backend, method=method, trainer=params.trainer, weights_dtype=weights_dtype, autocast=autocast,
         lora_target_modules=targets, gradient_checkpointing=checkpointing, packing=packing, device=device, num_processes=processes,
         model_type=env.model_type, reasons=tuple(reasons), warnings=tuple(warnings),
-        params_fingerprint=params_fingerprint(params), environment=dataclasses.asdict(env),
+        params_fingerprint=params_fingerprint(params), memory_estimate_gib=memory_estimate,
+        environment=dataclasses.asdict(env),
     )
+
+
+def sequence_tokens_bound(params: LLMTrainingParams) -> int:
+    """Most tokens one sequence can hold: block_size, or 1024 for -1 (the tokenizer's maximum capped at 1024)."""
+    return params.block_size_int if params.block_size_int > 0 else 1024
+
+
+def _auto_checkpointing(params, env, method, weights_dtype, autocast, targets, kind) -> tuple[str, str, Optional[dict]]:
+    """(checkpointing, reason, memory estimate): off when training is estimated to fit without it, since
+    recomputing every layer's forward pass costs about a third of the step; else `kind`."""
+    named = {"unsloth": "'unsloth' (activations offloaded to CPU memory)", "on": "on"}[kind]
+    if not params.auto_gradient_checkpointing:
+        return kind, f"gradient checkpointing {named}: auto_gradient_checkpointing=False", None
+    if env.out_of_memory_without_checkpointing:
+        return kind, f"gradient checkpointing {named}: this job ran out of GPU memory without it", None
+    shape = ModelShape(**env.model_shape) if env.model_shape else None
+    if not (env.cuda and env.gpu_memory_gib and shape):
+        missing = "no CUDA GPU" if not env.cuda else "the GPU's memory is unknown" if not env.gpu_memory_gib else (
+            f"the model's size could not be read from its config.json (model_type {env.model_type!r})")
+        return kind, f"gradient checkpointing {named}: not sized automatically, {missing}", None
+    tokens = params.batch_size * sequence_tokens_bound(params)
+    estimate = training_peak_gib(
+        shape, method=method, weights_dtype=weights_dtype, compute_dtype=autocast if autocast != "no" else weights_dtype,
+        tokens=tokens, optimizer=params.optimizer, lora_rank=params.lora_r, lora_targets=targets,
+        lora_dropout=params.lora_dropout > 0, checkpointing=False)
+    budget = round(AUTO_MEMORY_SHARE * env.gpu_memory_gib, 2)
+    estimate = {**estimate, "budget": budget, "gpu": env.gpu_memory_gib}
+    sized = (f"estimated peak without it {estimate['total']} GiB for {params.batch_size} x "
+             f"{sequence_tokens_bound(params)} tokens, budget {budget} GiB ({AUTO_MEMORY_SHARE:.0%} of {env.gpu_memory_gib} GiB)")
+    if estimate["total"] <= budget:
+        return "off", (f"gradient checkpointing off (automatic, faster: no recomputed forward pass): {sized}; "
+                       "--no-auto-gradient-checkpointing keeps it on"), estimate
+    return kind, f"gradient checkpointing {named}: {sized} does not fit", estimate
 
 
 def _precision(params, env, backend, method, warnings) -> tuple[Dtype, str, str]:
@@ -314,6 +359,7 @@ def probe(params: LLMTrainingParams) -> Environment:
     import torch
 
     cuda = torch.cuda.is_available()
+    config = read_model_config(params.model, params.token)
     return Environment(
         unsloth_version=_installed_version("unsloth"),
         bitsandbytes_installed=importlib.util.find_spec("bitsandbytes") is not None,
@@ -321,12 +367,18 @@ def probe(params: LLMTrainingParams) -> Environment:
         bf16=bool(cuda and torch.cuda.is_bf16_supported()),
         gpu_count=torch.cuda.device_count() if cuda else 0,
         gpu_name=torch.cuda.get_device_name(0) if cuda else None,
-        model_type=read_model_type(params.model, params.token),
+        gpu_memory_gib=round(torch.cuda.get_device_properties(0).total_memory / 2**30, 2) if cuda else None,
+        model_type=config["model_type"],
+        model_shape=shape.to_dict() if (shape := ModelShape.from_config(config)) else None,
     )
 
 
 def read_model_type(model: str, token: Optional[str] = None) -> str:
-    """model_type from the model's config.json: a local folder, or the Hub (cache first when offline)."""
+    return read_model_config(model, token)["model_type"]
+
+
+def read_model_config(model: str, token: Optional[str] = None) -> dict:
+    """The model's config.json, with a model_type: a local folder, or the Hub (cache first when offline)."""
     if os.path.isdir(model):
         path = os.path.join(model, "config.json")
         if not os.path.isfile(path):
@@ -343,10 +395,10 @@ def read_model_type(model: str, token: Optional[str] = None) -> str:
             raise PlanError(f"model {model!r}: could not read its config.json from the Hub or the cache "
                             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
     with open(path) as f:
-        model_type = json.load(f).get("model_type")
-    if not model_type:
+        config = json.load(f)
+    if not isinstance(config, dict) or not config.get("model_type"):
         raise PlanError(f"model {model!r}: config.json has no model_type")
-    return model_type
+    return config
 
 
 def _installed_version(distribution: str) -> Optional[str]:

@@ -48,4 +48,5 @@ def training_arguments(params: LLMTrainingParams, plan: Plan, rows: int, has_eva
         ddp_find_unused_parameters=False if plan.num_processes > 1 else None,
         remove_unused_columns=False,
         disable_tqdm=False,
+        include_num_input_tokens_seen="non_padding",  # for tokens/s in run_summary.json
     )

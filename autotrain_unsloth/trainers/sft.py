@@ -11,6 +11,7 @@ from autotrain_unsloth.outputs import save_outputs
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan
 from autotrain_unsloth.trainers.arguments import training_arguments
+from autotrain_unsloth.trainers.throughput import throughput_callback
 from autotrain_unsloth.verify import checkpointing_check, verify_loaded
 
 
@@ -25,10 +26,11 @@ def train(params: LLMTrainingParams, plan: Plan, backend) -> None:
     model = backend.load_model(params, plan, tokenizer, block_size)
     plan = verify_loaded(model, plan, params.project_name)
 
+    speed = throughput_callback()
     config = SFTConfig(**training_arguments(params, plan, len(train_data), valid_data is not None),
                        dataset_text_field="text", max_length=block_size, packing=plan.packing)
     trainer = SFTTrainer(model=model, args=config, train_dataset=train_data, eval_dataset=valid_data,
                          processing_class=tokenizer,
-                         callbacks=[checkpointing_check(plan, params.project_name)])
+                         callbacks=[checkpointing_check(plan, params.project_name), speed])
     trainer.train()
-    save_outputs(trainer, params, plan, tokenizer)
+    save_outputs(trainer, params, plan, tokenizer, speed.summary())

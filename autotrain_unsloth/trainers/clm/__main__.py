@@ -38,15 +38,30 @@ def job_plan(params: LLMTrainingParams) -> Plan:
     return plan
 
 
-def fall_back_to_transformers(params: LLMTrainingParams, plan: Plan, reason: str, training_config: str) -> None:
-    """Unsloth could not load the model: re-plan with that fact and restart this job in a fresh process,
-    since Unsloth's patches to transformers cannot be undone in this one."""
-    environment = dataclasses.replace(plan.probed_environment(), unsloth_load_error=reason)
-    fallback = decide(params, environment)
-    print(f"Unsloth could not load {params.model}: {reason}\nRestarting the job on the transformers path.", flush=True)
-    print(fallback.render(), flush=True)
-    fallback.save(params.project_name)
+def restart_with(params: LLMTrainingParams, plan: Plan, found: dict, message: str, training_config: str) -> None:
+    """Re-plan with what this job found out (`found`: Environment fields) and restart it in a fresh process:
+    Unsloth's patches cannot be undone, and a process that ran out of GPU memory is best left behind."""
+    replanned = decide(params, dataclasses.replace(plan.probed_environment(), **found))
+    print(message, flush=True)
+    print(replanned.render(), flush=True)
+    replanned.save(params.project_name)
     os.execv(sys.executable, [sys.executable, "-m", "autotrain_unsloth.trainers.clm", "--training_config", training_config])
+
+
+def fall_back_to_transformers(params: LLMTrainingParams, plan: Plan, reason: str, training_config: str) -> None:
+    restart_with(params, plan, {"unsloth_load_error": reason},
+                 f"Unsloth could not load {params.model}: {reason}\nRestarting the job on the transformers path.",
+                 training_config)
+
+
+def retry_with_checkpointing(params: LLMTrainingParams, plan: Plan, error: str, training_config: str) -> None:
+    restart_with(params, plan, {"out_of_memory_without_checkpointing": True},
+                 f"Out of GPU memory with gradient checkpointing turned off automatically ({error}).\n"
+                 "Restarting the job with gradient checkpointing on.", training_config)
+
+
+def checkpointing_turned_off_automatically(params: LLMTrainingParams, plan: Plan) -> bool:
+    return plan.gradient_checkpointing == "off" and not params.disable_gradient_checkpointing
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,10 +81,16 @@ def main(argv: list[str] | None = None) -> int:
 
             fallback_errors = ()
         trainer = importlib.import_module(f"autotrain_unsloth.trainers.{plan.trainer}")
+        import torch
+
         try:
             trainer.train(params, plan, backend)
         except fallback_errors as exc:
             fall_back_to_transformers(params, plan, str(exc), args.training_config)
+        except torch.OutOfMemoryError as exc:
+            if not checkpointing_turned_off_automatically(params, plan):
+                raise
+            retry_with_checkpointing(params, plan, str(exc).splitlines()[0], args.training_config)
     except (PlanError, DataError, PlanMismatch, ValidationError, OSError) as exc:
         print(f"Error: {exc}", file=sys.stderr, flush=True)
         return 1

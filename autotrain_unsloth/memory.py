@@ -1,0 +1,143 @@
+"""How much GPU memory a training step will need, estimated from the model's config.json alone.
+
+The planner uses it for its automatic speed settings (plan.py): gradient checkpointing is turned off only when
+training without it is estimated to fit. The estimate is meant for that decision, so it errs high: every
+saved activation of a decoder layer is counted as if nothing were freed or fused, the logits as if they were
+materialised in fp32 with their gradient, and the gradient of full fine-tuning as if it all existed at once
+next to the activations. bench/ records it next to the measured peak for every run.
+
+Shapes cover the decoder-only transformers the fast path knows (Llama, Mistral, Gemma, Qwen2 and their
+relatives): hidden size, MLP size, layers, attention and key/value heads, head size, vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+GIB = 2**30
+
+# Optimizer state bytes per trainable parameter (bitsandbytes' 8-bit Adam keeps two 1-byte states).
+OPTIMIZER_STATE_BYTES = {
+    "adamw_8bit": 2, "adamw_bnb_8bit": 2, "paged_adamw_8bit": 2, "adamw_torch_8bit": 2, "lion_8bit": 1,
+    "paged_lion_8bit": 1, "lion_32bit": 4, "paged_lion_32bit": 4, "adafactor": 1, "sgd": 0,
+}
+DEFAULT_OPTIMIZER_STATE_BYTES = 8  # fp32 Adam moments: adamw_torch, adamw_torch_fused, paged_adamw_32bit, ...
+
+# Bytes per weight of the quantized decoder projections, block scales included (nf4 with double quantization
+# stores 4 bits plus about 0.13 bits of scales; LLM.int8 one byte plus a per-row scale).
+QUANTIZED_WEIGHT_BYTES = {"qlora-4bit": 0.55, "lora-8bit": 1.02}
+DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab: int
+    tied_embeddings: bool
+
+    @classmethod
+    def from_config(cls, config: dict) -> Optional["ModelShape"]:
+        """The shape from a config.json's contents; None when it lacks a standard decoder's keys."""
+        config = config.get("text_config", config)
+        try:
+            hidden, heads = int(config["hidden_size"]), int(config["num_attention_heads"])
+            return cls(
+                hidden=hidden, intermediate=int(config["intermediate_size"]), layers=int(config["num_hidden_layers"]),
+                heads=heads, kv_heads=int(config.get("num_key_value_heads") or heads),
+                head_dim=int(config.get("head_dim") or hidden // heads), vocab=int(config["vocab_size"]),
+                # transformers' default: Gemma ties its output head to the embeddings, Llama and most others do not
+                tied_embeddings=bool(config.get("tie_word_embeddings", config.get("model_type", "").startswith("gemma"))),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def projections(self) -> dict[str, tuple[int, int]]:
+        """(in, out) features of each linear layer of one decoder layer."""
+        q, kv = self.heads * self.head_dim, self.kv_heads * self.head_dim
+        h, i = self.hidden, self.intermediate
+        return {"q_proj": (h, q), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (q, h),
+                "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
+
+    @property
+    def projection_parameters(self) -> int:
+        """Weights of the decoder layers' linear layers, all layers."""
+        return self.layers * sum(a * b for a, b in self.projections().values())
+
+    @property
+    def embedding_parameters(self) -> int:
+        """Input embeddings plus the output head (one matrix when they are tied)."""
+        return self.vocab * self.hidden * (1 if self.tied_embeddings else 2)
+
+    @property
+    def parameters(self) -> int:
+        norms = self.layers * 2 * self.hidden + self.hidden
+        return self.projection_parameters + self.embedding_parameters + norms
+
+    @property
+    def matmul_parameters(self) -> int:
+        """Weights that multiply every token: the decoder projections and the output head (the input
+        embedding is a lookup). 2 FLOPs per weight per token forward: the N of MFU's 6·N."""
+        return self.projection_parameters + self.vocab * self.hidden
+
+    def lora_parameters(self, rank: int, targets: Optional[tuple[str, ...]]) -> int:
+        """LoRA A and B weights for these targets (unknown names or all-linear: every projection)."""
+        shapes = self.projections()
+        chosen = [name for name in (targets or ()) if name in shapes] or list(shapes)
+        return self.layers * sum(rank * (shapes[name][0] + shapes[name][1]) for name in chosen)
+
+    def activation_bytes_per_token(self, dtype_bytes: int, lora_dropout: bool) -> int:
+        """Activations one decoder layer saves for the backward pass, per token, counted high: the inputs of
+        both norms and every projection, q/k/v and the attention output, the MLP's gate, up and product."""
+        h, i, kv = self.hidden, self.intermediate, self.kv_heads * self.head_dim
+        values = 8 * h + 2 * kv + 4 * i
+        if lora_dropout:  # PEFT saves a dropped-out copy of the input of every LoRA layer
+            values += 6 * h + i
+        return values * dtype_bytes
+
+
+def training_peak_gib(shape: ModelShape, *, method: str, weights_dtype: str, compute_dtype: str, tokens: int,
+                      optimizer: str, lora_rank: int, lora_targets: Optional[tuple[str, ...]], lora_dropout: bool,
+                      checkpointing: bool) -> dict:
+    """Estimated peak GPU memory of a training step, in GiB, by part (`total` is their sum).
+
+    tokens: tokens in one micro-batch (batch size x sequence length)."""
+    compute_bytes = DTYPE_BYTES[compute_dtype]
+    weight_bytes = DTYPE_BYTES[weights_dtype]
+    other_weights = shape.parameters - shape.projection_parameters
+    if method in QUANTIZED_WEIGHT_BYTES:
+        weights = shape.projection_parameters * QUANTIZED_WEIGHT_BYTES[method] + other_weights * compute_bytes
+    else:
+        weights = shape.parameters * weight_bytes
+
+    state_bytes = OPTIMIZER_STATE_BYTES.get(optimizer, DEFAULT_OPTIMIZER_STATE_BYTES)
+    if method == "full":
+        gradients = shape.parameters * weight_bytes
+        optimizer_states = shape.parameters * state_bytes
+    else:  # PEFT keeps adapter weights, and so their gradients, in fp32
+        adapter = shape.lora_parameters(lora_rank, lora_targets)
+        weights += adapter * 4
+        gradients = adapter * 4
+        optimizer_states = adapter * max(state_bytes, 2)
+
+    per_token_layer = shape.activation_bytes_per_token(compute_bytes, lora_dropout and method != "full")
+    if checkpointing:  # each layer's input is kept; one layer's activations exist at a time, recomputed
+        activations = tokens * (shape.layers * shape.hidden * compute_bytes + per_token_layer)
+    else:
+        activations = tokens * shape.layers * per_token_layer
+    logits = tokens * shape.vocab * (compute_bytes + 4 + 4)  # logits, their fp32 upcast and its gradient
+
+    # Gradients fill in during the backward pass as the activations are freed: the larger of the two is there.
+    parts = {"weights": weights, "optimizer_states": optimizer_states,
+             "activations_or_gradients": max(activations, gradients), "logits": logits}
+    result = {name: round(value / GIB, 2) for name, value in parts.items()}
+    result["total"] = round(sum(parts.values()) / GIB, 2)
+    return result

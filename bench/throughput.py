@@ -1,0 +1,301 @@
+"""Throughput and peak memory of one workload through four paths, each run in its own process.
+
+    python bench/throughput.py run [--models llama-3.2-1b,llama-3.1-8b] [--methods qlora,lora,full]
+                                   [--paths ours,unsloth-script,transformers,ours-auto] [--steps 20]
+    python bench/throughput.py report bench/results/<date>-<device>.json      # markdown table and ratios
+
+Paths (workload.py holds the shared settings):
+- `ours`: the `aitraining llm --train` CLI (run as `python -m autotrain_unsloth.cli`) with `--unsloth` and
+  `--no-auto-gradient-checkpointing`: Unsloth's own defaults, to measure our overhead;
+- `ours-auto`: the same command with our automatic settings left on (the default);
+- `unsloth-script`: bench/unsloth_script.py, a minimal hand-written Unsloth script;
+- `transformers`: bench/transformers_script.py, plain transformers + PEFT + TRL.
+Every path counts tokens and time with the same callback (autotrain_unsloth/trainers/throughput.py):
+non-padding tokens over the steps after 5 warm-up steps, GPU synchronised at step ends; peak memory is
+torch.cuda.max_memory_allocated over loading and training.
+
+MFU = tokens/s x FLOPs per token / the GPU's dense bf16 peak. FLOPs per token, with N the weights that
+multiply every token (decoder projections and output head; not the embedding lookup, not attention's
+score and value products), 2 FLOPs per weight for each of forward, input gradients, weight gradients:
+full fine-tuning 6·N; LoRA and QLoRA 4·N + 6·N_lora (frozen weights get no weight gradient; a QLoRA
+dequantisation is not counted). Recomputation under gradient checkpointing is not counted: MFU counts the
+model's work, not the hardware's.
+
+Results are merged into the results file record by record (model, method, path), so one device session
+can fill it in several calls; failed runs are listed under `failures` and make the command exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.metadata
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH)
+sys.path.insert(0, BENCH)
+sys.path.insert(0, REPO)
+
+from workload import PROJECTIONS, SETTINGS, SHAPES, build_model, write_data  # noqa: E402
+
+from autotrain_unsloth.memory import ModelShape  # noqa: E402
+
+PATHS = ("ours", "unsloth-script", "transformers", "ours-auto")
+METHODS = ("qlora", "lora", "full")
+# Dense (no sparsity) bf16 tensor-core peak per GPU, vendor datasheets; the first name found in the device's wins.
+PEAK_BF16_TFLOPS = (("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.4), ("H200 NVL", 835.0), ("H200", 989.4),
+                    ("A100", 312.0), ("L40S", 362.1), ("A10G", 70.0), ("L4", 121.0))
+VERSIONS = ("torch", "transformers", "unsloth", "unsloth_zoo", "trl", "peft", "accelerate", "bitsandbytes", "datasets")
+
+
+def device() -> dict:
+    """Name and memory of GPU 0 from nvidia-smi (this process never touches CUDA, so each run has the GPU to itself)."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, check=True).stdout.strip().splitlines()[0]
+        name, memory = [part.strip() for part in out.split(",")]
+        return {"name": name, "memory_mib": int(memory)}
+    except (OSError, subprocess.CalledProcessError, IndexError, ValueError):
+        return {"name": "cpu", "memory_mib": None}
+
+
+def peak_tflops(device_name: str):
+    return next((tflops for name, tflops in PEAK_BF16_TFLOPS if name.lower() in device_name.lower()), None)
+
+
+def flops_per_token(model: str, method: str) -> float:
+    shape = ModelShape.from_config({"model_type": "llama", **SHAPES[model]})
+    n = shape.matmul_parameters
+    if method == "full":
+        return 6.0 * n
+    return 4.0 * n + 6.0 * shape.lora_parameters(SETTINGS["lora_r"], PROJECTIONS)
+
+
+def command(path: str, model_dir: str, data_dir: str, method: str, steps: int, project: str, args) -> list[str]:
+    if path in ("unsloth-script", "transformers"):
+        script = os.path.join(BENCH, "unsloth_script.py" if path == "unsloth-script" else "transformers_script.py")
+        return [sys.executable, script, "--model", model_dir, "--data", os.path.join(data_dir, "train.jsonl"),
+                "--method", method, "--steps", str(steps), "--out", project, "--optimizer", args.optimizer,
+                "--seq-len", str(args.seq_len)]
+    s = SETTINGS
+    cli = [sys.executable, "-m", "autotrain_unsloth.cli", "llm", "--train", "--model", model_dir, "--data-path", data_dir,
+           "--project-name", os.path.basename(project), "--trainer", "sft", "--unsloth", "--mixed-precision", "bf16",
+           "--block-size", str(args.seq_len), "--model-max-length", str(args.seq_len), "--batch-size", str(s["batch_size"]),
+           "--gradient-accumulation", str(s["gradient_accumulation"]), "--optimizer", args.optimizer, "--lr", str(s["lr"]),
+           "--weight-decay", str(s["weight_decay"]), "--scheduler", "linear", "--seed", str(s["seed"]),
+           "--max-steps", str(steps), "--logging-steps", "1"]
+    if method == "full":
+        cli += ["--full-finetuning", "--quantization", "none"]
+    else:
+        cli += ["--peft", "--quantization", "int4" if method == "qlora" else "none", "--lora-r", str(s["lora_r"]),
+                "--lora-alpha", str(s["lora_alpha"]), "--lora-dropout", str(s["lora_dropout"]),
+                "--target-modules", ",".join(PROJECTIONS)]
+    if path == "ours":
+        cli.append("--no-auto-gradient-checkpointing")
+    return cli
+
+
+def collect(path: str, project: str) -> dict:
+    """What a finished run measured, and what it really trained (from its own files)."""
+    if path in ("unsloth-script", "transformers"):
+        with open(os.path.join(project, "result.json")) as f:
+            result = json.load(f)
+        return {"throughput": result["throughput"], "loaded": result["loaded"],
+                "gradient_checkpointing": result["gradient_checkpointing"], "estimated_peak_gib": None,
+                "backend": "unsloth" if path == "unsloth-script" else "transformers"}
+    with open(os.path.join(project, "run_summary.json")) as f:
+        summary = json.load(f)
+    with open(os.path.join(project, "plan.json")) as f:
+        plan = json.load(f)
+    return {"throughput": summary["throughput"], "loaded": plan["verified"],
+            "gradient_checkpointing": plan["gradient_checkpointing"], "backend": plan["backend"],
+            "estimated_peak_gib": (plan.get("memory_estimate_gib") or {}).get("total")}
+
+
+def record(model: str, method: str, path: str, measured: dict, steps: int, args, gpu: dict, wall_s: float) -> dict:
+    speed = measured["throughput"]
+    peaks = [value for value in (speed["load_peak_gib"], speed["train_peak_gib"]) if value is not None]
+    tflops = peak_tflops(gpu["name"])
+    tokens_per_s = speed["tokens_per_s"]
+    mfu = round(tokens_per_s * flops_per_token(model, method) / (tflops * 1e12), 4) if tflops and tokens_per_s else None
+    loaded = measured["loaded"]
+    return {
+        "model": model, "method": method, "path": path, "tokens_per_s": tokens_per_s,
+        "peak_gib": max(peaks) if peaks else None, "mfu": mfu,
+        "batch_size": SETTINGS["batch_size"], "seq_len": args.seq_len, "steps": steps,
+        # what ran, and how it was measured
+        "backend": measured["backend"], "gradient_checkpointing": measured["gradient_checkpointing"],
+        "warmup_steps": speed["warmup_steps"], "measured_steps": speed["measured_steps"],
+        "median_step_s": speed["median_step_s"], "train_peak_gib": speed["train_peak_gib"],
+        "load_peak_gib": speed["load_peak_gib"], "estimated_peak_gib": measured["estimated_peak_gib"],
+        "linear_4bit_layers": loaded["linear_4bit_layers"], "lora_layers": loaded["lora_layers"],
+        "trainable_parameters": loaded["trainable_parameters"], "parameters": loaded["parameters"],
+        "optimizer": args.optimizer, "wall_s": round(wall_s, 1),
+    }
+
+
+def versions() -> dict:
+    found = {}
+    for name in VERSIONS:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    found["python"] = sys.version.split()[0]
+    return found
+
+
+def results_path(gpu: dict, date: str) -> str:
+    slug = gpu["name"].lower().replace("nvidia ", "").replace(" ", "-")
+    return os.path.join(BENCH, "results", f"{date}-{slug}.json")
+
+
+def merge(path: str, gpu: dict, date: str, new_records: list[dict], failures: list[dict]) -> dict:
+    results = {"device": gpu["name"], "date": date, "versions": versions(), "records": [], "failures": []}
+    if os.path.isfile(path):
+        with open(path) as f:
+            results = {**json.load(f), "versions": results["versions"]}
+    key = lambda r: (r["model"], r["method"], r["path"])  # noqa: E731
+    replaced = {key(r) for r in new_records + failures}
+    results["records"] = [r for r in results["records"] if key(r) not in replaced] + new_records
+    results["failures"] = [r for r in results.get("failures", []) if key(r) not in replaced] + failures
+    order = {name: i for i, name in enumerate(list(SHAPES) + list(METHODS) + list(PATHS))}
+    results["records"].sort(key=lambda r: (order[r["model"]], order[r["method"]], order[r["path"]]))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(results, f, indent=1)
+    os.replace(path + ".tmp", path)
+    return results
+
+
+def run(args) -> int:
+    gpu = device()
+    date = args.date or datetime.date.today().isoformat()
+    out = args.results or results_path(gpu, date)
+    workdir = os.path.abspath(args.workdir)
+    runs = os.path.join(workdir, "runs")
+    os.makedirs(runs, exist_ok=True)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "UNSLOTH_DISABLE_STATISTICS": "1", "PYTHONUNBUFFERED": "1",
+           "UNSLOTH_COMPILE_LOCATION": os.path.join(workdir, "unsloth_compiled_cache"),
+           "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))}
+    data_dir = os.path.join(workdir, f"data-{args.seq_len}")
+    if not os.path.isfile(os.path.join(data_dir, "train.jsonl")):
+        write_data(data_dir, rows=SETTINGS["batch_size"] * (args.steps + 4), words_per_row=args.seq_len + 64)
+
+    failures, done = [], []
+    for model in args.models:
+        model_dir = os.path.join(workdir, "models", model)
+        if not os.path.isfile(os.path.join(model_dir, "BENCH_MODEL")):
+            started = time.time()
+            subprocess.run([sys.executable, os.path.join(BENCH, "workload.py"), "build", "--model", model, "--out", model_dir],
+                           check=True, env=env)
+            print(f"built {model} in {time.time() - started:.0f} s", flush=True)
+        for method in args.methods:
+            for path in args.paths:
+                name = f"{model.replace('.', '')}-{method}-{path}"
+                project = os.path.join(runs, name)
+                shutil.rmtree(project, ignore_errors=True)
+                os.makedirs(project)
+                log = os.path.join(runs, name + ".log")
+                started = time.time()
+                try:
+                    with open(log, "w") as f:
+                        code = subprocess.run(command(path, model_dir, data_dir, method, args.steps, project, args),
+                                              cwd=runs, env=env, stdout=f, stderr=subprocess.STDOUT,
+                                              timeout=args.run_timeout).returncode
+                except subprocess.TimeoutExpired:
+                    code = "timeout"
+                wall = time.time() - started
+                if code == 0:
+                    entry = record(model, method, path, collect(path, project), args.steps, args, gpu, wall)
+                    done.append(entry)
+                    print(f"{name}: {entry['tokens_per_s']} tokens/s, peak {entry['peak_gib']} GiB, mfu {entry['mfu']}, "
+                          f"checkpointing {entry['gradient_checkpointing']}, 4-bit layers {entry['linear_4bit_layers']}, "
+                          f"{wall:.0f} s", flush=True)
+                else:
+                    with open(log) as f:
+                        tail = f.read()[-4000:]
+                    failures.append({"model": model, "method": method, "path": path, "returncode": code, "log_tail": tail})
+                    print(f"{name}: FAILED ({code}), log {log}\n{tail[-1500:]}", flush=True)
+                merge(out, gpu, date, done[-1:] if code == 0 else [], failures[-1:] if code != 0 else [])
+                if not args.keep_outputs:
+                    for entry in os.listdir(project):  # weights are large; keep only the small files
+                        full = os.path.join(project, entry)
+                        if os.path.isdir(full):
+                            shutil.rmtree(full)
+                        elif entry.endswith((".safetensors", ".bin", ".pt")):
+                            os.remove(full)
+    print(f"results: {out}", flush=True)
+    return 1 if failures else 0
+
+
+def report(results: dict) -> str:
+    """The markdown table (tokens/s, peak GiB, MFU per path) and the ratios the issue asks for."""
+    by_key = {(r["model"], r["method"], r["path"]): r for r in results["records"]}
+    lines = [f"Device: {results['device']}; date {results['date']}; "
+             + ", ".join(f"{k} {v}" for k, v in results["versions"].items() if v), "",
+             "| model | method | path | tokens/s | peak GiB | MFU | checkpointing | 4-bit layers |",
+             "|---|---|---|---:|---:|---:|---|---:|"]
+    for r in results["records"]:
+        mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "-"
+        lines.append(f"| {r['model']} | {r['method']} | {r['path']} | {r['tokens_per_s']:,.0f} | {_gib(r['peak_gib'])} | {mfu} "
+                     f"| {r['gradient_checkpointing']} | {r['linear_4bit_layers']} |")
+    lines += ["", "| model | method | ours / unsloth-script | ours / transformers | ours-auto / unsloth-script | ours-auto peak GiB |",
+              "|---|---|---:|---:|---:|---:|"]
+    cells = sorted({(r["model"], r["method"]) for r in results["records"]},
+                   key=lambda c: (list(SHAPES).index(c[0]), METHODS.index(c[1])))
+    for model, method in cells:
+        def ratio(a, b):
+            ra, rb = by_key.get((model, method, a)), by_key.get((model, method, b))
+            return f"{ra['tokens_per_s'] / rb['tokens_per_s']:.3f}" if ra and rb and ra["tokens_per_s"] and rb["tokens_per_s"] else "-"
+        auto = by_key.get((model, method, "ours-auto"))
+        lines.append(f"| {model} | {method} | {ratio('ours', 'unsloth-script')} | {ratio('ours', 'transformers')} | "
+                     f"{ratio('ours-auto', 'unsloth-script')} | {_gib(auto['peak_gib'])} |" if auto else
+                     f"| {model} | {method} | {ratio('ours', 'unsloth-script')} | {ratio('ours', 'transformers')} | - | - |")
+    if results.get("failures"):
+        lines += ["", "Failed runs: " + ", ".join(f"{f['model']} {f['method']} {f['path']} ({f['returncode']})"
+                                                  for f in results["failures"])]
+    return "\n".join(lines)
+
+
+def _gib(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    go = sub.add_parser("run", help="run the benchmark")
+    go.add_argument("--models", type=lambda s: s.split(","), default=["llama-3.2-1b", "llama-3.1-8b"])
+    go.add_argument("--methods", type=lambda s: s.split(","), default=list(METHODS))
+    go.add_argument("--paths", type=lambda s: s.split(","), default=list(PATHS))
+    go.add_argument("--steps", type=int, default=20, help="optimizer steps per run; the first 5 are warm-up")
+    go.add_argument("--seq-len", type=int, default=SETTINGS["seq_len"])
+    go.add_argument("--optimizer", default=SETTINGS["optimizer"])
+    go.add_argument("--workdir", default="/tmp/autotrain-unsloth-bench", help="models, data and run folders")
+    go.add_argument("--results", help="results file (default bench/results/<date>-<device>.json)")
+    go.add_argument("--date", help="date for the results file name (default today)")
+    go.add_argument("--run-timeout", type=int, default=900, help="seconds one run may take")
+    go.add_argument("--keep-outputs", action="store_true", help="keep the runs' saved weights")
+    show = sub.add_parser("report", help="print the markdown table of a results file")
+    show.add_argument("results")
+    args = parser.parse_args(argv)
+    if args.command == "report":
+        with open(args.results) as f:
+            print(report(json.load(f)))
+        return 0
+    for name, allowed, given in (("models", SHAPES, args.models), ("methods", METHODS, args.methods), ("paths", PATHS, args.paths)):
+        unknown = [value for value in given if value not in allowed]
+        if unknown:
+            parser.error(f"--{name}: unknown {', '.join(unknown)}; choose from {', '.join(allowed)}")
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""The benchmark workload, defined once for every path: model shapes, tokenizer, data and training settings.
+
+Models are random-init Llama-3.2-1B and Llama-3.1-8B shapes (their config.json's sizes; no machine here
+reaches the Hub), saved in bf16. The tokenizer has Llama 3's 128,256-token vocabulary: one token per
+whitespace-separated word `w0`..`w127999`, then Llama 3's special tokens, so the output head does the real
+model's work. The data are rows of random words, each longer than the sequence length, so every sequence is
+full: batch 2 x 2048 tokens, no padding (the paths count non-padding tokens all the same).
+
+    python bench/workload.py build --model llama-3.1-8b --out DIR     # model + tokenizer (on the GPU if any)
+    python bench/workload.py data --rows 64 --out DIR                 # DIR/train.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+# The settings every path trains with.
+SETTINGS = dict(batch_size=2, seq_len=2048, gradient_accumulation=1, optimizer="adamw_8bit", lr=2e-4,
+                weight_decay=0.01, seed=3407, lora_r=16, lora_alpha=16, lora_dropout=0.0, dtype="bfloat16")
+
+_LLAMA3 = dict(num_attention_heads=32, num_key_value_heads=8, vocab_size=128256, rms_norm_eps=1e-5,
+               max_position_embeddings=131072, bos_token_id=128000, eos_token_id=128001, hidden_act="silu")
+SHAPES = {
+    "llama-3.2-1b": dict(_LLAMA3, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, head_dim=64,
+                         tie_word_embeddings=True,
+                         rope_parameters=dict(rope_type="llama3", rope_theta=500000.0, factor=32.0, low_freq_factor=1.0,
+                                              high_freq_factor=4.0, original_max_position_embeddings=8192)),
+    "llama-3.1-8b": dict(_LLAMA3, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, head_dim=128,
+                         tie_word_embeddings=False,
+                         rope_parameters=dict(rope_type="llama3", rope_theta=500000.0, factor=8.0, low_freq_factor=1.0,
+                                              high_freq_factor=4.0, original_max_position_embeddings=8192)),
+    # For the CPU test of the bench's plumbing only (tests/test_bench.py); never in a results file.
+    "tiny-llama": dict(_LLAMA3, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                       num_key_value_heads=2, head_dim=16, tie_word_embeddings=False, max_position_embeddings=4096),
+}
+WORDS = 128000  # ids 0..127999; Llama 3's 256 special tokens follow
+
+
+def build_tokenizer():
+    """A word-level tokenizer with Llama 3's vocabulary size and special-token ids."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {f"w{i}": i for i in range(WORDS)}
+    specials = ["<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>", "<|reserved_special_token_1|>",
+                "<|finetune_right_pad_id|>"] + [f"<|reserved_special_token_{i}|>" for i in range(2, 253)]
+    vocab.update({token: WORDS + i for i, token in enumerate(specials)})
+    assert len(vocab) == 128256
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<|reserved_special_token_0|>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<|begin_of_text|> $A", special_tokens=[("<|begin_of_text|>", WORDS)])
+    tokenizer.add_special_tokens(specials)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<|begin_of_text|>", eos_token="<|end_of_text|>",
+                                   pad_token="<|finetune_right_pad_id|>", unk_token="<|reserved_special_token_0|>",
+                                   model_max_length=131072)
+
+
+def build_model(name: str, folder: str, seed: int = 0) -> str:
+    """Save a random-init bf16 model of the named shape and its tokenizer (built on the GPU when there is one)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(**SHAPES[name])
+    torch.manual_seed(seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.set_default_dtype(torch.bfloat16)
+    with torch.device(device):
+        model = LlamaForCausalLM(config)
+    torch.set_default_dtype(torch.float32)
+    os.makedirs(folder, exist_ok=True)
+    model.save_pretrained(folder, max_shard_size="5GB")
+    build_tokenizer().save_pretrained(folder)
+    with open(os.path.join(folder, "BENCH_MODEL"), "w") as f:
+        f.write(f"{name}: random init, seed {seed}, {sum(p.numel() for p in model.parameters()):,} parameters\n")
+    return folder
+
+
+def write_data(folder: str, rows: int, words_per_row: int | None = None, seed: int = 0) -> str:
+    """folder/train.jsonl: `rows` rows of random words, each longer than the sequence length."""
+    rng = random.Random(seed)
+    words_per_row = words_per_row or SETTINGS["seq_len"] + 64
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "train.jsonl")
+    with open(path, "w") as f:
+        for _ in range(rows):
+            f.write(json.dumps({"text": " ".join(f"w{rng.randrange(WORDS)}" for _ in range(words_per_row))}) + "\n")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build")
+    build.add_argument("--model", choices=sorted(SHAPES), required=True)
+    build.add_argument("--out", required=True)
+    data = sub.add_parser("data")
+    data.add_argument("--rows", type=int, required=True)
+    data.add_argument("--words-per-row", type=int)
+    data.add_argument("--out", required=True)
+    args = parser.parse_args()
+    if args.command == "build":
+        print(build_model(args.model, args.out))
+    else:
+        print(write_data(args.out, args.rows, args.words_per_row))
+
+
+if __name__ == "__main__":
+    main()
