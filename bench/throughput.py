@@ -1,7 +1,7 @@
 """Throughput and peak memory of one workload through four paths, each run in its own process.
 
     python bench/throughput.py run [--models llama-3.2-1b,llama-3.1-8b] [--methods qlora,lora,full]
-                                   [--paths ours,unsloth-script,transformers,ours-auto] [--steps 20]
+                                   [--paths ours,unsloth-script,transformers,ours-auto] [--steps 40]
     python bench/throughput.py report bench/results/<date>-<device>.json      # markdown table and ratios
 
 Paths (workload.py holds the shared settings):
@@ -11,7 +11,7 @@ Paths (workload.py holds the shared settings):
 - `unsloth-script`: bench/unsloth_script.py, a minimal hand-written Unsloth script;
 - `transformers`: bench/transformers_script.py, plain transformers + PEFT + TRL.
 Every path counts tokens and time with the same callback (autotrain_unsloth/trainers/throughput.py):
-non-padding tokens over the steps after 5 warm-up steps, GPU synchronised at step ends; peak memory is
+non-padding tokens over the steps after 10 warm-up steps, GPU synchronised at step ends; peak memory is
 torch.cuda.max_memory_allocated over loading and training.
 
 MFU = tokens/s x FLOPs per token / the GPU's dense bf16 peak. FLOPs per token, with N the weights that
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import importlib.metadata
 import json
 import os
@@ -42,7 +43,7 @@ REPO = os.path.dirname(BENCH)
 sys.path.insert(0, BENCH)
 sys.path.insert(0, REPO)
 
-from workload import PROJECTIONS, SETTINGS, SHAPES, build_model, write_data  # noqa: E402
+from workload import PROJECTIONS, SETTINGS, SHAPES, write_data  # noqa: E402
 
 from autotrain_unsloth.memory import ModelShape  # noqa: E402
 
@@ -88,7 +89,7 @@ def command(path: str, model_dir: str, data_dir: str, method: str, steps: int, p
            "--project-name", os.path.basename(project), "--trainer", "sft", "--unsloth", "--mixed-precision", "bf16",
            "--block-size", str(args.seq_len), "--model-max-length", str(args.seq_len), "--batch-size", str(s["batch_size"]),
            "--gradient-accumulation", str(s["gradient_accumulation"]), "--optimizer", args.optimizer, "--lr", str(s["lr"]),
-           "--weight-decay", str(s["weight_decay"]), "--scheduler", "linear", "--seed", str(s["seed"]),
+           "--weight-decay", str(s["weight_decay"]), "--scheduler", "linear", "--warmup-ratio", "0", "--seed", str(s["seed"]),
            "--max-steps", str(steps), "--logging-steps", "1"]
     if method == "full":
         cli += ["--full-finetuning", "--quantization", "none"]
@@ -240,24 +241,32 @@ def report(results: dict) -> str:
     by_key = {(r["model"], r["method"], r["path"]): r for r in results["records"]}
     lines = [f"Device: {results['device']}; date {results['date']}; "
              + ", ".join(f"{k} {v}" for k, v in results["versions"].items() if v), "",
-             "| model | method | path | tokens/s | peak GiB | MFU | checkpointing | 4-bit layers |",
-             "|---|---|---|---:|---:|---:|---|---:|"]
+             "| model | method | path | tokens/s | peak GiB | MFU | checkpointing | 4-bit layers | steps (warm-up) |",
+             "|---|---|---|---:|---:|---:|---|---:|---|"]
     for r in results["records"]:
         mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "-"
         lines.append(f"| {r['model']} | {r['method']} | {r['path']} | {r['tokens_per_s']:,.0f} | {_gib(r['peak_gib'])} | {mfu} "
-                     f"| {r['gradient_checkpointing']} | {r['linear_4bit_layers']} |")
+                     f"| {r['gradient_checkpointing']} | {r['linear_4bit_layers']} | {r['steps']} ({r['warmup_steps']}) |")
     lines += ["", "| model | method | ours / unsloth-script | ours / transformers | ours-auto / unsloth-script | ours-auto peak GiB |",
               "|---|---|---:|---:|---:|---:|"]
     cells = sorted({(r["model"], r["method"]) for r in results["records"]},
                    key=lambda c: (list(SHAPES).index(c[0]), METHODS.index(c[1])))
+    def ratio_of(model, method, a, b):
+        ra, rb = by_key.get((model, method, a)), by_key.get((model, method, b))
+        if not (ra and rb and ra["tokens_per_s"] and rb["tokens_per_s"]):
+            return "-"
+        # `*`: the two runs were not measured over the same steps and warm-up
+        same = (ra["steps"], ra["warmup_steps"]) == (rb["steps"], rb["warmup_steps"])
+        return f"{ra['tokens_per_s'] / rb['tokens_per_s']:.3f}" + ("" if same else "*")
+
     for model, method in cells:
-        def ratio(a, b):
-            ra, rb = by_key.get((model, method, a)), by_key.get((model, method, b))
-            return f"{ra['tokens_per_s'] / rb['tokens_per_s']:.3f}" if ra and rb and ra["tokens_per_s"] and rb["tokens_per_s"] else "-"
+        ratio = functools.partial(ratio_of, model, method)
         auto = by_key.get((model, method, "ours-auto"))
         lines.append(f"| {model} | {method} | {ratio('ours', 'unsloth-script')} | {ratio('ours', 'transformers')} | "
                      f"{ratio('ours-auto', 'unsloth-script')} | {_gib(auto['peak_gib'])} |" if auto else
                      f"| {model} | {method} | {ratio('ours', 'unsloth-script')} | {ratio('ours', 'transformers')} | - | - |")
+    if any("*" in line for line in lines[-len(cells):]):
+        lines += ["", "`*`: the two runs were measured over different steps or warm-up; not a like-for-like ratio."]
     if results.get("failures"):
         lines += ["", "Failed runs: " + ", ".join(f"{f['model']} {f['method']} {f['path']} ({f['returncode']})"
                                                   for f in results["failures"])]
@@ -275,7 +284,7 @@ def main(argv=None) -> int:
     go.add_argument("--models", type=lambda s: s.split(","), default=["llama-3.2-1b", "llama-3.1-8b"])
     go.add_argument("--methods", type=lambda s: s.split(","), default=list(METHODS))
     go.add_argument("--paths", type=lambda s: s.split(","), default=list(PATHS))
-    go.add_argument("--steps", type=int, default=20, help="optimizer steps per run; the first 5 are warm-up")
+    go.add_argument("--steps", type=int, default=40, help="optimizer steps per run; the first 10 are warm-up")
     go.add_argument("--seq-len", type=int, default=SETTINGS["seq_len"])
     go.add_argument("--optimizer", default=SETTINGS["optimizer"])
     go.add_argument("--workdir", default="/tmp/autotrain-unsloth-bench", help="models, data and run folders")

@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--optimizer", default=SETTINGS["optimizer"])
     parser.add_argument("--seq-len", type=int, default=SETTINGS["seq_len"])
+    parser.add_argument("--packing", action="store_true", help="TRL packing (default: off, as Unsloth's notebooks)")
     args = parser.parse_args()
 
     from datasets import load_dataset
@@ -64,6 +65,7 @@ def main() -> None:
         callbacks=[speed],
         args=SFTConfig(
             dataset_text_field="text",
+            packing=args.packing,
             max_length=args.seq_len,
             per_device_train_batch_size=SETTINGS["batch_size"],
             gradient_accumulation_steps=SETTINGS["gradient_accumulation"],

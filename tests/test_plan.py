@@ -152,3 +152,69 @@ def test_read_model_type(tmp_path):
         read_model_type(str(tmp_path.parent))
     with pytest.raises(PlanError, match="is not a folder"):
         read_model_type(str(tmp_path / "missing"))
+
+
+# -- automatic gradient checkpointing -----------------------------------------------------------------
+
+def _llama_8b_shape() -> dict:
+    import os
+    import sys
+
+    from autotrain_unsloth.memory import ModelShape
+    from tests.conftest import REPO
+
+    sys.path.insert(0, os.path.join(REPO, "bench"))
+    from workload import SHAPES
+
+    return ModelShape.from_config({"model_type": "llama", **SHAPES["llama-3.1-8b"]}).to_dict()
+
+
+H100 = dataclasses.replace(GPU_UNSLOTH, gpu_memory_gib=79.19, model_shape=_llama_8b_shape())
+BENCH = dict(trainer="sft", batch_size=2, block_size=2048, optimizer="adamw_8bit", lora_dropout=0.0)
+
+
+@pytest.mark.parametrize("settings, env, expected, why", [
+    # 8B full fine-tuning, 2 x 2048: estimated 57.3 GiB without checkpointing, budget 85% of 79.2 GiB
+    (dict(unsloth=True, **FULL, **BENCH), H100, "off", "gradient checkpointing off (automatic"),
+    (dict(unsloth=True, **QLORA, **BENCH), H100, "off", "gradient checkpointing off (automatic"),
+    (dict(**LORA, mixed_precision="bf16", **BENCH), dataclasses.replace(H100, unsloth_version=None), "off", "(automatic"),
+    # 8 x 2048 does not fit: Unsloth's offloading checkpointing, or transformers'
+    (dict(unsloth=True, **FULL, **{**BENCH, "batch_size": 8}), H100, "unsloth", "does not fit"),
+    (dict(**FULL, mixed_precision="bf16", **{**BENCH, "batch_size": 8}), H100, "on", "does not fit"),
+    (dict(unsloth=True, **FULL, **BENCH), dataclasses.replace(H100, gpu_memory_gib=23.5), "unsloth", "does not fit"),
+    # switched off, forced off, after an out-of-memory, or nothing to size against
+    (dict(unsloth=True, auto_gradient_checkpointing=False, **FULL, **BENCH), H100, "unsloth", "auto_gradient_checkpointing=False"),
+    (dict(unsloth=True, disable_gradient_checkpointing=True, **FULL, **BENCH), H100, "off", "disable_gradient_checkpointing=True"),
+    (dict(unsloth=True, **FULL, **BENCH), dataclasses.replace(H100, out_of_memory_without_checkpointing=True), "unsloth",
+     "ran out of GPU memory"),
+    (dict(unsloth=True, **FULL, **BENCH), dataclasses.replace(H100, model_shape=None), "unsloth", "could not be read"),
+    (dict(unsloth=True, **FULL, **BENCH), dataclasses.replace(H100, gpu_memory_gib=None), "unsloth", "memory is unknown"),
+    (dict(**LORA, **BENCH), CPU, "on", "no CUDA GPU"),
+])
+def test_automatic_gradient_checkpointing(settings, env, expected, why):
+    plan = decide(LLMTrainingParams(**settings), env)
+    assert plan.gradient_checkpointing == expected
+    reason = next(r for r in plan.reasons if r.startswith("gradient checkpointing"))
+    assert why in reason, reason
+    if "fit" in why or "automatic" in why:
+        estimate = plan.memory_estimate_gib
+        assert estimate["budget"] == round(0.85 * env.gpu_memory_gib, 2)
+        assert (estimate["total"] <= estimate["budget"]) == (expected == "off")
+        assert f"{estimate['total']} GiB" in reason
+    else:
+        assert plan.memory_estimate_gib is None
+
+
+def test_automatic_checkpointing_is_shown_in_the_plan_table():
+    plan = decide(LLMTrainingParams(unsloth=True, **FULL, **BENCH), H100)
+    row = next(line for line in plan.render().splitlines() if "grad. checkpointing" in line)
+    assert "auto" in row and "off" in row and f"estimated peak {plan.memory_estimate_gib['total']} GiB" in row
+    assert "--no-auto-gradient-checkpointing" in plan.render()
+
+
+def test_probe_reads_the_model_shape(models):
+    from autotrain_unsloth.plan import probe
+
+    env = probe(LLMTrainingParams(model=models["llama"]))
+    assert env.model_shape["hidden"] == 64 and env.model_shape["layers"] == 2
+    assert probe(LLMTrainingParams(model=models["gpt2"])).model_shape is None

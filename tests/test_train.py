@@ -53,6 +53,20 @@ def test_training_lowers_the_loss_and_output_loads(in_tmp, models, data_dir, tra
     for name in ("training_params.json", "README.md", "tokenizer.json", "trainer_state.json", "run_summary.json", "autotrain.log"):
         assert (folder / name).exists(), name
 
+    # Throughput over the 25 steps after the 10 warm-up steps, in the real tokens the Trainer counted: whole
+    # 64-token blocks for the default trainer (an epoch's last batch has fewer), unpadded lengths for sft.
+    speed = json.loads((folder / "run_summary.json").read_text())["throughput"]
+    assert speed["measured_steps"] == 25 and speed["tokens_per_s"] > 0
+    state = json.loads((folder / "trainer_state.json").read_text())
+    seen = {entry["step"]: entry["num_input_tokens_seen"] for entry in state["log_history"] if "loss" in entry}
+    assert speed["measured_tokens"] == seen[35] - seen[10]
+    per_step = [seen[step] - seen[step - 1] for step in range(11, 36)]
+    assert all(0 < tokens <= 4 * 64 for tokens in per_step)
+    if trainer == "default":
+        assert all(tokens % 64 == 0 for tokens in per_step)
+    else:
+        assert any(tokens % 64 for tokens in per_step)  # padding is not counted
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -159,6 +173,37 @@ def test_unsloth_load_failure_restarts_the_job_on_transformers(in_tmp, models, d
     assert plan["backend"] == "transformers" and plan["verified"]["matches_plan"]
     assert any("Unsloth failed to load the model (ValueError: not this model)" in warning for warning in plan["warnings"])
     assert (in_tmp / "fallback" / "adapter_model.safetensors").exists()
+
+
+def test_out_of_memory_with_checkpointing_turned_off_automatically_restarts_with_it_on(in_tmp, models, data_dir):
+    """Everything but the trigger (running out of GPU memory): from a plan that turned checkpointing off by
+    itself, the job re-plans with checkpointing on, says why, and re-executes itself fresh."""
+    import dataclasses
+
+    from autotrain_unsloth.plan import decide, probe
+    from autotrain_unsloth.trainers.clm.__main__ import checkpointing_turned_off_automatically
+
+    params = LLMTrainingParams(model=models["llama"], data_path=data_dir, project_name="oom", trainer="sft",
+                               peft=True, quantization=None, max_steps=3, block_size=64)
+    here = probe(params)
+    on_a_gpu = dataclasses.replace(here, cuda=True, bf16=True, gpu_count=1, gpu_name="H100", gpu_memory_gib=79.19)
+    gpu_plan = decide(params, on_a_gpu)
+    assert gpu_plan.gradient_checkpointing == "off" and checkpointing_turned_off_automatically(params, gpu_plan)
+    assert not checkpointing_turned_off_automatically(params.model_copy(update={"disable_gradient_checkpointing": True}), gpu_plan)
+    # Carry this machine's environment, so that the restarted job fits here.
+    gpu_plan = dataclasses.replace(gpu_plan, environment=dataclasses.asdict(here))
+    params.save("oom")
+    code = ("from autotrain_unsloth.params import LLMTrainingParams; from autotrain_unsloth.plan import Plan;"
+            "from autotrain_unsloth.trainers.clm.__main__ import retry_with_checkpointing as f;"
+            "p = LLMTrainingParams.load('oom/training_params.json');"
+            f"f(p, Plan.from_dict({gpu_plan.to_dict()!r}), 'CUDA out of memory', 'oom/training_params.json')")
+    result = subprocess.run([sys.executable, "-c", code], cwd=in_tmp, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Restarting the job with gradient checkpointing on" in result.stdout
+    plan = json.loads((in_tmp / "oom" / "plan.json").read_text())
+    assert plan["gradient_checkpointing"] == "on" and plan["verified"]["gradient_checkpointing_active"] is True
+    assert any("ran out of GPU memory without it" in reason for reason in plan["reasons"])
+    assert (in_tmp / "oom" / "adapter_model.safetensors").exists()
 
 
 def test_yaml_config_runs_end_to_end(in_tmp, models, data_dir):

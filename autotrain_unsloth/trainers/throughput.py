@@ -8,10 +8,11 @@ Peak memory is torch.cuda.max_memory_allocated: up to the start of training (loa
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 
-WARMUP_STEPS = 5
+WARMUP_STEPS = 10
 
 
 def throughput_callback(warmup_steps: int = WARMUP_STEPS):
@@ -48,7 +49,7 @@ def throughput_callback(warmup_steps: int = WARMUP_STEPS):
             if len(measured) < 2:
                 return result
             (_, start, tokens_start), (_, end, tokens_end) = measured[0], measured[-1]
-            steps = [b[1] - a[1] for a, b in zip(measured, measured[1:])]
+            steps = [b[1] - a[1] for a, b in itertools.pairwise(measured)]
             result.update(measured_steps=len(steps), measured_tokens=tokens_end - tokens_start,
                           median_step_s=round(statistics.median(steps), 4))
             if tokens_end > tokens_start:

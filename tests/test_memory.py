@@ -1,0 +1,90 @@
+"""The memory estimate behind automatic gradient checkpointing: shapes read right, parts add up, and it errs
+high against the peaks measured on an H100 (bench/results)."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+
+import pytest
+
+from autotrain_unsloth.memory import ModelShape, training_peak_gib
+from tests.conftest import REPO
+
+sys.path.insert(0, os.path.join(REPO, "bench"))
+from workload import PROJECTIONS, SHAPES  # noqa: E402
+
+BENCH_METHODS = {"qlora": "qlora-4bit", "lora": "lora", "full": "full"}
+
+
+def real_parameter_count(config) -> int:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return sum(p.numel() for p in AutoModelForCausalLM.from_config(config).parameters())
+
+
+@pytest.mark.parametrize("name", ["llama-3.2-1b", "llama-3.1-8b"])
+def test_parameter_count_matches_transformers_for_llama_3_shapes(name):
+    from transformers import LlamaConfig
+
+    config = LlamaConfig(**SHAPES[name])
+    shape = ModelShape.from_config(config.to_dict())
+    assert shape.parameters == real_parameter_count(config)
+    assert shape.tied_embeddings == (name == "llama-3.2-1b")
+
+
+@pytest.mark.parametrize("architecture", ["llama", "mistral", "gemma"])
+def test_parameter_count_matches_transformers_for_tiny_architectures(architecture):
+    from autotrain_unsloth.tiny_models import model_config
+
+    config = model_config(architecture, vocab_size=512)
+    assert ModelShape.from_config(config.to_dict()).parameters == real_parameter_count(config)
+
+
+def test_configs_without_a_decoder_shape_give_none():
+    from autotrain_unsloth.tiny_models import model_config
+
+    assert ModelShape.from_config(model_config("gpt2", vocab_size=512).to_dict()) is None
+    assert ModelShape.from_config({"model_type": "llama"}) is None
+
+
+def estimate(name, method, checkpointing, tokens=4096, dropout=False):
+    shape = ModelShape.from_config({"model_type": "llama", **SHAPES[name]})
+    return training_peak_gib(shape, method=method, weights_dtype="bf16", compute_dtype="bf16", tokens=tokens,
+                             optimizer="adamw_8bit", lora_rank=16, lora_targets=PROJECTIONS, lora_dropout=dropout,
+                             checkpointing=checkpointing)
+
+
+def test_parts_add_up_and_move_the_right_way():
+    full, lora, qlora = (estimate("llama-3.1-8b", m, False) for m in ("full", "lora", "qlora-4bit"))
+    for parts in (full, lora, qlora):
+        assert parts["total"] == pytest.approx(sum(v for k, v in parts.items() if k != "total"), abs=0.02)
+    assert lora["weights"] > full["weights"] > 2 * qlora["weights"]  # LoRA adds its fp32 adapter to the 16-bit base
+    assert full["optimizer_states"] > 100 * lora["optimizer_states"]
+    assert estimate("llama-3.1-8b", "lora", True)["total"] < lora["total"]
+    assert estimate("llama-3.1-8b", "lora", False, tokens=8192)["total"] > lora["total"]
+    assert estimate("llama-3.1-8b", "lora", False, dropout=True)["total"] > lora["total"]
+
+
+def bench_records():
+    for path in sorted(glob.glob(os.path.join(REPO, "bench", "results", "*.json"))):
+        with open(path) as f:
+            results = json.load(f)
+        for record in results["records"]:
+            if record["model"] in SHAPES and record["peak_gib"]:
+                yield os.path.basename(path), record
+
+
+def test_estimate_errs_high_against_measured_peaks():
+    """Every benchmarked run: the estimate for its checkpointing (on counts as the checkpointed estimate)
+    is at least the peak torch measured."""
+    records = list(bench_records())
+    assert records, "bench/results holds no measurements"
+    for source, r in records:
+        predicted = estimate(r["model"], BENCH_METHODS[r["method"]], r["gradient_checkpointing"] != "off",
+                             tokens=r["batch_size"] * r["seq_len"])
+        assert predicted["total"] >= r["peak_gib"], (source, r["model"], r["method"], r["path"], predicted, r["peak_gib"])
