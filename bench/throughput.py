@@ -225,10 +225,10 @@ def run(args) -> int:
                     failures.append({"model": model, "method": method, "path": path, "returncode": code, "log_tail": tail})
                     print(f"{name}: FAILED ({code}), log {log}\n{tail[-1500:]}", flush=True)
                 merge(out, gpu, date, done[-1:] if code == 0 else [], failures[-1:] if code != 0 else [])
-                if not args.keep_outputs:
-                    for entry in os.listdir(project):  # weights are large; keep only the small files
+                if not args.keep_outputs:  # weights are large: drop them, keep what a re-run of the job needs
+                    for entry in os.listdir(project):
                         full = os.path.join(project, entry)
-                        if os.path.isdir(full):
+                        if os.path.isdir(full) and entry.startswith("checkpoint-"):
                             shutil.rmtree(full)
                         elif entry.endswith((".safetensors", ".bin", ".pt")):
                             os.remove(full)

@@ -27,8 +27,14 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--optimizer", default=SETTINGS["optimizer"])
     parser.add_argument("--seq-len", type=int, default=SETTINGS["seq_len"])
+    # Diagnostics, off in the benchmarked `unsloth-script` path (see docs/benchmarks.md, bench/diagnose.sh):
     parser.add_argument("--packing", action="store_true", help="TRL packing (default: off, as Unsloth's notebooks)")
+    parser.add_argument("--no-gradient-checkpointing", action="store_true", help="use_gradient_checkpointing=False")
+    parser.add_argument("--sft-gradient-checkpointing-false", action="store_true",
+                        help="pass gradient_checkpointing=False to SFTConfig (TRL's default is True), as our CLI does")
+    parser.add_argument("--profile", action="store_true", help="profile steps 13-15; top kernels to OUT/profile.txt")
     args = parser.parse_args()
+    checkpointing = False if args.no_gradient_checkpointing else "unsloth"
 
     from datasets import load_dataset
     from trl import SFTConfig, SFTTrainer
@@ -42,6 +48,7 @@ def main() -> None:
         dtype=None,
         load_in_4bit=args.method == "qlora",
         full_finetuning=args.method == "full",
+        use_gradient_checkpointing=checkpointing,
     )
     if args.method != "full":
         model = FastLanguageModel.get_peft_model(
@@ -51,7 +58,7 @@ def main() -> None:
             lora_alpha=SETTINGS["lora_alpha"],
             lora_dropout=SETTINGS["lora_dropout"],
             bias="none",
-            use_gradient_checkpointing="unsloth",
+            use_gradient_checkpointing=checkpointing,
             random_state=SETTINGS["seed"],
         )
     facts = inspect_model(model)
@@ -62,7 +69,7 @@ def main() -> None:
         model=model,
         processing_class=tokenizer,
         train_dataset=dataset,
-        callbacks=[speed],
+        callbacks=[speed] + ([step_profiler(args.out)] if args.profile else []),
         args=SFTConfig(
             dataset_text_field="text",
             packing=args.packing,
@@ -80,16 +87,43 @@ def main() -> None:
             save_strategy="no",
             report_to="none",
             include_num_input_tokens_seen="non_padding",
+            **({"gradient_checkpointing": False} if args.sft_gradient_checkpointing_false else {}),
         ),
     )
     trainer.train()
 
     result = {"throughput": speed.summary(), "loaded": facts,
-              "gradient_checkpointing": "unsloth",  # Unsloth's default, for full fine-tuning too
+              "gradient_checkpointing": "off" if checkpointing is False else "unsloth",  # Unsloth's default: unsloth
               "gradient_checkpointing_flag": bool(getattr(model, "is_gradient_checkpointing", False)),
               "losses": [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]}
     with open(os.path.join(args.out, "result.json"), "w") as f:
         json.dump(result, f, indent=2)
+
+
+def step_profiler(out: str, first: int = 13, last: int = 15):
+    """torch.profiler over steps first..last; the 30 costliest CUDA kernels go to out/profile.txt."""
+    import torch
+    from transformers import TrainerCallback
+
+    class StepProfiler(TrainerCallback):
+        profiler = None
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step + 1 == first:
+                self.profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU,
+                                                                   torch.profiler.ProfilerActivity.CUDA])
+                self.profiler.__enter__()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.profiler is not None and state.global_step == last:
+                torch.cuda.synchronize()
+                self.profiler.__exit__(None, None, None)
+                table = self.profiler.key_averages().table(sort_by="cuda_time_total", row_limit=30, max_name_column_width=70)
+                with open(os.path.join(out, "profile.txt"), "w") as f:
+                    f.write(f"steps {first}-{last}\n{table}\n")
+                self.profiler = None
+
+    return StepProfiler()
 
 
 if __name__ == "__main__":

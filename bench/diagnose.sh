@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The measurements docs/benchmarks.md lists as next, on the device host, one part per device call:
+#   bash bench/diagnose.sh overhead   # 1B LoRA: which difference between ours and the Unsloth script costs ~12 ms a step
+#   bash bench/diagnose.sh profile    # 8B full fine-tuning without checkpointing: where the step time goes
+# Installs like bench/run_on_device.sh; prints tokens/s and median step per variant; files under $OUT.
+set -uo pipefail
+PART=${1:?say which part: overhead or profile}
+OUT=${OUT:-/tmp/bench-out}; mkdir -p "$OUT"
+if [ ! -f /tmp/site/.installed ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  touch /tmp/site/.installed
+fi
+export PYTHONPATH=$PWD:/tmp/site HF_HUB_OFFLINE=1 UNSLOTH_DISABLE_STATISTICS=1 PYTHONUNBUFFERED=1
+WORK=/tmp/autotrain-unsloth-bench; RUNS=$WORK/runs; DATA=$WORK/data-2048/train.jsonl
+export UNSLOTH_COMPILE_LOCATION=$WORK/unsloth_compiled_cache
+show() { python3 -c "import json,sys; t=json.load(open(sys.argv[2])); t=t.get('throughput', t); print(f'{sys.argv[1]:<34} {t[\"tokens_per_s\"]:>9} tokens/s  median step {t[\"median_step_s\"]} s')" "$@"; }
+script() { name=$1; shift; mkdir -p "$RUNS/$name"; python3 bench/unsloth_script.py --data "$DATA" --out "$RUNS/$name" "$@" \
+  > "$OUT/$name.log" 2>&1 || { echo "$name failed"; tail -5 "$OUT/$name.log"; return; }; }
+
+if [ "$PART" = overhead ]; then
+  M=$WORK/models/llama-3.2-1b
+  python3 bench/throughput.py run --models llama-3.2-1b --methods lora --paths ours,unsloth-script --results "$OUT/diag.json" \
+    2>&1 | grep "tokens/s\|FAILED"
+  show "ours (CLI, accelerate launch)" "$RUNS/llama-32-1b-lora-ours/run_summary.json"
+  show "unsloth-script" "$RUNS/llama-32-1b-lora-unsloth-script/result.json"
+  (cd "$RUNS" && python3 -m autotrain_unsloth.trainers.clm --training_config llama-32-1b-lora-ours/training_params.json \
+    > "$OUT/direct.log" 2>&1) && show "ours, job run directly" "$RUNS/llama-32-1b-lora-ours/run_summary.json"
+  (cd "$RUNS" && OMP_NUM_THREADS=16 python3 -m accelerate.commands.launch --num_machines 1 --num_processes 1 --mixed_precision no \
+    --dynamo_backend no -m autotrain_unsloth.trainers.clm --training_config llama-32-1b-lora-ours/training_params.json \
+    > "$OUT/omp16.log" 2>&1) && show "ours, OMP_NUM_THREADS=16" "$RUNS/llama-32-1b-lora-ours/run_summary.json"
+  script script-packing --model "$M" --method lora --steps 40 --packing && show "script + packing" "$RUNS/script-packing/result.json"
+  script script-sftgc --model "$M" --method lora --steps 40 --sft-gradient-checkpointing-false \
+    && show "script + SFTConfig gc=False" "$RUNS/script-sftgc/result.json"
+  exit 0
+fi
+M=$WORK/models/llama-3.1-8b
+[ -f "$M/BENCH_MODEL" ] || python3 bench/workload.py build --model llama-3.1-8b --out "$M" || exit 1
+[ -f "$DATA" ] || python3 bench/workload.py data --rows 88 --words-per-row 2112 --out "$WORK/data-2048" || exit 1
+script script-full-nogc --model "$M" --method full --steps 40 --no-gradient-checkpointing \
+  && show "script, full, checkpointing off" "$RUNS/script-full-nogc/result.json"
+script script-full-profile --model "$M" --method full --steps 16 --no-gradient-checkpointing --profile \
+  && cp "$RUNS/script-full-profile/profile.txt" "$OUT/" && head -45 "$OUT/profile.txt"
