@@ -7,7 +7,8 @@ materialised in fp32 with their gradient, and the gradient of full fine-tuning a
 next to the activations. bench/ records it next to the measured peak for every run.
 
 Shapes cover the decoder-only transformers the fast path knows (Llama, Mistral, Gemma, Qwen2 and their
-relatives): hidden size, MLP size, layers, attention and key/value heads, head size, vocabulary.
+relatives): hidden size, MLP size, layers, attention and key/value heads, head size, vocabulary. Biases (Qwen2's
+q/k/v) are left out: a few parameters per layer.
 """
 
 from __future__ import annotations

@@ -373,10 +373,6 @@ def probe(params: LLMTrainingParams) -> Environment:
     )
 
 
-def read_model_type(model: str, token: Optional[str] = None) -> str:
-    return read_model_config(model, token)["model_type"]
-
-
 def read_model_config(model: str, token: Optional[str] = None) -> dict:
     """The model's config.json, with a model_type: a local folder, or the Hub (cache first when offline)."""
     if os.path.isdir(model):

@@ -7,24 +7,15 @@ Like unsloth_script.py, it adds only the shared measuring instrument and does no
     python bench/transformers_script.py --model DIR --data DIR/train.jsonl --method qlora|lora|full --steps 20 --out DIR
 """
 
-import argparse
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from workload import PROJECTIONS, SETTINGS  # noqa: E402
+from workload import PROJECTIONS, SETTINGS, script_arguments, write_result  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--method", choices=("qlora", "lora", "full"), required=True)
-    parser.add_argument("--steps", type=int, required=True)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--optimizer", default=SETTINGS["optimizer"])
-    parser.add_argument("--seq-len", type=int, default=SETTINGS["seq_len"])
+    parser = script_arguments()
     args = parser.parse_args()
 
     import torch
@@ -83,11 +74,7 @@ def main() -> None:
     facts = inspect_model(trainer.model)
     trainer.train()
 
-    result = {"throughput": speed.summary(), "loaded": facts, "gradient_checkpointing": "on",
-              "gradient_checkpointing_flag": bool(getattr(trainer.model, "is_gradient_checkpointing", False)),
-              "losses": [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]}
-    with open(os.path.join(args.out, "result.json"), "w") as f:
-        json.dump(result, f, indent=2)
+    write_result(args.out, trainer, speed, facts, "on")
 
 
 if __name__ == "__main__":

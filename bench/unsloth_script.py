@@ -9,24 +9,15 @@ and token counting, and its model inspection, so the record says what was really
 
 from unsloth import FastLanguageModel  # noqa: I001  (first: Unsloth patches transformers, trl and peft)
 
-import argparse
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from workload import PROJECTIONS, SETTINGS  # noqa: E402
+from workload import PROJECTIONS, SETTINGS, script_arguments, write_result  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--method", choices=("qlora", "lora", "full"), required=True)
-    parser.add_argument("--steps", type=int, required=True)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--optimizer", default=SETTINGS["optimizer"])
-    parser.add_argument("--seq-len", type=int, default=SETTINGS["seq_len"])
+    parser = script_arguments()
     # Diagnostics, off in the benchmarked `unsloth-script` path (see docs/benchmarks.md, bench/diagnose.sh):
     parser.add_argument("--packing", action="store_true", help="TRL packing (default: off, as Unsloth's notebooks)")
     parser.add_argument("--no-gradient-checkpointing", action="store_true", help="use_gradient_checkpointing=False")
@@ -92,12 +83,7 @@ def main() -> None:
     )
     trainer.train()
 
-    result = {"throughput": speed.summary(), "loaded": facts,
-              "gradient_checkpointing": "off" if checkpointing is False else "unsloth",  # Unsloth's default: unsloth
-              "gradient_checkpointing_flag": bool(getattr(model, "is_gradient_checkpointing", False)),
-              "losses": [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]}
-    with open(os.path.join(args.out, "result.json"), "w") as f:
-        json.dump(result, f, indent=2)
+    write_result(args.out, trainer, speed, facts, "off" if checkpointing is False else "unsloth")  # Unsloth's default: unsloth
 
 
 def step_profiler(out: str, first: int = 13, last: int = 15):

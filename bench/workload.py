@@ -93,6 +93,28 @@ def write_data(folder: str, rows: int, words_per_row: int | None = None, seed: i
     return path
 
 
+def script_arguments() -> argparse.ArgumentParser:
+    """The command line both hand-written scripts (unsloth_script.py, transformers_script.py) take."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--method", choices=("qlora", "lora", "full"), required=True)
+    parser.add_argument("--steps", type=int, required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--optimizer", default=SETTINGS["optimizer"])
+    parser.add_argument("--seq-len", type=int, default=SETTINGS["seq_len"])
+    return parser
+
+
+def write_result(out: str, trainer, speed, loaded: dict, gradient_checkpointing: str) -> None:
+    """out/result.json: what a hand-written script measured and trained (bench/throughput.py reads it)."""
+    result = {"throughput": speed.summary(), "loaded": loaded, "gradient_checkpointing": gradient_checkpointing,
+              "gradient_checkpointing_flag": bool(getattr(trainer.model, "is_gradient_checkpointing", False)),
+              "losses": [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]}
+    with open(os.path.join(out, "result.json"), "w") as f:
+        json.dump(result, f, indent=2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from autotrain_unsloth.params import LLMTrainingParams
-from autotrain_unsloth.plan import Environment, Plan, PlanError, decide, read_model_type
+from autotrain_unsloth.plan import Environment, Plan, PlanError, decide, read_model_config
 
 CPU = Environment(model_type="llama")
 CPU_UNSLOTH = dataclasses.replace(CPU, unsloth_version="2026.10.8")
@@ -145,13 +145,13 @@ def test_render_shows_asked_will_run_and_why():
     assert re.search(r"method\s+LoRA r=16 \+ int4\s+LoRA r=16 \(16-bit base\)", text)
 
 
-def test_read_model_type(tmp_path):
+def test_read_model_config(tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "qwen2"}')
-    assert read_model_type(str(tmp_path)) == "qwen2"
+    assert read_model_config(str(tmp_path))["model_type"] == "qwen2"
     with pytest.raises(PlanError, match="no config.json"):
-        read_model_type(str(tmp_path.parent))
+        read_model_config(str(tmp_path.parent))
     with pytest.raises(PlanError, match="is not a folder"):
-        read_model_type(str(tmp_path / "missing"))
+        read_model_config(str(tmp_path / "missing"))
 
 
 # -- automatic gradient checkpointing -----------------------------------------------------------------

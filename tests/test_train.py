@@ -147,6 +147,18 @@ def test_child_entry_accepts_a_stock_training_params_json(in_tmp, models, data_d
     assert (in_tmp / "stock" / "adapter_model.safetensors").exists()
 
 
+def restart_job(cwd, function: str, project: str, plan, reason: str) -> subprocess.CompletedProcess:
+    """Call one of the job's restart functions, as the job would after its trigger, in a process of its own
+    (the restart replaces that process with the restarted job); returns the finished run."""
+    code = ("from autotrain_unsloth.params import LLMTrainingParams; from autotrain_unsloth.plan import Plan;"
+            f"from autotrain_unsloth.trainers.clm.__main__ import {function} as restart;"
+            f"restart(LLMTrainingParams.load('{project}/training_params.json'), Plan.from_dict({plan.to_dict()!r}), "
+            f"{reason!r}, '{project}/training_params.json')")
+    result = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
 def test_unsloth_load_failure_restarts_the_job_on_transformers(in_tmp, models, data_dir):
     """Everything but the trigger (Unsloth raising at load, which needs a GPU): from a plan that chose Unsloth,
     the job re-plans with the reason, saves it, and re-executes itself, fresh, on the transformers path."""
@@ -162,12 +174,7 @@ def test_unsloth_load_failure_restarts_the_job_on_transformers(in_tmp, models, d
     unsloth_plan = dataclasses.replace(decide(params, GPU_UNSLOTH), environment=dataclasses.asdict(here))
     assert unsloth_plan.backend == "unsloth"
     params.save("fallback")
-    code = ("import sys; from autotrain_unsloth.params import LLMTrainingParams; from autotrain_unsloth.plan import Plan;"
-            "from autotrain_unsloth.trainers.clm.__main__ import fall_back_to_transformers as f;"
-            "p = LLMTrainingParams.load('fallback/training_params.json');"
-            f"f(p, Plan.from_dict({unsloth_plan.to_dict()!r}), 'ValueError: not this model', 'fallback/training_params.json')")
-    result = subprocess.run([sys.executable, "-c", code], cwd=in_tmp, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    result = restart_job(in_tmp, "fall_back_to_transformers", "fallback", unsloth_plan, "ValueError: not this model")
     assert "Restarting the job on the transformers path" in result.stdout
     plan = json.loads((in_tmp / "fallback" / "plan.json").read_text())
     assert plan["backend"] == "transformers" and plan["verified"]["matches_plan"]
@@ -193,12 +200,7 @@ def test_out_of_memory_with_checkpointing_turned_off_automatically_restarts_with
     # Carry this machine's environment, so that the restarted job fits here.
     gpu_plan = dataclasses.replace(gpu_plan, environment=dataclasses.asdict(here))
     params.save("oom")
-    code = ("from autotrain_unsloth.params import LLMTrainingParams; from autotrain_unsloth.plan import Plan;"
-            "from autotrain_unsloth.trainers.clm.__main__ import retry_with_checkpointing as f;"
-            "p = LLMTrainingParams.load('oom/training_params.json');"
-            f"f(p, Plan.from_dict({gpu_plan.to_dict()!r}), 'CUDA out of memory', 'oom/training_params.json')")
-    result = subprocess.run([sys.executable, "-c", code], cwd=in_tmp, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    result = restart_job(in_tmp, "retry_with_checkpointing", "oom", gpu_plan, "CUDA out of memory")
     assert "Restarting the job with gradient checkpointing on" in result.stdout
     plan = json.loads((in_tmp / "oom" / "plan.json").read_text())
     assert plan["gradient_checkpointing"] == "on" and plan["verified"]["gradient_checkpointing_active"] is True
