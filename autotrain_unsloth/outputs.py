@@ -35,13 +35,12 @@ def write_run_summary(trainer, plan: Plan, project: str, throughput: dict) -> No
     """What ran and how it went, in one small file: losses, steps, time, speed, peak GPU memory."""
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     runtime = next((entry["train_runtime"] for entry in trainer.state.log_history if "train_runtime" in entry), None)
-    peaks = [value for value in (throughput["load_peak_gib"], throughput["train_peak_gib"]) if value is not None]
     summary = {
         "backend": plan.backend, "method": plan.method, "trainer": plan.trainer,
         "gradient_checkpointing": plan.gradient_checkpointing,
         "steps": trainer.state.global_step, "train_runtime_s": runtime,
         "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
-        "peak_gpu_memory_gib": max(peaks) if peaks else None,
+        "peak_gpu_memory_gib": throughput["peak_gib"],
         "throughput": throughput,
     }
     with open(os.path.join(project, "run_summary.json"), "w") as f:

@@ -313,15 +313,16 @@ def _auto_checkpointing(params, env, method, weights_dtype, autocast, targets, k
         missing = "no CUDA GPU" if not env.cuda else "the GPU's memory is unknown" if not env.gpu_memory_gib else (
             f"the model's size could not be read from its config.json (model_type {env.model_type!r})")
         return kind, f"gradient checkpointing {named}: not sized automatically, {missing}", None
-    tokens = params.batch_size * sequence_tokens_bound(params)
+    sequence = sequence_tokens_bound(params)
+    tokens = params.batch_size * sequence
     estimate = training_peak_gib(
         shape, method=method, weights_dtype=weights_dtype, compute_dtype=autocast if autocast != "no" else weights_dtype,
         tokens=tokens, optimizer=params.optimizer, lora_rank=params.lora_r, lora_targets=targets,
         lora_dropout=params.lora_dropout > 0, checkpointing=False)
     budget = round(AUTO_MEMORY_SHARE * env.gpu_memory_gib, 2)
     estimate = {**estimate, "budget": budget, "gpu": env.gpu_memory_gib}
-    sized = (f"estimated peak without it {estimate['total']} GiB for {params.batch_size} x "
-             f"{sequence_tokens_bound(params)} tokens, budget {budget} GiB ({AUTO_MEMORY_SHARE:.0%} of {env.gpu_memory_gib} GiB)")
+    sized = (f"estimated peak without it {estimate['total']} GiB for {params.batch_size} x {sequence} tokens, "
+             f"budget {budget} GiB ({AUTO_MEMORY_SHARE:.0%} of {env.gpu_memory_gib} GiB)")
     if estimate["total"] <= budget:
         return "off", (f"gradient checkpointing off (automatic, faster: no recomputed forward pass): {sized}; "
                        "--no-auto-gradient-checkpointing keeps it on"), estimate

@@ -121,14 +121,13 @@ def collect(path: str, project: str) -> dict:
 
 def record(model: str, method: str, path: str, measured: dict, steps: int, args, gpu: dict, wall_s: float) -> dict:
     speed = measured["throughput"]
-    peaks = [value for value in (speed["load_peak_gib"], speed["train_peak_gib"]) if value is not None]
     tflops = peak_tflops(gpu["name"])
     tokens_per_s = speed["tokens_per_s"]
     mfu = round(tokens_per_s * flops_per_token(model, method) / (tflops * 1e12), 4) if tflops and tokens_per_s else None
     loaded = measured["loaded"]
     return {
         "model": model, "method": method, "path": path, "tokens_per_s": tokens_per_s,
-        "peak_gib": max(peaks) if peaks else None, "mfu": mfu,
+        "peak_gib": speed["peak_gib"], "mfu": mfu,
         "batch_size": SETTINGS["batch_size"], "seq_len": args.seq_len, "steps": steps,
         # what ran, and how it was measured
         "backend": measured["backend"], "gradient_checkpointing": measured["gradient_checkpointing"],

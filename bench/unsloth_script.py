@@ -13,7 +13,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from workload import PROJECTIONS, SETTINGS, script_arguments, write_result  # noqa: E402
+from workload import PROJECTIONS, SETTINGS, script_arguments, sft_settings, write_result  # noqa: E402
 
 
 def main() -> None:
@@ -62,22 +62,8 @@ def main() -> None:
         train_dataset=dataset,
         callbacks=[speed] + ([step_profiler(args.out)] if args.profile else []),
         args=SFTConfig(
-            dataset_text_field="text",
+            **sft_settings(args),
             packing=args.packing,
-            max_length=args.seq_len,
-            per_device_train_batch_size=SETTINGS["batch_size"],
-            gradient_accumulation_steps=SETTINGS["gradient_accumulation"],
-            max_steps=args.steps,
-            learning_rate=SETTINGS["lr"],
-            logging_steps=1,
-            optim=args.optimizer,
-            weight_decay=SETTINGS["weight_decay"],
-            lr_scheduler_type="linear",
-            seed=SETTINGS["seed"],
-            output_dir=args.out,
-            save_strategy="no",
-            report_to="none",
-            include_num_input_tokens_seen="non_padding",
             **({"gradient_checkpointing": False} if args.sft_gradient_checkpointing_false else {}),
         ),
     )

@@ -106,6 +106,28 @@ def script_arguments() -> argparse.ArgumentParser:
     return parser
 
 
+def sft_settings(args) -> dict:
+    """The SFTConfig arguments both hand-written scripts train with: the workload's settings, no saving, and
+    the token count the shared throughput callback reads."""
+    return dict(
+        dataset_text_field="text",
+        max_length=args.seq_len,
+        per_device_train_batch_size=SETTINGS["batch_size"],
+        gradient_accumulation_steps=SETTINGS["gradient_accumulation"],
+        max_steps=args.steps,
+        learning_rate=SETTINGS["lr"],
+        logging_steps=1,
+        optim=args.optimizer,
+        weight_decay=SETTINGS["weight_decay"],
+        lr_scheduler_type="linear",
+        seed=SETTINGS["seed"],
+        output_dir=args.out,
+        save_strategy="no",
+        report_to="none",
+        include_num_input_tokens_seen="non_padding",
+    )
+
+
 def write_result(out: str, trainer, speed, loaded: dict, gradient_checkpointing: str) -> None:
     """out/result.json: what a hand-written script measured and trained (bench/throughput.py reads it)."""
     result = {"throughput": speed.summary(), "loaded": loaded, "gradient_checkpointing": gradient_checkpointing,

@@ -44,7 +44,8 @@ def throughput_callback(warmup_steps: int = WARMUP_STEPS):
             """tokens_per_s and step time over the steps after warm-up (None when there were too few)."""
             result = {"warmup_steps": self.warmup_steps, "measured_steps": 0, "tokens_per_s": None,
                       "measured_tokens": None, "median_step_s": None,
-                      "load_peak_gib": _gib(self.load_peak_bytes), "train_peak_gib": _gib(self.train_peak_bytes)}
+                      "load_peak_gib": _gib(self.load_peak_bytes), "train_peak_gib": _gib(self.train_peak_bytes),
+                      "peak_gib": _gib(max(self.load_peak_bytes or 0, self.train_peak_bytes or 0) or None)}
             measured = self.marks[self.warmup_steps - 1:] if self.warmup_steps > 0 else self.marks
             if len(measured) < 2:
                 return result
