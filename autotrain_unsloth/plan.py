@@ -129,14 +129,16 @@ class Plan:
                         else f"LoRA r={a['lora_r']}" + (f" + {a['quantization']}" if a["quantization"] else ""))
         will_method = {"full": "full fine-tuning (all weights)", "lora": f"LoRA r={a['lora_r']} (16-bit base)",
                        "qlora-4bit": f"QLoRA r={a['lora_r']} (4-bit base)", "lora-8bit": f"LoRA r={a['lora_r']} (8-bit base)"}[self.method]
+        asked_checkpointing = ("off" if a["disable_gradient_checkpointing"]
+                               else "auto" if a.get("auto_gradient_checkpointing") else "on")
+        estimated = f" (estimated peak {self.memory_estimate_gib['total']} GiB)" if self.memory_estimate_gib else ""
         rows = [
             ("backend", "unsloth" if a["unsloth"] else "transformers", self.backend),
             ("method", asked_method, will_method),
             ("trainer", a["trainer"], self.trainer),
             ("precision", f"mixed_precision={a['mixed_precision']}", f"{self.weights_dtype} weights, autocast {self.autocast}"),
             ("LoRA targets", a["target_modules"] if self.peft else "-", ",".join(self.lora_target_modules) if self.lora_target_modules else "-"),
-            ("grad. checkpointing", "off" if a["disable_gradient_checkpointing"] else ("auto" if a.get("auto_gradient_checkpointing") else "on"),
-             self.gradient_checkpointing + (f" (estimated peak {self.memory_estimate_gib['total']} GiB)" if self.memory_estimate_gib else "")),
+            ("grad. checkpointing", asked_checkpointing, self.gradient_checkpointing + estimated),
             ("packing", "", ("on" if self.packing else "off") if self.trainer == "sft" else "- (blocks)"),
             ("device", "", f"{self.device} x{max(self.num_processes, 1)}" + (f" ({self.environment.get('gpu_name')})" if self.device == "cuda" else "")),
         ]

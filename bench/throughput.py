@@ -246,7 +246,8 @@ def report(results: dict) -> str:
         mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "-"
         lines.append(f"| {r['model']} | {r['method']} | {r['path']} | {r['tokens_per_s']:,.0f} | {_gib(r['peak_gib'])} | {mfu} "
                      f"| {r['gradient_checkpointing']} | {r['linear_4bit_layers']} | {r['steps']} ({r['warmup_steps']}) |")
-    lines += ["", "| model | method | ours / unsloth-script | ours / transformers | ours-auto / unsloth-script | ours-auto peak GiB |",
+    lines += ["", "| model | method | ours / unsloth-script | ours / transformers | ours-auto / unsloth-script "
+              "| ours-auto peak GiB |",
               "|---|---|---:|---:|---:|---:|"]
     cells = sorted({(r["model"], r["method"]) for r in results["records"]},
                    key=lambda c: (list(SHAPES).index(c[0]), METHODS.index(c[1])))
@@ -298,7 +299,8 @@ def main(argv=None) -> int:
         with open(args.results) as f:
             print(report(json.load(f)))
         return 0
-    for name, allowed, given in (("models", SHAPES, args.models), ("methods", METHODS, args.methods), ("paths", PATHS, args.paths)):
+    choices = (("models", SHAPES, args.models), ("methods", METHODS, args.methods), ("paths", PATHS, args.paths))
+    for name, allowed, given in choices:
         unknown = [value for value in given if value not in allowed]
         if unknown:
             parser.error(f"--{name}: unknown {', '.join(unknown)}; choose from {', '.join(allowed)}")
