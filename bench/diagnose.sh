@@ -38,5 +38,7 @@ M=$WORK/models/llama-3.1-8b
 [ -f "$DATA" ] || python3 bench/workload.py data --rows 88 --words-per-row 2112 --out "$WORK/data-2048" || exit 1
 script script-full-nogc --model "$M" --method full --steps 40 --no-gradient-checkpointing \
   && show "script, full, checkpointing off" "$RUNS/script-full-nogc/result.json"
+UNSLOTH_CE_LOSS_TARGET_GB=16 script script-full-nogc-ce16 --model "$M" --method full --steps 40 --no-gradient-checkpointing \
+  && show "script, full, off, loss in one chunk" "$RUNS/script-full-nogc-ce16/result.json"
 script script-full-profile --model "$M" --method full --steps 16 --no-gradient-checkpointing --profile \
-  && cp "$RUNS/script-full-profile/profile.txt" "$OUT/" && head -45 "$OUT/profile.txt"
+  && cp "$RUNS/script-full-profile/profile.txt" "$OUT/" && head -50 "$OUT/profile.txt"
