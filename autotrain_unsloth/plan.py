@@ -55,6 +55,8 @@ class Environment:
     gpu_count: int = 0
     gpu_name: Optional[str] = None
     gpu_memory_gib: Optional[float] = None  # total memory of one GPU
+    gpu_capability: Optional[str] = None  # CUDA compute capability, "9.0" for an H100
+    torchao_version: Optional[str] = None  # None: not installed
     model_type: Optional[str] = None
     model_shape: Optional[dict] = None  # memory.ModelShape as a dict; None when config.json lacks the keys
     unsloth_load_error: Optional[str] = None  # set when a job found that Unsloth cannot load this model
@@ -81,6 +83,8 @@ class Plan:
     warnings: tuple[str, ...]
     params_fingerprint: str
     memory_estimate_gib: Optional[dict] = None  # estimated peak by part, for the planned checkpointing
+    optimizer: Optional[str] = None  # the Trainer's optim; None in plans saved before it was planned: as asked
+    cudnn_attention: bool = True  # False: PyTorch's cuDNN SDPA kernel is turned off for the job
     environment: dict = field(default_factory=dict)
     verified: Optional[dict] = None  # filled in by the job after the model has loaded
 
@@ -140,6 +144,8 @@ class Plan:
             ("LoRA targets", a["target_modules"] if self.peft else "-", ",".join(self.lora_target_modules) if self.lora_target_modules else "-"),
             ("grad. checkpointing", asked_checkpointing, self.gradient_checkpointing + estimated),
             ("packing", "", ("on" if self.packing else "off") if self.trainer == "sft" else "- (blocks)"),
+            ("optimizer", a.get("optimizer", ""), self.optimizer or a.get("optimizer", "")),
+            ("attention", "", "SDPA without cuDNN" if not self.cudnn_attention else "PyTorch's choice"),
             ("device", "", f"{self.device} x{max(self.num_processes, 1)}" + (f" ({self.environment.get('gpu_name')})" if self.device == "cuda" else "")),
         ]
         width = [max(len(r[i]) for r in rows + [("", "asked", "will run")]) for i in range(3)]
@@ -266,6 +272,12 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
             reasons.append("sft packing off: without flash attention (--use-flash-attention-2 on a GPU) packed examples "
                            "would attend to each other; each example is padded instead")
 
+    # -- optimizer and attention kernel (automatic speed-ups) -------------------------------------------
+    optimizer, why = _auto_optimizer(params, env, method)
+    reasons.append(why)
+    cudnn_attention, why = _auto_attention_kernel(params, env, backend)
+    reasons.append(why)
+
     # -- devices ---------------------------------------------------------------------------------------
     if not env.cuda:
         device, processes = "cpu", 0
@@ -288,11 +300,13 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
     return Plan(
         asked={key: getattr(params, key) for key in (
             "model", "unsloth", "peft", "full_finetuning", "quantization", "mixed_precision", "trainer",
-            "target_modules", "lora_r", "disable_gradient_checkpointing", "auto_gradient_checkpointing")},
+            "target_modules", "lora_r", "disable_gradient_checkpointing", "auto_gradient_checkpointing", "optimizer",
+            "auto_optimizer", "auto_attention_kernel")},
         backend=backend, method=method, trainer=params.trainer, weights_dtype=weights_dtype, autocast=autocast,
         lora_target_modules=targets, gradient_checkpointing=checkpointing, packing=packing, device=device, num_processes=processes,
         model_type=env.model_type, reasons=tuple(reasons), warnings=tuple(warnings),
-        params_fingerprint=params_fingerprint(params), memory_estimate_gib=memory_estimate,
+        params_fingerprint=params_fingerprint(params), memory_estimate_gib=memory_estimate, optimizer=optimizer,
+        cudnn_attention=cudnn_attention,
         environment=dataclasses.asdict(env),
     )
 
@@ -329,6 +343,60 @@ def _auto_checkpointing(params, env, method, weights_dtype, autocast, targets, k
         return "off", (f"gradient checkpointing off (automatic, faster: no recomputed forward pass): {sized}; "
                        "--no-auto-gradient-checkpointing keeps it on"), estimate
     return kind, f"gradient checkpointing {named}: {sized} does not fit", estimate
+
+
+# torchao.optim (AdamW8bit's home) exists from this release on.
+TORCHAO_OPTIM_SINCE = (0, 11)
+
+
+def _auto_optimizer(params, env, method) -> tuple[str, str]:
+    """(the Trainer's optim, reason). Full fine-tuning's adamw_8bit runs as torchao's AdamW8bit: the same
+    block-wise 8-bit AdamW (dynamic quantization map, blocks of 256), compiled into fused kernels, where
+    bitsandbytes' update kernel took 28% of an 8B full fine-tuning step on an H100 (docs/benchmarks.md)."""
+    asked = params.optimizer
+    if asked != "adamw_8bit":
+        return asked, f"optimizer {asked}: as asked"
+    keep = "optimizer adamw_8bit (bitsandbytes): "
+    if not params.auto_optimizer:
+        return asked, keep + "auto_optimizer=False"
+    if method != "full":
+        return asked, keep + "LoRA trains few weights, so the optimizer step is a small part of each step"
+    if not env.cuda:
+        return asked, keep + "no CUDA GPU"
+    if params.distributed_backend == "deepspeed":
+        return asked, keep + "DeepSpeed builds its own optimizer"
+    if not _version_at_least(env.torchao_version, TORCHAO_OPTIM_SINCE):
+        return asked, keep + (f"torchao {env.torchao_version} is older than 0.11" if env.torchao_version
+                              else "torchao is not installed") + " (torchao's AdamW8bit is faster for full fine-tuning)"
+    return "adamw_torch_8bit", (
+        "optimizer adamw_8bit runs as torchao's AdamW8bit (optim=adamw_torch_8bit, automatic, faster: the same "
+        "block-wise 8-bit AdamW as bitsandbytes in compiled kernels; the update of every weight is a large part of "
+        "a full fine-tuning step); --no-auto-optimizer keeps bitsandbytes")
+
+
+def _auto_attention_kernel(params, env, backend) -> tuple[bool, str]:
+    """(cuDNN attention allowed, reason). On Hopper, PyTorch's SDPA picks cuDNN's kernel, which is slower than
+    its flash kernel at training lengths (Unsloth's attention dispatch measured 2.2-2.6x on H100 at 1-2k
+    tokens; docs/benchmarks.md has ours); Blackwell's cuDNN kernel is the fast one, so only 9.x is touched."""
+    if not params.auto_attention_kernel:
+        return True, "attention: PyTorch's choice of SDPA kernel (auto_attention_kernel=False)"
+    if not env.cuda or not (env.gpu_capability or "").startswith("9."):
+        return True, "attention: PyTorch's choice of SDPA kernel (" + (
+            "no CUDA GPU" if not env.cuda else f"compute capability {env.gpu_capability}, not Hopper") + ")"
+    if backend == "transformers" and params.use_flash_attention_2:
+        return True, "attention: flash_attention_2 (use_flash_attention_2=True)"
+    return False, ("attention: SDPA with cuDNN's kernel turned off, so PyTorch uses its flash kernel (automatic, "
+                   "faster on Hopper at training lengths); --no-auto-attention-kernel leaves PyTorch's choice")
+
+
+def _version_at_least(version: Optional[str], minimum: tuple[int, ...]) -> bool:
+    if not version:
+        return False
+    parts = []
+    for piece in version.split("+")[0].split(".")[:len(minimum)]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts) >= minimum
 
 
 def _precision(params, env, backend, method, warnings) -> tuple[Dtype, str, str]:
@@ -371,6 +439,8 @@ def probe(params: LLMTrainingParams) -> Environment:
         gpu_count=torch.cuda.device_count() if cuda else 0,
         gpu_name=torch.cuda.get_device_name(0) if cuda else None,
         gpu_memory_gib=round(torch.cuda.get_device_properties(0).total_memory / 2**30, 2) if cuda else None,
+        gpu_capability=".".join(map(str, torch.cuda.get_device_capability(0))) if cuda else None,
+        torchao_version=_installed_version("torchao"),
         model_type=config["model_type"],
         model_shape=shape.to_dict() if (shape := ModelShape.from_config(config)) else None,
     )

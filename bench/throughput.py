@@ -6,7 +6,8 @@
 
 Paths (workload.py holds the shared settings):
 - `ours`: the `aitraining llm --train` CLI (run as `python -m autotrain_unsloth.cli`) with `--unsloth` and
-  `--no-auto-gradient-checkpointing`: Unsloth's own defaults, to measure our overhead;
+  every automatic setting off (`--no-auto-gradient-checkpointing --no-auto-optimizer
+  --no-auto-attention-kernel`): Unsloth's own defaults, to measure our overhead;
 - `ours-auto`: the same command with our automatic settings left on (the default);
 - `unsloth-script`: bench/unsloth_script.py, a minimal hand-written Unsloth script;
 - `transformers`: bench/transformers_script.py, plain transformers + PEFT + TRL.
@@ -33,6 +34,7 @@ import functools
 import importlib.metadata
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -97,8 +99,10 @@ def command(path: str, model_dir: str, data_dir: str, method: str, steps: int, p
         cli += ["--peft", "--quantization", "int4" if method == "qlora" else "none", "--lora-r", str(s["lora_r"]),
                 "--lora-alpha", str(s["lora_alpha"]), "--lora-dropout", str(s["lora_dropout"]),
                 "--target-modules", ",".join(PROJECTIONS)]
-    if path == "ours":
-        cli.append("--no-auto-gradient-checkpointing")
+    if path == "ours":  # Unsloth's own defaults: every automatic setting off
+        cli += ["--no-auto-gradient-checkpointing", "--no-auto-optimizer", "--no-auto-attention-kernel"]
+    elif path == "ours-auto":
+        cli += shlex.split(args.ours_auto_args)
     return cli
 
 
@@ -292,6 +296,8 @@ def main(argv=None) -> int:
     go.add_argument("--date", help="date for the results file name (default today)")
     go.add_argument("--run-timeout", type=int, default=900, help="seconds one run may take")
     go.add_argument("--keep-outputs", action="store_true", help="keep the runs' saved weights")
+    go.add_argument("--ours-auto-args", default="", help="extra CLI flags for ours-auto, for diagnostics "
+                    "(e.g. '--no-auto-optimizer'); write those runs to their own --results file")
     show = sub.add_parser("report", help="print the markdown table of a results file")
     show.add_argument("results")
     args = parser.parse_args(argv)

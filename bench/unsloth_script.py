@@ -20,7 +20,7 @@ def main() -> None:
     parser = script_arguments()
     # Diagnostics, off in the benchmarked `unsloth-script` path (see docs/benchmarks.md, bench/diagnose.sh):
     parser.add_argument("--packing", action="store_true", help="TRL packing (default: off, as Unsloth's notebooks)")
-    parser.add_argument("--no-gradient-checkpointing", action="store_true", help="use_gradient_checkpointing=False")
+    parser.add_argument("--no-gradient-checkpointing", action="store_true", help="use_gradient_checkpointing=False (and SFTConfig gradient_checkpointing=False)")
     parser.add_argument("--sft-gradient-checkpointing-false", action="store_true",
                         help="pass gradient_checkpointing=False to SFTConfig (TRL's default is True), as our CLI does")
     parser.add_argument("--profile", action="store_true", help="profile steps 13-15; GPU-busy share and top kernels to OUT/profile.txt")
@@ -64,7 +64,9 @@ def main() -> None:
         args=SFTConfig(
             **sft_settings(args),
             packing=args.packing,
-            **({"gradient_checkpointing": False} if args.sft_gradient_checkpointing_false else {}),
+            # TRL's default gradient_checkpointing=True would turn checkpointing back on for the whole model.
+            **({"gradient_checkpointing": False}
+               if args.sft_gradient_checkpointing_false or args.no_gradient_checkpointing else {}),
         ),
     )
     trainer.train()
