@@ -3,7 +3,7 @@
 `LLMTrainingParams` keeps all 48 fields of stock AutoTrain's LLM params with their names, types and
 defaults, so a stock `training_params.json` or YAML `params:` block loads unchanged. It adds the fields
 that AutoTrain lacks (`full_finetuning`, `use_sharegpt_mapping`, `max_steps`, `auto_gradient_checkpointing`,
-`auto_optimizer`, `auto_attention_kernel`). Unlike stock AutoTrain it
+`auto_optimizer`). Unlike stock AutoTrain it
 rejects unknown keys (stock silently drops them) and checks the settings against each other: a
 contradiction is an error, a setting that will not be used is a warning (see `setting_warnings`).
 
@@ -105,7 +105,6 @@ class LLMTrainingParams(BaseModel):
     max_steps: int = Field(-1, description="Stop after this many optimizer steps; -1: train for --epochs")
     auto_gradient_checkpointing: bool = Field(True, description="Turn gradient checkpointing off when the memory estimate says training fits on the GPU without it (faster); false: AutoTrain's rule, on unless disable_gradient_checkpointing")
     auto_optimizer: bool = Field(True, description="Full fine-tuning on a GPU: run optimizer adamw_8bit as torchao's compiled AdamW8bit (the same block-wise 8-bit AdamW, faster than bitsandbytes' kernel); false: bitsandbytes")
-    auto_attention_kernel: bool = Field(True, description="On Hopper GPUs (H100, H200) turn PyTorch's cuDNN attention kernel off so SDPA uses its flash kernel (faster at these lengths); false: PyTorch's choice")
 
     # -- input normalisation -------------------------------------------------------------------------
 

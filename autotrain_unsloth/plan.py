@@ -55,7 +55,6 @@ class Environment:
     gpu_count: int = 0
     gpu_name: Optional[str] = None
     gpu_memory_gib: Optional[float] = None  # total memory of one GPU
-    gpu_capability: Optional[str] = None  # CUDA compute capability, "9.0" for an H100
     torchao_version: Optional[str] = None  # None: not installed
     model_type: Optional[str] = None
     model_shape: Optional[dict] = None  # memory.ModelShape as a dict; None when config.json lacks the keys
@@ -84,7 +83,6 @@ class Plan:
     params_fingerprint: str
     memory_estimate_gib: Optional[dict] = None  # estimated peak by part, for the planned checkpointing
     optimizer: Optional[str] = None  # the Trainer's optim; None in plans saved before it was planned: as asked
-    cudnn_attention: bool = True  # False: PyTorch's cuDNN SDPA kernel is turned off for the job
     environment: dict = field(default_factory=dict)
     verified: Optional[dict] = None  # filled in by the job after the model has loaded
 
@@ -145,7 +143,6 @@ class Plan:
             ("grad. checkpointing", asked_checkpointing, self.gradient_checkpointing + estimated),
             ("packing", "", ("on" if self.packing else "off") if self.trainer == "sft" else "- (blocks)"),
             ("optimizer", a.get("optimizer", ""), self.optimizer or a.get("optimizer", "")),
-            ("attention", "", "SDPA without cuDNN" if not self.cudnn_attention else "PyTorch's choice"),
             ("device", "", f"{self.device} x{max(self.num_processes, 1)}" + (f" ({self.environment.get('gpu_name')})" if self.device == "cuda" else "")),
         ]
         width = [max(len(r[i]) for r in rows + [("", "asked", "will run")]) for i in range(3)]
@@ -272,10 +269,8 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
             reasons.append("sft packing off: without flash attention (--use-flash-attention-2 on a GPU) packed examples "
                            "would attend to each other; each example is padded instead")
 
-    # -- optimizer and attention kernel (automatic speed-ups) -------------------------------------------
+    # -- optimizer (automatic speed-up) ---------------------------------------------------------------
     optimizer, why = _auto_optimizer(params, env, method)
-    reasons.append(why)
-    cudnn_attention, why = _auto_attention_kernel(params, env, backend)
     reasons.append(why)
 
     # -- devices ---------------------------------------------------------------------------------------
@@ -301,12 +296,11 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
         asked={key: getattr(params, key) for key in (
             "model", "unsloth", "peft", "full_finetuning", "quantization", "mixed_precision", "trainer",
             "target_modules", "lora_r", "disable_gradient_checkpointing", "auto_gradient_checkpointing", "optimizer",
-            "auto_optimizer", "auto_attention_kernel")},
+            "auto_optimizer")},
         backend=backend, method=method, trainer=params.trainer, weights_dtype=weights_dtype, autocast=autocast,
         lora_target_modules=targets, gradient_checkpointing=checkpointing, packing=packing, device=device, num_processes=processes,
         model_type=env.model_type, reasons=tuple(reasons), warnings=tuple(warnings),
         params_fingerprint=params_fingerprint(params), memory_estimate_gib=memory_estimate, optimizer=optimizer,
-        cudnn_attention=cudnn_attention,
         environment=dataclasses.asdict(env),
     )
 
@@ -374,21 +368,6 @@ def _auto_optimizer(params, env, method) -> tuple[str, str]:
         "a full fine-tuning step); --no-auto-optimizer keeps bitsandbytes")
 
 
-def _auto_attention_kernel(params, env, backend) -> tuple[bool, str]:
-    """(cuDNN attention allowed, reason). On Hopper, PyTorch's SDPA picks cuDNN's kernel, which is slower than
-    its flash kernel at training lengths (Unsloth's attention dispatch measured 2.2-2.6x on H100 at 1-2k
-    tokens; docs/benchmarks.md has ours); Blackwell's cuDNN kernel is the fast one, so only 9.x is touched."""
-    if not params.auto_attention_kernel:
-        return True, "attention: PyTorch's choice of SDPA kernel (auto_attention_kernel=False)"
-    if not env.cuda or not (env.gpu_capability or "").startswith("9."):
-        return True, "attention: PyTorch's choice of SDPA kernel (" + (
-            "no CUDA GPU" if not env.cuda else f"compute capability {env.gpu_capability}, not Hopper") + ")"
-    if backend == "transformers" and params.use_flash_attention_2:
-        return True, "attention: flash_attention_2 (use_flash_attention_2=True)"
-    return False, ("attention: SDPA with cuDNN's kernel turned off, so PyTorch uses its flash kernel (automatic, "
-                   "faster on Hopper at training lengths); --no-auto-attention-kernel leaves PyTorch's choice")
-
-
 def _version_at_least(version: Optional[str], minimum: tuple[int, ...]) -> bool:
     if not version:
         return False
@@ -439,7 +418,6 @@ def probe(params: LLMTrainingParams) -> Environment:
         gpu_count=torch.cuda.device_count() if cuda else 0,
         gpu_name=torch.cuda.get_device_name(0) if cuda else None,
         gpu_memory_gib=round(torch.cuda.get_device_properties(0).total_memory / 2**30, 2) if cuda else None,
-        gpu_capability=".".join(map(str, torch.cuda.get_device_capability(0))) if cuda else None,
         torchao_version=_installed_version("torchao"),
         model_type=config["model_type"],
         model_shape=shape.to_dict() if (shape := ModelShape.from_config(config)) else None,

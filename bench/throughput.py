@@ -6,8 +6,7 @@
 
 Paths (workload.py holds the shared settings):
 - `ours`: the `aitraining llm --train` CLI (run as `python -m autotrain_unsloth.cli`) with `--unsloth` and
-  every automatic setting off (`--no-auto-gradient-checkpointing --no-auto-optimizer
-  --no-auto-attention-kernel`): Unsloth's own defaults, to measure our overhead;
+  every automatic setting off (`--no-auto-gradient-checkpointing --no-auto-optimizer`): Unsloth's own defaults, to measure our overhead;
 - `ours-auto`: the same command with our automatic settings left on (the default);
 - `unsloth-script`: bench/unsloth_script.py, a minimal hand-written Unsloth script;
 - `transformers`: bench/transformers_script.py, plain transformers + PEFT + TRL.
@@ -100,7 +99,7 @@ def command(path: str, model_dir: str, data_dir: str, method: str, steps: int, p
                 "--lora-alpha", str(s["lora_alpha"]), "--lora-dropout", str(s["lora_dropout"]),
                 "--target-modules", ",".join(PROJECTIONS)]
     if path == "ours":  # Unsloth's own defaults: every automatic setting off
-        cli += ["--no-auto-gradient-checkpointing", "--no-auto-optimizer", "--no-auto-attention-kernel"]
+        cli += ["--no-auto-gradient-checkpointing", "--no-auto-optimizer"]
     elif path == "ours-auto":
         cli += shlex.split(args.ours_auto_args)
     return cli
@@ -297,7 +296,7 @@ def main(argv=None) -> int:
     go.add_argument("--run-timeout", type=int, default=900, help="seconds one run may take")
     go.add_argument("--keep-outputs", action="store_true", help="keep the runs' saved weights")
     go.add_argument("--ours-auto-args", default="", help="extra CLI flags for ours-auto, for diagnostics "
-                    "(e.g. '--no-auto-optimizer'); write those runs to their own --results file")
+                    "(e.g. '--ours-auto-args=--no-auto-optimizer', with '='); write those runs to their own --results file")
     show = sub.add_parser("report", help="print the markdown table of a results file")
     show.add_argument("results")
     args = parser.parse_args(argv)

@@ -21,10 +21,3 @@ def resize_for_tokenizer(model, tokenizer) -> list[int]:
     print(f"Embeddings resized from {rows} to {len(tokenizer)} rows for tokens added by the chat template.", flush=True)
     return list(range(rows, len(tokenizer)))
 
-
-def apply_attention_kernel(plan) -> None:
-    """Turn PyTorch's cuDNN attention kernel off for this process when the plan says so (SDPA then picks flash)."""
-    if not plan.cudnn_attention:
-        import torch
-
-        torch.backends.cuda.enable_cudnn_sdp(False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from autotrain_unsloth.backends import apply_attention_kernel, resize_for_tokenizer, trust_remote_code
+from autotrain_unsloth.backends import resize_for_tokenizer, trust_remote_code
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import TORCH_DTYPE_NAMES, Plan
 
@@ -14,7 +14,6 @@ def load_model(params: LLMTrainingParams, plan: Plan, tokenizer, max_seq_length:
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    apply_attention_kernel(plan)
     dtype = getattr(torch, TORCH_DTYPE_NAMES[plan.weights_dtype])
     kwargs = {"dtype": dtype, "trust_remote_code": trust_remote_code()}
     if plan.method == "qlora-4bit":

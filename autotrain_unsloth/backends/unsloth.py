@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
-from autotrain_unsloth.backends import apply_attention_kernel, resize_for_tokenizer, trust_remote_code
+from autotrain_unsloth.backends import resize_for_tokenizer, trust_remote_code
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import TORCH_DTYPE_NAMES, Plan
 
@@ -78,7 +78,6 @@ def load_model(params: LLMTrainingParams, plan: Plan, tokenizer, max_seq_length:
     from transformers import BitsAndBytesConfig
     from unsloth import FastLanguageModel
 
-    apply_attention_kernel(plan)
     kwargs = from_pretrained_kwargs(params, plan, max_seq_length)
     kwargs["dtype"] = getattr(torch, kwargs["dtype"])
     if plan.method == "qlora-4bit":
