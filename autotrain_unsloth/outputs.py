@@ -38,6 +38,7 @@ def write_run_summary(trainer, plan: Plan, project: str, throughput: dict) -> No
     summary = {
         "backend": plan.backend, "method": plan.method, "trainer": plan.trainer,
         "gradient_checkpointing": plan.gradient_checkpointing,
+        "optimizer": plan.optimizer, "optimizer_class": optimizer_class(trainer),
         "steps": trainer.state.global_step, "train_runtime_s": runtime,
         "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
         "peak_gpu_memory_gib": throughput["peak_gib"],
@@ -45,6 +46,13 @@ def write_run_summary(trainer, plan: Plan, project: str, throughput: dict) -> No
     }
     with open(os.path.join(project, "run_summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
+
+
+def optimizer_class(trainer) -> str | None:
+    """The optimizer that stepped the weights, as module.Class (accelerate wraps it; the wrapper is not it)."""
+    optimizer = getattr(trainer, "optimizer", None)
+    optimizer = getattr(optimizer, "optimizer", optimizer)
+    return None if optimizer is None else f"{type(optimizer).__module__}.{type(optimizer).__qualname__}"
 
 
 def merge_adapter(params: LLMTrainingParams, project: str) -> None:

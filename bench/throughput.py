@@ -112,14 +112,15 @@ def collect(path: str, project: str) -> dict:
             result = json.load(f)
         return {"throughput": result["throughput"], "loaded": result["loaded"],
                 "gradient_checkpointing": result["gradient_checkpointing"], "estimated_peak_gib": None,
-                "backend": "unsloth" if path == "unsloth-script" else "transformers"}
+                "backend": "unsloth" if path == "unsloth-script" else "transformers", "optimizer_ran": None}
     with open(os.path.join(project, "run_summary.json")) as f:
         summary = json.load(f)
     with open(os.path.join(project, "plan.json")) as f:
         plan = json.load(f)
     return {"throughput": summary["throughput"], "loaded": plan["verified"],
             "gradient_checkpointing": plan["gradient_checkpointing"], "backend": plan["backend"],
-            "estimated_peak_gib": (plan.get("memory_estimate_gib") or {}).get("total")}
+            "estimated_peak_gib": (plan.get("memory_estimate_gib") or {}).get("total"),
+            "optimizer_ran": plan.get("optimizer")}
 
 
 def record(model: str, method: str, path: str, measured: dict, steps: int, args, gpu: dict, wall_s: float) -> dict:
@@ -139,7 +140,8 @@ def record(model: str, method: str, path: str, measured: dict, steps: int, args,
         "load_peak_gib": speed["load_peak_gib"], "estimated_peak_gib": measured["estimated_peak_gib"],
         "linear_4bit_layers": loaded["linear_4bit_layers"], "lora_layers": loaded["lora_layers"],
         "trainable_parameters": loaded["trainable_parameters"], "parameters": loaded["parameters"],
-        "optimizer": args.optimizer, "wall_s": round(wall_s, 1),
+        "optimizer": args.optimizer, "optimizer_ran": measured["optimizer_ran"] or args.optimizer,
+        "wall_s": round(wall_s, 1), **({"ours_auto_args": args.ours_auto_args} if path == "ours-auto" and args.ours_auto_args else {}),
     }
 
 
@@ -243,12 +245,13 @@ def report(results: dict) -> str:
     by_key = {(r["model"], r["method"], r["path"]): r for r in results["records"]}
     lines = [f"Device: {results['device']}; date {results['date']}; "
              + ", ".join(f"{k} {v}" for k, v in results["versions"].items() if v), "",
-             "| model | method | path | tokens/s | peak GiB | MFU | checkpointing | 4-bit layers | steps (warm-up) |",
-             "|---|---|---|---:|---:|---:|---|---:|---|"]
+             "| model | method | path | tokens/s | peak GiB | MFU | checkpointing | optimizer | 4-bit layers | steps (warm-up) |",
+             "|---|---|---|---:|---:|---:|---|---|---:|---|"]
     for r in results["records"]:
         mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "-"
         lines.append(f"| {r['model']} | {r['method']} | {r['path']} | {r['tokens_per_s']:,.0f} | {_gib(r['peak_gib'])} | {mfu} "
-                     f"| {r['gradient_checkpointing']} | {r['linear_4bit_layers']} | {r['steps']} ({r['warmup_steps']}) |")
+                     f"| {r['gradient_checkpointing']} | {r.get('optimizer_ran', r['optimizer'])} | {r['linear_4bit_layers']} "
+                     f"| {r['steps']} ({r['warmup_steps']}) |")
     lines += ["", "| model | method | ours / unsloth-script | ours / transformers | ours-auto / unsloth-script "
               "| ours-auto peak GiB |",
               "|---|---|---:|---:|---:|---:|"]
@@ -260,7 +263,9 @@ def report(results: dict) -> str:
             return "-"
         # `*`: the two runs were not measured over the same steps and warm-up
         same = (ra["steps"], ra["warmup_steps"]) == (rb["steps"], rb["warmup_steps"])
-        return f"{ra['tokens_per_s'] / rb['tokens_per_s']:.3f}" + ("" if same else "*")
+        # `+`: measured in different device calls (each call may start a fresh machine)
+        one_call = ra.get("device_call") == rb.get("device_call")
+        return f"{ra['tokens_per_s'] / rb['tokens_per_s']:.3f}" + ("" if same else "*") + ("" if one_call else "+")
 
     for model, method in cells:
         ratio = functools.partial(ratio_of, model, method)
@@ -270,6 +275,8 @@ def report(results: dict) -> str:
                      f"| {model} | {method} | {ratio('ours', 'unsloth-script')} | {ratio('ours', 'transformers')} | - | - |")
     if any("*" in line for line in lines[-len(cells):]):
         lines += ["", "`*`: the two runs were measured over different steps or warm-up; not a like-for-like ratio."]
+    if any("+" in line for line in lines[-len(cells) - 2:]):
+        lines += ["", "`+`: the two runs were made in different device calls (see their `device_call`)."]
     if results.get("failures"):
         lines += ["", "Failed runs: " + ", ".join(f"{f['model']} {f['method']} {f['path']} ({f['returncode']})"
                                                   for f in results["failures"])]

@@ -26,7 +26,8 @@ def test_bench_runs_each_path_and_writes_the_results_file(tmp_path):
     results = tmp_path / "results.json"
     common = ["--models", "tiny-llama", "--methods", "lora", "--steps", "12", "--seq-len", "64",
               "--optimizer", "adamw_torch", "--workdir", str(tmp_path / "work"), "--results", str(results)]
-    run = bench("run", "--paths", "ours,transformers,ours-auto", *common, cwd=tmp_path)
+    run = bench("run", "--paths", "ours,transformers,ours-auto", "--ours-auto-args=--no-auto-optimizer", *common,
+                cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
     data = json.loads(results.read_text())
@@ -39,6 +40,13 @@ def test_bench_runs_each_path_and_writes_the_results_file(tmp_path):
         assert r["mfu"] is None  # no GPU, no peak to divide by
     ours = {r["path"]: r for r in data["records"]}["ours"]
     assert ours["backend"] == "transformers"  # --unsloth without a GPU falls back, and the record says so
+    assert [r["optimizer_ran"] for r in data["records"]] == ["adamw_torch"] * 3
+    assert data["records"][2]["ours_auto_args"] == "--no-auto-optimizer" and "ours_auto_args" not in ours
+    # `ours` runs with every automatic setting off; ours-auto got the extra flag
+    for name in ("tiny-llama-lora-ours", "tiny-llama-lora-ours-auto"):
+        asked = json.loads((tmp_path / "work" / "runs" / name / "plan.json").read_text())["asked"]
+        assert asked["auto_optimizer"] is False
+        assert asked["auto_gradient_checkpointing"] is (name.endswith("-auto"))
 
     report = bench("report", str(results), cwd=tmp_path)
     assert report.returncode == 0 and "| tiny-llama | lora | - | " in report.stdout
@@ -54,3 +62,19 @@ def test_bench_runs_each_path_and_writes_the_results_file(tmp_path):
 def test_bench_rejects_unknown_names(tmp_path):
     result = bench("run", "--paths", "ours,fast", cwd=tmp_path)
     assert result.returncode == 2 and "unknown fast" in result.stderr
+
+
+def test_report_marks_ratios_from_different_device_calls():
+    sys.path.insert(0, os.path.join(REPO, "bench"))
+    from throughput import report
+
+    def record(path, tokens_per_s, call):
+        return {"model": "llama-3.1-8b", "method": "full", "path": path, "tokens_per_s": tokens_per_s, "peak_gib": 50.0,
+                "mfu": 0.3, "steps": 40, "warmup_steps": 10, "gradient_checkpointing": "off", "optimizer": "adamw_8bit",
+                "linear_4bit_layers": 0, "device_call": call}
+
+    results = {"device": "GPU", "date": "d", "versions": {}, "records": [
+        record("ours", 990.0, 1), record("unsloth-script", 1000.0, 1), record("ours-auto", 1300.0, 2)]}
+    text = report(results)
+    assert "| llama-3.1-8b | full | 0.990 | - | 1.300+ | 50.00 |" in text
+    assert "`+`: the two runs were made in different device calls" in text

@@ -218,3 +218,44 @@ def test_probe_reads_the_model_shape(models):
     env = probe(LLMTrainingParams(model=models["llama"]))
     assert env.model_shape["hidden"] == 64 and env.model_shape["layers"] == 2
     assert probe(LLMTrainingParams(model=models["gpt2"])).model_shape is None
+
+
+# -- automatic optimizer ------------------------------------------------------------------------------
+
+H100_TORCHAO = dataclasses.replace(H100, torchao_version="0.18.0")
+
+
+@pytest.mark.parametrize("settings, env, expected, why", [
+    # full fine-tuning's adamw_8bit runs as torchao's AdamW8bit on a GPU
+    (dict(unsloth=True, **FULL, **BENCH), H100_TORCHAO, "adamw_torch_8bit", "runs as torchao's AdamW8bit"),
+    (dict(**FULL, mixed_precision="bf16", **BENCH), dataclasses.replace(H100_TORCHAO, unsloth_version=None),
+     "adamw_torch_8bit", "--no-auto-optimizer"),
+    (dict(unsloth=True, **FULL, **BENCH), dataclasses.replace(H100, torchao_version="0.11.0+cu130"), "adamw_torch_8bit",
+     "automatic"),
+    # kept: switched off, LoRA, another optimizer, no GPU, DeepSpeed, torchao missing or too old
+    (dict(unsloth=True, auto_optimizer=False, **FULL, **BENCH), H100_TORCHAO, "adamw_8bit", "auto_optimizer=False"),
+    (dict(unsloth=True, **LORA, **BENCH), H100_TORCHAO, "adamw_8bit", "LoRA trains few weights"),
+    (dict(unsloth=True, **QLORA, **BENCH), H100_TORCHAO, "adamw_8bit", "LoRA trains few weights"),
+    (dict(unsloth=True, **FULL, **{**BENCH, "optimizer": "adamw_torch"}), H100_TORCHAO, "adamw_torch", "as asked"),
+    (dict(**FULL, **BENCH), dataclasses.replace(CPU, torchao_version="0.18.0"), "adamw_8bit", "no CUDA GPU"),
+    (dict(**FULL, mixed_precision="bf16", distributed_backend="deepspeed", **BENCH),
+     dataclasses.replace(H100_TORCHAO, unsloth_version=None, gpu_count=2), "adamw_8bit", "DeepSpeed"),
+    (dict(unsloth=True, **FULL, **BENCH), H100, "adamw_8bit", "torchao is not installed"),
+    (dict(unsloth=True, **FULL, **BENCH), dataclasses.replace(H100, torchao_version="0.10.0"), "adamw_8bit",
+     "older than 0.11"),
+])
+def test_automatic_optimizer(settings, env, expected, why):
+    plan = decide(LLMTrainingParams(**settings), env)
+    assert plan.optimizer == expected
+    reason = next(r for r in plan.reasons if r.startswith("optimizer"))
+    assert why in reason, reason
+    row = next(line for line in plan.render().splitlines() if line.strip().startswith("optimizer"))
+    assert row.split()[1:] == [settings.get("optimizer", BENCH["optimizer"]), expected]
+
+
+def test_training_arguments_follow_the_planned_optimizer():
+    from autotrain_unsloth.trainers.arguments import training_arguments
+
+    params = LLMTrainingParams(unsloth=True, **FULL, **BENCH)
+    assert training_arguments(params, decide(params, H100_TORCHAO), rows=10, has_eval=False)["optim"] == "adamw_torch_8bit"
+    assert training_arguments(params, decide(params, H100), rows=10, has_eval=False)["optim"] == "adamw_8bit"

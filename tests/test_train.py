@@ -55,7 +55,9 @@ def test_training_lowers_the_loss_and_output_loads(in_tmp, models, data_dir, tra
 
     # Throughput over the 25 steps after the 10 warm-up steps, in the real tokens the Trainer counted: whole
     # 64-token blocks for the default trainer (an epoch's last batch has fewer), unpadded lengths for sft.
-    speed = json.loads((folder / "run_summary.json").read_text())["throughput"]
+    summary = json.loads((folder / "run_summary.json").read_text())
+    assert (summary["optimizer"], summary["optimizer_class"]) == ("adamw_torch", "torch.optim.adamw.AdamW")
+    speed = summary["throughput"]
     assert speed["measured_steps"] == 25 and speed["tokens_per_s"] > 0
     state = json.loads((folder / "trainer_state.json").read_text())
     seen = {entry["step"]: entry["num_input_tokens_seen"] for entry in state["log_history"] if "loss" in entry}

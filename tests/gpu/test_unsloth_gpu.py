@@ -131,3 +131,24 @@ def test_parity_unsloth_lora_vs_transformers_lora(tiny_models, workdir, data_dir
     # 2e-3 leaves room for other GPUs' rounding while still failing on any real divergence (a wrong LoRA
     # scale or a skipped layer moves the loss by several percent within a few steps).
     assert max(relative) < 2e-3, relative
+
+
+def test_full_finetuning_runs_adamw_8bit_as_torchao_and_matches_bitsandbytes(tiny_models, workdir, data_dir):
+    """The automatic optimizer: what the plan says is what stepped the weights, and it trains like bitsandbytes'."""
+    pytest.importorskip("torchao")
+    curves = {}
+    for project, extra in (("llama-full-torchao", []), ("llama-full-bnb", ["--no-auto-optimizer"])):
+        run_cli(workdir, *common_flags(tiny_models["llama"], data_dir, project), "--unsloth", *METHOD_FLAGS["full"],
+                "--optimizer", "adamw_8bit", *extra)
+        project_dir = os.path.join(workdir, project)
+        with open(os.path.join(project_dir, "run_summary.json")) as f:
+            summary = json.load(f)
+        if extra:
+            assert summary["optimizer"] == "adamw_8bit" and summary["optimizer_class"].startswith("bitsandbytes."), summary
+        else:
+            assert summary["optimizer"] == "adamw_torch_8bit", summary
+            assert summary["optimizer_class"] == "torchao.optim.adam.AdamW8bit", summary
+        curves[project] = losses(project_dir)
+        assert sum(curves[project][-5:]) / 5 < sum(curves[project][:5]) / 5, curves[project]
+    torchao_end, bnb_end = (sum(curves[name][-5:]) / 5 for name in ("llama-full-torchao", "llama-full-bnb"))
+    assert abs(torchao_end - bnb_end) < 0.1 * bnb_end, curves
