@@ -346,7 +346,7 @@ TORCHAO_OPTIM_SINCE = (0, 11)
 def _auto_optimizer(params, env, method) -> tuple[str, str]:
     """(the Trainer's optim, reason). Full fine-tuning's adamw_8bit runs as torchao's AdamW8bit: the same
     block-wise 8-bit AdamW (dynamic quantization map, blocks of 256), compiled into fused kernels, where
-    bitsandbytes' update kernel took 28% of an 8B full fine-tuning step on an H100 (docs/benchmarks.md)."""
+    bitsandbytes' optimizer step took 27% of an 8B full fine-tuning step on an H100 (docs/benchmarks.md)."""
     asked = params.optimizer
     if asked != "adamw_8bit":
         return asked, f"optimizer {asked}: as asked"

@@ -53,7 +53,8 @@ METHODS = ("qlora", "lora", "full")
 # Dense (no sparsity) bf16 tensor-core peak per GPU, vendor datasheets; the first name found in the device's wins.
 PEAK_BF16_TFLOPS = (("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.4), ("H200 NVL", 835.0), ("H200", 989.4),
                     ("A100", 312.0), ("L40S", 362.1), ("A10G", 70.0), ("L4", 121.0))
-VERSIONS = ("torch", "transformers", "unsloth", "unsloth_zoo", "trl", "peft", "accelerate", "bitsandbytes", "datasets")
+VERSIONS = ("torch", "transformers", "unsloth", "unsloth_zoo", "trl", "peft", "accelerate", "bitsandbytes", "datasets",
+            "torchao")
 
 
 def device() -> dict:
