@@ -1,12 +1,13 @@
 """Throughput and peak memory of one workload through four paths, each run in its own process.
 
     python bench/throughput.py run [--models llama-3.2-1b,llama-3.1-8b] [--methods qlora,lora,full]
-                                   [--paths ours,unsloth-script,transformers,ours-auto] [--steps 40]
+                                   [--paths ours,unsloth-script,transformers,ours-auto] [--steps 40] [--repeats 1]
     python bench/throughput.py report bench/results/<date>-<device>.json      # markdown table and ratios
 
 Paths (workload.py holds the shared settings):
 - `ours`: the `aitraining llm --train` CLI (run as `python -m autotrain_unsloth.cli`) with `--unsloth` and
-  every automatic setting off (`--no-auto-gradient-checkpointing --no-auto-optimizer`): Unsloth's own defaults, to measure our overhead;
+  every automatic setting off (`--no-auto-gradient-checkpointing --no-auto-optimizer`): Unsloth's own
+  defaults, to measure our overhead;
 - `ours-auto`: the same command with our automatic settings left on (the default);
 - `unsloth-script`: bench/unsloth_script.py, a minimal hand-written Unsloth script;
 - `transformers`: bench/transformers_script.py, plain transformers + PEFT + TRL.
@@ -23,6 +24,8 @@ model's work, not the hardware's.
 
 Results are merged into the results file record by record (model, method, path), so one device session
 can fill it in several calls; failed runs are listed under `failures` and make the command exit 1.
+`--repeats N` runs every path N times per cell, rotating which path goes first; the record is the median
+run's, and `runs_tokens_per_s` lists them all (1B runs differ by up to 15% from one run to the next).
 """
 
 from __future__ import annotations
@@ -180,6 +183,48 @@ def merge(path: str, gpu: dict, date: str, new_records: list[dict], failures: li
     return results
 
 
+def run_one(name, model, method, path, model_dir, data_dir, runs, env, args, gpu) -> tuple[dict | None, dict | None]:
+    """One run in its own process: (record, None), or (None, failure with the log's tail)."""
+    project = os.path.join(runs, name)
+    shutil.rmtree(project, ignore_errors=True)
+    os.makedirs(project)
+    log = os.path.join(runs, name + ".log")
+    started = time.time()
+    try:
+        with open(log, "w") as f:
+            code = subprocess.run(command(path, model_dir, data_dir, method, args.steps, project, args),
+                                  cwd=runs, env=env, stdout=f, stderr=subprocess.STDOUT, timeout=args.run_timeout).returncode
+    except subprocess.TimeoutExpired:
+        code = "timeout"
+    wall = time.time() - started
+    entry = failure = None
+    if code == 0:
+        entry = record(model, method, path, collect(path, project), args.steps, args, gpu, wall)
+        print(f"{name}: {entry['tokens_per_s']} tokens/s, peak {entry['peak_gib']} GiB, mfu {entry['mfu']}, "
+              f"checkpointing {entry['gradient_checkpointing']}, 4-bit layers {entry['linear_4bit_layers']}, "
+              f"{wall:.0f} s", flush=True)
+    else:
+        with open(log) as f:
+            tail = f.read()[-4000:]
+        failure = {"model": model, "method": method, "path": path, "returncode": code, "log_tail": tail}
+        print(f"{name}: FAILED ({code}), log {log}\n{tail[-1500:]}", flush=True)
+    if not args.keep_outputs:  # weights are large: drop them, keep what a re-run of the job needs
+        for item in os.listdir(project):
+            full = os.path.join(project, item)
+            if os.path.isdir(full) and item.startswith("checkpoint-"):
+                shutil.rmtree(full)
+            elif item.endswith((".safetensors", ".bin", ".pt")):
+                os.remove(full)
+    return entry, failure
+
+
+def median_run(entries: list[dict]) -> dict:
+    """A cell's record: the run with the median tokens/s (the lower middle of an even count), with every
+    run's tokens/s in run order."""
+    middle = sorted(entries, key=lambda e: e["tokens_per_s"])[(len(entries) - 1) // 2]
+    return {**middle, "runs_tokens_per_s": [e["tokens_per_s"] for e in entries]}
+
+
 def run(args) -> int:
     gpu = device()
     date = args.date or datetime.date.today().isoformat()
@@ -194,7 +239,7 @@ def run(args) -> int:
     if not os.path.isfile(os.path.join(data_dir, "train.jsonl")):
         write_data(data_dir, rows=SETTINGS["batch_size"] * (args.steps + 4), words_per_row=args.seq_len + 64)
 
-    failures, done = [], []
+    failures = []
     for model in args.models:
         model_dir = os.path.join(workdir, "models", model)
         if not os.path.isfile(os.path.join(model_dir, "BENCH_MODEL")):
@@ -203,40 +248,20 @@ def run(args) -> int:
                            check=True, env=env)
             print(f"built {model} in {time.time() - started:.0f} s", flush=True)
         for method in args.methods:
-            for path in args.paths:
-                name = f"{model.replace('.', '')}-{method}-{path}"
-                project = os.path.join(runs, name)
-                shutil.rmtree(project, ignore_errors=True)
-                os.makedirs(project)
-                log = os.path.join(runs, name + ".log")
-                started = time.time()
-                try:
-                    with open(log, "w") as f:
-                        code = subprocess.run(command(path, model_dir, data_dir, method, args.steps, project, args),
-                                              cwd=runs, env=env, stdout=f, stderr=subprocess.STDOUT,
-                                              timeout=args.run_timeout).returncode
-                except subprocess.TimeoutExpired:
-                    code = "timeout"
-                wall = time.time() - started
-                if code == 0:
-                    entry = record(model, method, path, collect(path, project), args.steps, args, gpu, wall)
-                    done.append(entry)
-                    print(f"{name}: {entry['tokens_per_s']} tokens/s, peak {entry['peak_gib']} GiB, mfu {entry['mfu']}, "
-                          f"checkpointing {entry['gradient_checkpointing']}, 4-bit layers {entry['linear_4bit_layers']}, "
-                          f"{wall:.0f} s", flush=True)
-                else:
-                    with open(log) as f:
-                        tail = f.read()[-4000:]
-                    failures.append({"model": model, "method": method, "path": path, "returncode": code, "log_tail": tail})
-                    print(f"{name}: FAILED ({code}), log {log}\n{tail[-1500:]}", flush=True)
-                merge(out, gpu, date, done[-1:] if code == 0 else [], failures[-1:] if code != 0 else [])
-                if not args.keep_outputs:  # weights are large: drop them, keep what a re-run of the job needs
-                    for entry in os.listdir(project):
-                        full = os.path.join(project, entry)
-                        if os.path.isdir(full) and entry.startswith("checkpoint-"):
-                            shutil.rmtree(full)
-                        elif entry.endswith((".safetensors", ".bin", ".pt")):
-                            os.remove(full)
+            measured, failed = {path: [] for path in args.paths}, set()
+            for repeat in range(args.repeats):
+                # Each repeat starts one path later, so no path always runs first (1B runs drift with order).
+                shift = repeat % len(args.paths)
+                for path in args.paths[shift:] + args.paths[:shift]:
+                    name = f"{model.replace('.', '')}-{method}-{path}" + (f"-r{repeat + 1}" if args.repeats > 1 else "")
+                    entry, failure = run_one(name, model, method, path, model_dir, data_dir, runs, env, args, gpu)
+                    if failure:  # the cell is a failure, whatever its other runs did
+                        failures.append(failure)
+                        failed.add(path)
+                        merge(out, gpu, date, [], [failure])
+                    elif path not in failed:
+                        measured[path].append(entry)
+                        merge(out, gpu, date, [median_run(measured[path])], [])
     print(f"results: {out}", flush=True)
     return 1 if failures else 0
 
@@ -250,7 +275,9 @@ def report(results: dict) -> str:
              "|---|---|---|---:|---:|---:|---|---|---:|---|"]
     for r in results["records"]:
         mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "-"
-        lines.append(f"| {r['model']} | {r['method']} | {r['path']} | {r['tokens_per_s']:,.0f} | {_gib(r['peak_gib'])} | {mfu} "
+        runs = r.get("runs_tokens_per_s") or []
+        spread = f" ({len(runs)} runs: {min(runs):,.0f}-{max(runs):,.0f})" if len(runs) > 1 else ""
+        lines.append(f"| {r['model']} | {r['method']} | {r['path']} | {r['tokens_per_s']:,.0f}{spread} | {_gib(r['peak_gib'])} | {mfu} "
                      f"| {r['gradient_checkpointing']} | {r.get('optimizer_ran', r['optimizer'])} | {r['linear_4bit_layers']} "
                      f"| {r['steps']} ({r['warmup_steps']}) |")
     lines += ["", "| model | method | ours / unsloth-script | ours / transformers | ours-auto / unsloth-script "
@@ -296,6 +323,8 @@ def main(argv=None) -> int:
     go.add_argument("--methods", type=lambda s: s.split(","), default=list(METHODS))
     go.add_argument("--paths", type=lambda s: s.split(","), default=list(PATHS))
     go.add_argument("--steps", type=int, default=40, help="optimizer steps per run; the first 10 are warm-up")
+    go.add_argument("--repeats", type=int, default=1, help="runs per path and cell, the order of paths rotated each "
+                    "time; the record is the median run's, with every run's tokens/s")
     go.add_argument("--seq-len", type=int, default=SETTINGS["seq_len"])
     go.add_argument("--optimizer", default=SETTINGS["optimizer"])
     go.add_argument("--workdir", default="/tmp/autotrain-unsloth-bench", help="models, data and run folders")

@@ -78,3 +78,21 @@ def test_report_marks_ratios_from_different_device_calls():
     text = report(results)
     assert "| llama-3.1-8b | full | 0.990 | - | 1.300+ | 50.00 |" in text
     assert "`+`: the two runs were made in different device calls" in text
+
+
+def test_repeats_rotate_the_paths_and_record_the_median_run(tmp_path):
+    results = tmp_path / "results.json"
+    run = bench("run", "--models", "tiny-llama", "--methods", "lora", "--paths", "ours,transformers", "--repeats", "2",
+                "--steps", "12", "--seq-len", "64", "--optimizer", "adamw_torch", "--workdir", str(tmp_path / "work"),
+                "--results", str(results), cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    order = [line.split(":")[0] for line in run.stdout.splitlines() if "tokens/s" in line]
+    assert order == ["tiny-llama-lora-ours-r1", "tiny-llama-lora-transformers-r1",
+                     "tiny-llama-lora-transformers-r2", "tiny-llama-lora-ours-r2"]
+    data = json.loads(results.read_text())
+    assert [r["path"] for r in data["records"]] == ["ours", "transformers"]
+    for r in data["records"]:
+        runs = r["runs_tokens_per_s"]
+        assert len(runs) == 2 and r["tokens_per_s"] == min(runs)  # the lower middle of an even count
+    report = bench("report", str(results), cwd=tmp_path)
+    assert "(2 runs: " in report.stdout
