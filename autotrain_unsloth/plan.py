@@ -369,13 +369,12 @@ def _auto_optimizer(params, env, method) -> tuple[str, str]:
 
 
 def _version_at_least(version: Optional[str], minimum: tuple[int, ...]) -> bool:
-    if not version:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return version is not None and Version(version).release[:len(minimum)] >= minimum
+    except InvalidVersion:  # "unknown": installed without metadata
         return False
-    parts = []
-    for piece in version.split("+")[0].split(".")[:len(minimum)]:
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
-    return tuple(parts) >= minimum
 
 
 def _precision(params, env, backend, method, warnings) -> tuple[Dtype, str, str]:

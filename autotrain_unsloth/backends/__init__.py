@@ -20,4 +20,3 @@ def resize_for_tokenizer(model, tokenizer) -> list[int]:
     model.resize_token_embeddings(len(tokenizer))
     print(f"Embeddings resized from {rows} to {len(tokenizer)} rows for tokens added by the chat template.", flush=True)
     return list(range(rows, len(tokenizer)))
-
