@@ -75,6 +75,7 @@ class Plan:
     lora_target_modules: Optional[tuple[str, ...]]  # None for full fine-tuning; ("all-linear",) left to PEFT
     gradient_checkpointing: Literal["unsloth", "on", "off"]
     packing: bool  # sft: several examples per sequence
+    optimizer: str  # the Trainer's optim: as asked, or adamw_8bit run as torchao's (adamw_torch_8bit)
     device: Literal["cuda", "cpu"]
     num_processes: int
     model_type: Optional[str]
@@ -82,7 +83,6 @@ class Plan:
     warnings: tuple[str, ...]
     params_fingerprint: str
     memory_estimate_gib: Optional[dict] = None  # estimated peak by part, for the planned checkpointing
-    optimizer: Optional[str] = None  # the Trainer's optim; None in plans saved before it was planned: as asked
     environment: dict = field(default_factory=dict)
     verified: Optional[dict] = None  # filled in by the job after the model has loaded
 
@@ -142,7 +142,7 @@ class Plan:
             ("LoRA targets", a["target_modules"] if self.peft else "-", ",".join(self.lora_target_modules) if self.lora_target_modules else "-"),
             ("grad. checkpointing", asked_checkpointing, self.gradient_checkpointing + estimated),
             ("packing", "", ("on" if self.packing else "off") if self.trainer == "sft" else "- (blocks)"),
-            ("optimizer", a.get("optimizer", ""), self.optimizer or a.get("optimizer", "")),
+            ("optimizer", a["optimizer"], self.optimizer),
             ("device", "", f"{self.device} x{max(self.num_processes, 1)}" + (f" ({self.environment.get('gpu_name')})" if self.device == "cuda" else "")),
         ]
         width = [max(len(r[i]) for r in rows + [("", "asked", "will run")]) for i in range(3)]

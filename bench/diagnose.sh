@@ -1,16 +1,12 @@
 #!/usr/bin/env bash
-# The measurements docs/benchmarks.md lists as next, on the device host, one part per device call:
-#   bash bench/diagnose.sh overhead   # 1B LoRA: which difference between ours and the Unsloth script costs ~12 ms a step
-#   bash bench/diagnose.sh profile    # 8B full fine-tuning without checkpointing: where the step time goes
-# Installs like bench/run_on_device.sh; prints tokens/s and median step per variant; files under $OUT.
+# Diagnostics behind docs/benchmarks.md, on the device host, one part per device call:
+#   bash bench/diagnose.sh overhead   # 1B LoRA: ours vs the Unsloth script, and each difference between them alone
+#   bash bench/diagnose.sh profile    # 8B full: the script without checkpointing, its loss in one chunk, a profile
+# Installs with bench/device_setup.sh; prints tokens/s and median step per variant; files under $OUT.
 set -uo pipefail
 PART=${1:?say which part: overhead or profile}
 OUT=${OUT:-/tmp/bench-out}; mkdir -p "$OUT"
-if [ ! -f /tmp/site/.installed ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-  touch /tmp/site/.installed
-fi
-export PYTHONPATH=$PWD:/tmp/site HF_HUB_OFFLINE=1 UNSLOTH_DISABLE_STATISTICS=1 PYTHONUNBUFFERED=1
+. bench/device_setup.sh
 WORK=/tmp/autotrain-unsloth-bench; RUNS=$WORK/runs; DATA=$WORK/data-2048/train.jsonl
 export UNSLOTH_COMPILE_LOCATION=$WORK/unsloth_compiled_cache
 show() { python3 -c "import json,sys; t=json.load(open(sys.argv[2])); t=t.get('throughput', t); print(f'{sys.argv[1]:<34} {t[\"tokens_per_s\"]:>9} tokens/s  median step {t[\"median_step_s\"]} s')" "$@"; }

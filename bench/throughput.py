@@ -124,7 +124,7 @@ def collect(path: str, project: str) -> dict:
     return {"throughput": summary["throughput"], "loaded": plan["verified"],
             "gradient_checkpointing": plan["gradient_checkpointing"], "backend": plan["backend"],
             "estimated_peak_gib": (plan.get("memory_estimate_gib") or {}).get("total"),
-            "optimizer_ran": plan.get("optimizer")}
+            "optimizer_ran": plan["optimizer"]}
 
 
 def record(model: str, method: str, path: str, measured: dict, steps: int, args, gpu: dict, wall_s: float) -> dict:

@@ -32,7 +32,7 @@ def training_arguments(params: LLMTrainingParams, plan: Plan, rows: int, has_eva
         report_to=[] if params.log == "none" else [params.log],
         auto_find_batch_size=params.auto_find_batch_size,
         lr_scheduler_type=params.scheduler,
-        optim=plan.optimizer or params.optimizer,  # the plan may run adamw_8bit as torchao's AdamW8bit
+        optim=plan.optimizer,  # the plan may run adamw_8bit as torchao's AdamW8bit
         warmup_steps=params.warmup_ratio,  # transformers 5: a float below 1 is a share of the steps
         weight_decay=params.weight_decay,
         max_grad_norm=params.max_grad_norm,
