@@ -2,9 +2,10 @@
 # Diagnostics behind docs/benchmarks.md, on the device host, one part per device call:
 #   bash bench/diagnose.sh overhead   # 1B LoRA: ours vs the Unsloth script, and each difference between them alone
 #   bash bench/diagnose.sh profile    # 8B full: the script without checkpointing, its loss in one chunk, a profile
+#   bash bench/diagnose.sh allocator  # 8B full ours-auto: default allocator vs expandable segments, GPU clocks logged
 # Installs with bench/device_setup.sh; prints tokens/s and median step per variant; files under $OUT.
 set -uo pipefail
-PART=${1:?say which part: overhead or profile}
+PART=${1:?say which part: overhead, profile or allocator}
 OUT=${OUT:-/tmp/bench-out}; mkdir -p "$OUT"
 . bench/device_setup.sh
 WORK=/tmp/autotrain-unsloth-bench; RUNS=$WORK/runs; DATA=$WORK/data-2048/train.jsonl
@@ -27,6 +28,22 @@ if [ "$PART" = overhead ]; then
   script script-packing --model "$M" --method lora --steps 40 --packing && show "script + packing" "$RUNS/script-packing/result.json"
   script script-sftgc --model "$M" --method lora --steps 40 --sft-gradient-checkpointing-false \
     && show "script + SFTConfig gc=False" "$RUNS/script-sftgc/result.json"
+  exit 0
+fi
+if [ "$PART" = allocator ]; then
+  # ours-auto on 8B full ran at 0.59 s/step on one machine and 0.69-0.73 on another, slowing within the run,
+  # while the script held steady: either the caching allocator (no checkpointing: the activations of all 32
+  # layers at once) or the GPU's clocks. Each run records alloc_retries and every step's time.
+  nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,temperature.gpu,clocks_throttle_reasons.active,memory.used \
+    --format=csv -l 1 > "$OUT/smi.csv" 2>&1 & SMI=$!
+  one() { name=$1; shift; env "$@" python3 bench/throughput.py run --models llama-3.1-8b --methods full --paths ours-auto \
+    --results "$OUT/$name.json" --run-timeout 200 2>&1 | grep "tokens/s\|FAILED\|built"
+    cp "$RUNS/llama-31-8b-full-ours-auto/run_summary.json" "$OUT/$name.run_summary.json"
+    python3 -c "import json,sys; t=json.load(open(sys.argv[1]))['throughput']; print(sys.argv[2], 'retries', t['alloc_retries'], 'reserved', t['train_reserved_peak_gib'], 'steps', t['step_s'])" "$OUT/$name.run_summary.json" "$name"; }
+  one default-1
+  one expandable-1 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+  one default-2
+  kill $SMI
   exit 0
 fi
 M=$WORK/models/llama-3.1-8b
