@@ -26,6 +26,9 @@ Results are merged into the results file record by record (model, method, path),
 can fill it in several calls; failed runs are listed under `failures` and make the command exit 1.
 `--repeats N` runs every path N times per cell, rotating which path goes first; the record is the median
 run's, and `runs_tokens_per_s` lists them all (1B runs differ by up to 15% from one run to the next).
+Where nvidia-smi is found, the GPU's SM clock, power and throttle reasons are sampled every half second during
+each run, and the record's `gpu_clocks` sums up the samples inside the measured steps: an H100 at its power cap
+runs some steps at 1.6 GHz instead of 1.98, which moves tokens/s by up to 20% (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import json
 import os
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -143,7 +147,7 @@ def record(model: str, method: str, path: str, measured: dict, steps: int, args,
         "median_step_s": speed["median_step_s"], "train_peak_gib": speed["train_peak_gib"],
         "load_peak_gib": speed["load_peak_gib"], "estimated_peak_gib": measured["estimated_peak_gib"],
         "train_reserved_peak_gib": speed.get("train_reserved_peak_gib"), "alloc_retries": speed.get("alloc_retries"),
-        "step_s": speed.get("step_s"),
+        "step_s": speed.get("step_s"), "measured_window_unix": speed.get("measured_window_unix"), "gpu_clocks": None,
         "linear_4bit_layers": loaded["linear_4bit_layers"], "lora_layers": loaded["lora_layers"],
         "trainable_parameters": loaded["trainable_parameters"], "parameters": loaded["parameters"],
         "optimizer": args.optimizer, "optimizer_ran": measured["optimizer_ran"] or args.optimizer,
@@ -185,6 +189,49 @@ def merge(path: str, gpu: dict, date: str, new_records: list[dict], failures: li
     return results
 
 
+# nvidia-smi's clocks_throttle_reasons bits: 0x4 software power cap; 0x8 hardware slowdown, 0x20 software
+# thermal slowdown, 0x40 hardware thermal slowdown, 0x80 hardware power brake.
+POWER_CAP = 0x4
+THERMAL_OR_HARDWARE = 0x8 | 0x20 | 0x40 | 0x80
+SMI_QUERY = "timestamp,clocks.sm,power.draw,clocks_throttle_reasons.active"
+
+
+def start_clock_sampler(path: str):
+    """nvidia-smi writing SMI_QUERY every 500 ms to `path` (None where there is no nvidia-smi)."""
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return None
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]
+    with open(path, "w") as out:  # the child keeps its own copy of the file
+        return subprocess.Popen([smi, "-i", visible if visible.isdigit() else "0", f"--query-gpu={SMI_QUERY}",
+                                 "--format=csv,noheader,nounits", "-lms", "500"], stdout=out, stderr=subprocess.STDOUT)
+
+
+def clock_summary(lines: list[str], window: list[float] | None) -> dict | None:
+    """The SM clock, power and throttling over the samples taken inside `window` (Unix start and end of the
+    measured steps); None without samples there."""
+    if not window:
+        return None
+    clocks, powers, reasons = [], [], []
+    for line in lines:
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) != 4:
+            continue
+        try:
+            at = datetime.datetime.strptime(fields[0], "%Y/%m/%d %H:%M:%S.%f").timestamp()
+            clock, power, reason = float(fields[1]), float(fields[2]), int(fields[3], 16)
+        except ValueError:  # a header, an "[N/A]", an error line
+            continue
+        if window[0] <= at <= window[1]:
+            clocks.append(clock), powers.append(power), reasons.append(reason)
+    if not clocks:
+        return None
+    return {"samples": len(clocks), "sm_mhz_median": statistics.median(clocks), "sm_mhz_min": min(clocks),
+            "sm_mhz_max": max(clocks), "power_w_median": statistics.median(powers),
+            "power_capped_share": round(sum(1 for r in reasons if r & POWER_CAP) / len(reasons), 3),
+            "thermal_or_hardware_slowdown_share": round(sum(1 for r in reasons if r & THERMAL_OR_HARDWARE) / len(reasons), 3)}
+
+
 def run_one(name, model, method, path, model_dir, data_dir, runs, env, args, gpu) -> tuple[dict | None, dict | None]:
     """One run in its own process: (record, None), or (None, failure with the log's tail)."""
     project = os.path.join(runs, name)
@@ -192,16 +239,24 @@ def run_one(name, model, method, path, model_dir, data_dir, runs, env, args, gpu
     os.makedirs(project)
     log = os.path.join(runs, name + ".log")
     started = time.time()
+    sampler = start_clock_sampler(os.path.join(runs, name + ".smi.csv"))
     try:
         with open(log, "w") as f:
             code = subprocess.run(command(path, model_dir, data_dir, method, args.steps, project, args),
                                   cwd=runs, env=env, stdout=f, stderr=subprocess.STDOUT, timeout=args.run_timeout).returncode
     except subprocess.TimeoutExpired:
         code = "timeout"
+    finally:
+        if sampler:
+            sampler.terminate()
+            sampler.wait()
     wall = time.time() - started
     entry = failure = None
     if code == 0:
         entry = record(model, method, path, collect(path, project), args.steps, args, gpu, wall)
+        if sampler:
+            with open(os.path.join(runs, name + ".smi.csv")) as f:
+                entry["gpu_clocks"] = clock_summary(f.read().splitlines(), entry["measured_window_unix"])
         print(f"{name}: {entry['tokens_per_s']} tokens/s, peak {entry['peak_gib']} GiB, mfu {entry['mfu']}, "
               f"checkpointing {entry['gradient_checkpointing']}, 4-bit layers {entry['linear_4bit_layers']}, "
               f"{wall:.0f} s", flush=True)
@@ -307,6 +362,16 @@ def report(results: dict) -> str:
         lines += ["", "`*`: the two runs were measured over different steps or warm-up; not a like-for-like ratio."]
     if any("+" in line for line in lines[-len(cells) - 2:]):
         lines += ["", "`+`: the two runs were made in different device calls (see their `device_call`)."]
+    sampled = [r for r in results["records"] if r.get("gpu_clocks")]
+    if sampled:
+        lines += ["", "GPU during the measured steps (nvidia-smi every 0.5 s):", "",
+                  "| model | method | path | SM MHz median (min-max) | power W median | at power cap | thermal/hardware slowdown |",
+                  "|---|---|---|---|---:|---:|---:|"]
+        for r in sampled:
+            c = r["gpu_clocks"]
+            lines.append(f"| {r['model']} | {r['method']} | {r['path']} | {c['sm_mhz_median']:,.0f} ({c['sm_mhz_min']:,.0f}-"
+                         f"{c['sm_mhz_max']:,.0f}) | {c['power_w_median']:,.0f} | {c['power_capped_share']:.0%} "
+                         f"| {c['thermal_or_hardware_slowdown_share']:.0%} |")
     if results.get("failures"):
         lines += ["", "Failed runs: " + ", ".join(f"{f['model']} {f['method']} {f['path']} ({f['returncode']})"
                                                   for f in results["failures"])]

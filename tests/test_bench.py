@@ -38,6 +38,9 @@ def test_bench_runs_each_path_and_writes_the_results_file(tmp_path):
         assert (r["model"], r["method"], r["batch_size"], r["seq_len"], r["steps"]) == ("tiny-llama", "lora", 2, 64, 12)
         assert r["tokens_per_s"] > 0 and r["measured_steps"] == 2 and r["lora_layers"] == 14
         assert r["mfu"] is None  # no GPU, no peak to divide by
+        start, end = r["measured_window_unix"]
+        assert 0 < end - start < r["wall_s"] and len(r["step_s"]) == r["measured_steps"]
+        assert r["gpu_clocks"] is None  # no nvidia-smi here
     ours = {r["path"]: r for r in data["records"]}["ours"]
     assert ours["backend"] == "transformers"  # --unsloth without a GPU falls back, and the record says so
     assert [r["optimizer_ran"] for r in data["records"]] == ["adamw_torch"] * 3
@@ -96,3 +99,27 @@ def test_repeats_rotate_the_paths_and_record_the_median_run(tmp_path):
         assert len(runs) == 2 and r["tokens_per_s"] == min(runs)  # the lower middle of an even count
     report = bench("report", str(results), cwd=tmp_path)
     assert "(2 runs: " in report.stdout
+
+
+def test_clock_summary_keeps_the_samples_inside_the_measured_steps():
+    """nvidia-smi's own lines (csv, noheader, nounits), as sampled on the H100 during an 8B full run."""
+    sys.path.insert(0, os.path.join(REPO, "bench"))
+    import datetime
+
+    from throughput import clock_summary
+
+    lines = ["2026/11/23 14:53:26.960, 1665, 321.76, 0x0000000000000004",  # before the window
+             "2026/11/23 14:53:30.961, 1965, 589.74, 0x0000000000000004",
+             "2026/11/23 14:53:31.461, 1620, 652.43, 0x0000000000000004",
+             "2026/11/23 14:53:31.961, 1980, 350.83, 0x0000000000000000",
+             "2026/11/23 14:53:32.461, [N/A], [N/A], [N/A]",  # a failed read is skipped
+             "2026/11/23 14:53:32.961, 1500, 700.10, 0x0000000000000044",  # power cap and thermal
+             "2026/11/23 14:53:40.962, 345, 74.37, 0x0000000000000001"]  # after it (idle)
+    window = [datetime.datetime.strptime(text, "%Y/%m/%d %H:%M:%S.%f").timestamp()
+              for text in ("2026/11/23 14:53:30.000", "2026/11/23 14:53:33.000")]
+    summary = clock_summary(lines, window)
+    assert summary == {"samples": 4, "sm_mhz_median": 1792.5, "sm_mhz_min": 1500.0, "sm_mhz_max": 1980.0,
+                       "power_w_median": pytest.approx(621.085), "power_capped_share": 0.75,
+                       "thermal_or_hardware_slowdown_share": 0.25}
+    assert clock_summary(lines, [window[1] + 1, window[1] + 2]) is None  # no sample inside
+    assert clock_summary(lines, None) is None  # a run without a measured window

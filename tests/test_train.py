@@ -62,6 +62,8 @@ def test_training_lowers_the_loss_and_output_loads(in_tmp, models, data_dir, tra
     assert len(speed["step_s"]) == 25 and all(t > 0 for t in speed["step_s"])
     assert speed["median_step_s"] == pytest.approx(sorted(speed["step_s"])[12], abs=1e-4)
     assert speed["alloc_retries"] is None and speed["train_reserved_peak_gib"] is None  # no CUDA here
+    start, end = speed["measured_window_unix"]
+    assert end - start == pytest.approx(sum(speed["step_s"]), abs=0.01)
     state = json.loads((folder / "trainer_state.json").read_text())
     seen = {entry["step"]: entry["num_input_tokens_seen"] for entry in state["log_history"] if "loss" in entry}
     assert speed["measured_tokens"] == seen[35] - seen[10]

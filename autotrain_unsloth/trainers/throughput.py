@@ -4,8 +4,9 @@ Tokens are the real (non-padding) tokens the Trainer counted (`include_num_input
 Time runs from the end of the last warm-up step to the end of the last step, with the GPU synchronised at
 each step end, so kernel compilation, autotuning and the optimizer's first allocation are left out.
 Peak memory is torch.cuda.max_memory_allocated: up to the start of training (loading) and during training.
-Also kept, to explain a slow run: each measured step's time, the allocator's peak reserved memory, and how
-often it had to free its cache and retry an allocation (`alloc_retries`; each one synchronises the GPU).
+Also kept, to explain a slow run: each measured step's time, the allocator's peak reserved memory, how
+often it had to free its cache and retry an allocation (`alloc_retries`; each one synchronises the GPU), and
+the measured window in Unix time (bench/ lines up the GPU's clock samples with it).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ def throughput_callback(warmup_steps: int = WARMUP_STEPS):
         def __init__(self):
             self.warmup_steps = warmup_steps
             self.marks: list[tuple[int, float, int]] = []  # (step, time, tokens seen) at each step end
+            self.wall_marks: list[float] = []  # Unix time at each step end, to line up with outside samples
             self.load_peak_bytes = None
             self.train_peak_bytes = None
             self.train_reserved_bytes = None
@@ -39,6 +41,7 @@ def throughput_callback(warmup_steps: int = WARMUP_STEPS):
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
             self.marks.append((state.global_step, time.perf_counter(), state.num_input_tokens_seen))
+            self.wall_marks.append(time.time())
 
         def on_train_end(self, args, state, control, **kwargs):
             if torch.cuda.is_available():
@@ -53,14 +56,16 @@ def throughput_callback(warmup_steps: int = WARMUP_STEPS):
                       "load_peak_gib": _gib(self.load_peak_bytes), "train_peak_gib": _gib(self.train_peak_bytes),
                       "peak_gib": _gib(max(self.load_peak_bytes or 0, self.train_peak_bytes or 0) or None),
                       "train_reserved_peak_gib": _gib(self.train_reserved_bytes), "alloc_retries": self.alloc_retries,
-                      "step_s": []}
+                      "step_s": [], "measured_window_unix": None}
             measured = self.marks[self.warmup_steps - 1:] if self.warmup_steps > 0 else self.marks
             if len(measured) < 2:
                 return result
             (_, start, tokens_start), (_, end, tokens_end) = measured[0], measured[-1]
             steps = [b[1] - a[1] for a, b in itertools.pairwise(measured)]
             result.update(measured_steps=len(steps), measured_tokens=tokens_end - tokens_start,
-                          median_step_s=round(statistics.median(steps), 4), step_s=[round(t, 4) for t in steps])
+                          median_step_s=round(statistics.median(steps), 4), step_s=[round(t, 4) for t in steps],
+                          measured_window_unix=[round(self.wall_marks[len(self.marks) - len(measured)], 3),
+                                                round(self.wall_marks[-1], 3)])
             if tokens_end > tokens_start:
                 result["tokens_per_s"] = round((tokens_end - tokens_start) / (end - start), 1)
             return result
