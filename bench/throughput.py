@@ -34,9 +34,11 @@ runs some steps at 1.6 GHz instead of 1.98, which moves tokens/s by up to 20% (d
 from __future__ import annotations
 
 import argparse
+import bisect
 import datetime
 import functools
 import importlib.metadata
+import itertools
 import json
 import os
 import shlex
@@ -207,29 +209,43 @@ def start_clock_sampler(path: str):
                                  "--format=csv,noheader,nounits", "-lms", "500"], stdout=out, stderr=subprocess.STDOUT)
 
 
-def clock_summary(lines: list[str], window: list[float] | None) -> dict | None:
+def clock_summary(lines: list[str], window: list[float] | None, step_s: list[float] | None = None) -> dict | None:
     """The SM clock, power and throttling over the samples taken inside `window` (Unix start and end of the
-    measured steps); None without samples there."""
+    measured steps); None without samples there. With the steps' times, also the median clock of the samples
+    that fell in the slower half of the steps and in the faster half: if the clock sets the pace, the slower
+    steps ran at the lower clock."""
     if not window:
         return None
-    clocks, powers, reasons = [], [], []
+    samples = []  # (time, SM MHz, W, throttle reasons)
     for line in lines:
         fields = [f.strip() for f in line.split(",")]
         if len(fields) != 4:
             continue
         try:
             at = datetime.datetime.strptime(fields[0], "%Y/%m/%d %H:%M:%S.%f").timestamp()
-            clock, power, reason = float(fields[1]), float(fields[2]), int(fields[3], 16)
+            sample = (at, float(fields[1]), float(fields[2]), int(fields[3], 16))
         except ValueError:  # a header, an "[N/A]", an error line
             continue
         if window[0] <= at <= window[1]:
-            clocks.append(clock), powers.append(power), reasons.append(reason)
-    if not clocks:
+            samples.append(sample)
+    if not samples:
         return None
-    return {"samples": len(clocks), "sm_mhz_median": statistics.median(clocks), "sm_mhz_min": min(clocks),
-            "sm_mhz_max": max(clocks), "power_w_median": statistics.median(powers),
-            "power_capped_share": round(sum(1 for r in reasons if r & POWER_CAP) / len(reasons), 3),
-            "thermal_or_hardware_slowdown_share": round(sum(1 for r in reasons if r & THERMAL_OR_HARDWARE) / len(reasons), 3)}
+    clocks = [c for _, c, _, _ in samples]
+    summary = {"samples": len(samples), "sm_mhz_median": statistics.median(clocks), "sm_mhz_min": min(clocks),
+               "sm_mhz_max": max(clocks), "power_w_median": statistics.median(p for _, _, p, _ in samples),
+               "power_capped_share": round(sum(1 for *_, r in samples if r & POWER_CAP) / len(samples), 3),
+               "thermal_or_hardware_slowdown_share":
+                   round(sum(1 for *_, r in samples if r & THERMAL_OR_HARDWARE) / len(samples), 3)}
+    if step_s:
+        ends = list(itertools.accumulate(step_s, initial=window[0]))[1:]
+        middle = statistics.median(step_s)
+        halves = {"slower": [], "faster": []}
+        for at, clock, _, _ in samples:
+            step = min(bisect.bisect_left(ends, at), len(step_s) - 1)
+            halves["slower" if step_s[step] > middle else "faster"].append(clock)
+        for half, found in halves.items():
+            summary[f"sm_mhz_median_{half}_steps"] = statistics.median(found) if found else None
+    return summary
 
 
 def run_one(name, model, method, path, model_dir, data_dir, runs, env, args, gpu) -> tuple[dict | None, dict | None]:
@@ -256,7 +272,7 @@ def run_one(name, model, method, path, model_dir, data_dir, runs, env, args, gpu
         entry = record(model, method, path, collect(path, project), args.steps, args, gpu, wall)
         if sampler:
             with open(os.path.join(runs, name + ".smi.csv")) as f:
-                entry["gpu_clocks"] = clock_summary(f.read().splitlines(), entry["measured_window_unix"])
+                entry["gpu_clocks"] = clock_summary(f.read().splitlines(), entry["measured_window_unix"], entry["step_s"])
         print(f"{name}: {entry['tokens_per_s']} tokens/s, peak {entry['peak_gib']} GiB, mfu {entry['mfu']}, "
               f"checkpointing {entry['gradient_checkpointing']}, 4-bit layers {entry['linear_4bit_layers']}, "
               f"{wall:.0f} s", flush=True)
@@ -365,17 +381,22 @@ def report(results: dict) -> str:
     sampled = [r for r in results["records"] if r.get("gpu_clocks")]
     if sampled:
         lines += ["", "GPU during the measured steps (nvidia-smi every 0.5 s):", "",
-                  "| model | method | path | SM MHz median (min-max) | power W median | at power cap | thermal/hardware slowdown |",
-                  "|---|---|---|---|---:|---:|---:|"]
+                  ("| model | method | path | SM MHz median (min-max) | in slower / faster steps | power W median "
+                   "| at power cap | thermal/hardware slowdown |"), "|---|---|---|---|---|---:|---:|---:|"]
         for r in sampled:
             c = r["gpu_clocks"]
             lines.append(f"| {r['model']} | {r['method']} | {r['path']} | {c['sm_mhz_median']:,.0f} ({c['sm_mhz_min']:,.0f}-"
-                         f"{c['sm_mhz_max']:,.0f}) | {c['power_w_median']:,.0f} | {c['power_capped_share']:.0%} "
+                         f"{c['sm_mhz_max']:,.0f}) | {_mhz(c.get('sm_mhz_median_slower_steps'))} / {_mhz(c.get('sm_mhz_median_faster_steps'))} "
+                         f"| {c['power_w_median']:,.0f} | {c['power_capped_share']:.0%} "
                          f"| {c['thermal_or_hardware_slowdown_share']:.0%} |")
     if results.get("failures"):
         lines += ["", "Failed runs: " + ", ".join(f"{f['model']} {f['method']} {f['path']} ({f['returncode']})"
                                                   for f in results["failures"])]
     return "\n".join(lines)
+
+
+def _mhz(value) -> str:
+    return "-" if value is None else f"{value:,.0f}"
 
 
 def _gib(value) -> str:

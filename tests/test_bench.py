@@ -81,6 +81,14 @@ def test_report_marks_ratios_from_different_device_calls():
     text = report(results)
     assert "| llama-3.1-8b | full | 0.990 | - | 1.300+ | 50.00 |" in text
     assert "`+`: the two runs were made in different device calls" in text
+    assert "GPU during the measured steps" not in text  # no run was sampled
+
+    results["records"][2]["gpu_clocks"] = {
+        "samples": 60, "sm_mhz_median": 1750.0, "sm_mhz_min": 1590.0, "sm_mhz_max": 1965.0, "power_w_median": 640.4,
+        "power_capped_share": 0.967, "thermal_or_hardware_slowdown_share": 0.0,
+        "sm_mhz_median_slower_steps": 1635.0, "sm_mhz_median_faster_steps": 1950.0}
+    text = report(results)
+    assert "| llama-3.1-8b | full | ours-auto | 1,750 (1,590-1,965) | 1,635 / 1,950 | 640 | 97% | 0% |" in text
 
 
 def test_repeats_rotate_the_paths_and_record_the_median_run(tmp_path):
@@ -121,5 +129,9 @@ def test_clock_summary_keeps_the_samples_inside_the_measured_steps():
     assert summary == {"samples": 4, "sm_mhz_median": 1792.5, "sm_mhz_min": 1500.0, "sm_mhz_max": 1980.0,
                        "power_w_median": pytest.approx(621.085), "power_capped_share": 0.75,
                        "thermal_or_hardware_slowdown_share": 0.25}
+    # Steps of 1.2, 1.0 and 0.8 s from the window's start: the first (slower than the median) holds the sample at
+    # 1965 MHz, the other two the samples at 1620, 1980 and 1500.
+    by_step = clock_summary(lines, window, [1.2, 1.0, 0.8])
+    assert (by_step["sm_mhz_median_slower_steps"], by_step["sm_mhz_median_faster_steps"]) == (1965.0, 1620.0)
     assert clock_summary(lines, [window[1] + 1, window[1] + 2]) is None  # no sample inside
     assert clock_summary(lines, None) is None  # a run without a measured window
