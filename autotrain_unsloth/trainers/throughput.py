@@ -25,8 +25,8 @@ def throughput_callback(warmup_steps: int = WARMUP_STEPS):
     class Throughput(TrainerCallback):
         def __init__(self):
             self.warmup_steps = warmup_steps
-            self.marks: list[tuple[int, float, int]] = []  # (step, time, tokens seen) at each step end
-            self.wall_marks: list[float] = []  # Unix time at each step end, to line up with outside samples
+            # (step, time, tokens seen, Unix time) at each step end; Unix time lines up with outside samples
+            self.marks: list[tuple[int, float, int, float]] = []
             self.load_peak_bytes = None
             self.train_peak_bytes = None
             self.train_reserved_bytes = None
@@ -40,8 +40,7 @@ def throughput_callback(warmup_steps: int = WARMUP_STEPS):
         def on_step_end(self, args, state, control, **kwargs):
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
-            self.marks.append((state.global_step, time.perf_counter(), state.num_input_tokens_seen))
-            self.wall_marks.append(time.time())
+            self.marks.append((state.global_step, time.perf_counter(), state.num_input_tokens_seen, time.time()))
 
         def on_train_end(self, args, state, control, **kwargs):
             if torch.cuda.is_available():
@@ -60,12 +59,11 @@ def throughput_callback(warmup_steps: int = WARMUP_STEPS):
             measured = self.marks[self.warmup_steps - 1:] if self.warmup_steps > 0 else self.marks
             if len(measured) < 2:
                 return result
-            (_, start, tokens_start), (_, end, tokens_end) = measured[0], measured[-1]
+            (_, start, tokens_start, unix_start), (_, end, tokens_end, unix_end) = measured[0], measured[-1]
             steps = [b[1] - a[1] for a, b in itertools.pairwise(measured)]
             result.update(measured_steps=len(steps), measured_tokens=tokens_end - tokens_start,
                           median_step_s=round(statistics.median(steps), 4), step_s=[round(t, 4) for t in steps],
-                          measured_window_unix=[round(self.wall_marks[len(self.marks) - len(measured)], 3),
-                                                round(self.wall_marks[-1], 3)])
+                          measured_window_unix=[round(unix_start, 3), round(unix_end, 3)])
             if tokens_end > tokens_start:
                 result["tokens_per_s"] = round((tokens_end - tokens_start) / (end - start), 1)
             return result
