@@ -350,7 +350,7 @@ def report(results: dict) -> str:
         mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "-"
         runs = r.get("runs_tokens_per_s") or []
         spread = f" ({len(runs)} runs: {min(runs):,.0f}-{max(runs):,.0f})" if len(runs) > 1 else ""
-        lines.append(f"| {r['model']} | {r['method']} | {r['path']} | {r['tokens_per_s']:,.0f}{spread} | {_gib(r['peak_gib'])} | {mfu} "
+        lines.append(f"| {r['model']} | {r['method']} | {r['path']} | {r['tokens_per_s']:,.0f}{spread} | {_shown(r['peak_gib'], '.2f')} | {mfu} "
                      f"| {r['gradient_checkpointing']} | {r.get('optimizer_ran', r['optimizer'])} | {r['linear_4bit_layers']} "
                      f"| {r['steps']} ({r['warmup_steps']}) |")
     lines += ["", "| model | method | ours / unsloth-script | ours / transformers | ours-auto / unsloth-script "
@@ -372,7 +372,7 @@ def report(results: dict) -> str:
         ratio = functools.partial(ratio_of, model, method)
         auto = by_key.get((model, method, "ours-auto"))
         lines.append(f"| {model} | {method} | {ratio('ours', 'unsloth-script')} | {ratio('ours', 'transformers')} | "
-                     f"{ratio('ours-auto', 'unsloth-script')} | {_gib(auto['peak_gib'])} |" if auto else
+                     f"{ratio('ours-auto', 'unsloth-script')} | {_shown(auto['peak_gib'], '.2f')} |" if auto else
                      f"| {model} | {method} | {ratio('ours', 'unsloth-script')} | {ratio('ours', 'transformers')} | - | - |")
     if any("*" in line for line in lines[-len(cells):]):
         lines += ["", "`*`: the two runs were measured over different steps or warm-up; not a like-for-like ratio."]
@@ -385,9 +385,9 @@ def report(results: dict) -> str:
                    "| at power cap | thermal/hardware slowdown |"), "|---|---|---|---|---|---:|---:|---:|"]
         for r in sampled:
             c = r["gpu_clocks"]
+            slower, faster = (_shown(c.get(f"sm_mhz_median_{half}_steps"), ",.0f") for half in ("slower", "faster"))
             lines.append(f"| {r['model']} | {r['method']} | {r['path']} | {c['sm_mhz_median']:,.0f} ({c['sm_mhz_min']:,.0f}-"
-                         f"{c['sm_mhz_max']:,.0f}) | {_mhz(c.get('sm_mhz_median_slower_steps'))} / {_mhz(c.get('sm_mhz_median_faster_steps'))} "
-                         f"| {c['power_w_median']:,.0f} | {c['power_capped_share']:.0%} "
+                         f"{c['sm_mhz_max']:,.0f}) | {slower} / {faster} | {c['power_w_median']:,.0f} | {c['power_capped_share']:.0%} "
                          f"| {c['thermal_or_hardware_slowdown_share']:.0%} |")
     if results.get("failures"):
         lines += ["", "Failed runs: " + ", ".join(f"{f['model']} {f['method']} {f['path']} ({f['returncode']})"
@@ -395,12 +395,9 @@ def report(results: dict) -> str:
     return "\n".join(lines)
 
 
-def _mhz(value) -> str:
-    return "-" if value is None else f"{value:,.0f}"
-
-
-def _gib(value) -> str:
-    return "-" if value is None else f"{value:.2f}"
+def _shown(value, spec: str) -> str:
+    """A table cell: the value in `spec`'s format, or "-" where there is none."""
+    return "-" if value is None else format(value, spec)
 
 
 def main(argv=None) -> int:

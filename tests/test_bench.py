@@ -4,6 +4,7 @@ themselves come from the GPU: docs/benchmarks.md.)"""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import subprocess
@@ -112,8 +113,6 @@ def test_repeats_rotate_the_paths_and_record_the_median_run(tmp_path):
 def test_clock_summary_keeps_the_samples_inside_the_measured_steps():
     """nvidia-smi's own lines (csv, noheader, nounits), as sampled on the H100 during an 8B full run."""
     sys.path.insert(0, os.path.join(REPO, "bench"))
-    import datetime
-
     from throughput import clock_summary
 
     lines = ["2026/11/23 14:53:26.960, 1665, 321.76, 0x0000000000000004",  # before the window
