@@ -3,16 +3,17 @@
 #   bash bench/diagnose.sh overhead   # 1B LoRA: ours vs the Unsloth script, and each difference between them alone
 #   bash bench/diagnose.sh profile    # 8B full: the script without checkpointing, its loss in one chunk, a profile
 #   bash bench/diagnose.sh allocator  # 8B full ours-auto: default allocator vs expandable segments, GPU clocks logged
+#   bash bench/diagnose.sh idle       # 8B full: where the GPU waits, by host phase, with Unsloth's settings and ours-auto's
 # Installs with bench/device_setup.sh; prints tokens/s and median step per variant; files under $OUT.
 set -uo pipefail
-PART=${1:?say which part: overhead, profile or allocator}
+PART=${1:?say which part: overhead, profile, allocator or idle}
 OUT=${OUT:-/tmp/bench-out}; mkdir -p "$OUT"
 . bench/device_setup.sh
 WORK=/tmp/autotrain-unsloth-bench; RUNS=$WORK/runs; DATA=$WORK/data-2048/train.jsonl
 export UNSLOTH_COMPILE_LOCATION=$WORK/unsloth_compiled_cache
 show() { python3 -c "import json,sys; t=json.load(open(sys.argv[2])); t=t.get('throughput', t); print(f'{sys.argv[1]:<34} {t[\"tokens_per_s\"]:>9} tokens/s  median step {t[\"median_step_s\"]} s')" "$@"; }
 script() { name=$1; shift; mkdir -p "$RUNS/$name"; python3 bench/unsloth_script.py --data "$DATA" --out "$RUNS/$name" "$@" \
-  > "$OUT/$name.log" 2>&1 || { echo "$name failed"; tail -5 "$OUT/$name.log"; return; }; }
+  > "$OUT/$name.log" 2>&1 || { echo "$name failed"; tail -5 "$OUT/$name.log"; return 1; }; }
 
 if [ "$PART" = overhead ]; then
   M=$WORK/models/llama-3.2-1b
@@ -47,6 +48,22 @@ if [ "$PART" = allocator ]; then
   exit 0
 fi
 M=$WORK/models/llama-3.1-8b
+if [ "$PART" = idle ]; then
+  # gpu_clocks (call 14) showed ours-auto's slower steps at a higher SM clock and lower power than its faster ones:
+  # not the power cap, rather a GPU left waiting. The script with ours-auto's training settings (checkpointing off,
+  # torchao's 8-bit AdamW) against the same with bitsandbytes' 8-bit AdamW, steps 13-18 profiled.
+  [ -f "$M/BENCH_MODEL" ] || python3 bench/workload.py build --model llama-3.1-8b --out "$M" || exit 1
+  [ -f "$DATA" ] || python3 bench/workload.py data --rows 88 --words-per-row 2112 --out "$WORK/data-2048" || exit 1
+  for variant in "off-torchao --no-gradient-checkpointing --optimizer adamw_torch_8bit" \
+                 "off-bnb --no-gradient-checkpointing --optimizer adamw_8bit"; do
+    set -- $variant; name=idle-$1; shift
+    script "$name" --model "$M" --method full --steps 20 --profile --profile-steps 13-18 "$@" || continue
+    show "$name" "$RUNS/$name/result.json"
+    cp "$RUNS/$name/profile.txt" "$OUT/$name.profile.txt"; cp "$RUNS/$name/profile_idle.json" "$OUT/$name.profile_idle.json"
+    python3 -c "import json,sys; [print(' ', s['wall_ms'], 'ms: GPU idle', s['gpu_idle_ms'], s['gpu_idle_ms_by_host_phase'], 'host', s['host_ms_by_phase']) for s in json.load(open(sys.argv[1]))]" "$OUT/$name.profile_idle.json"
+  done
+  exit 0
+fi
 [ -f "$M/BENCH_MODEL" ] || python3 bench/workload.py build --model llama-3.1-8b --out "$M" || exit 1
 [ -f "$DATA" ] || python3 bench/workload.py data --rows 88 --words-per-row 2112 --out "$WORK/data-2048" || exit 1
 script script-full-nogc --model "$M" --method full --steps 40 --no-gradient-checkpointing \

@@ -13,6 +13,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from step_profile import step_profiler  # noqa: E402
 from workload import PROJECTIONS, SETTINGS, script_arguments, sft_settings, write_result  # noqa: E402
 
 
@@ -20,10 +21,14 @@ def main() -> None:
     parser = script_arguments()
     # Diagnostics, off in the benchmarked `unsloth-script` path (see docs/benchmarks.md, bench/diagnose.sh):
     parser.add_argument("--packing", action="store_true", help="TRL packing (default: off, as Unsloth's notebooks)")
-    parser.add_argument("--no-gradient-checkpointing", action="store_true", help="use_gradient_checkpointing=False (and SFTConfig gradient_checkpointing=False)")
+    parser.add_argument("--no-gradient-checkpointing", action="store_true",
+                        help="use_gradient_checkpointing=False (and SFTConfig gradient_checkpointing=False)")
     parser.add_argument("--sft-gradient-checkpointing-false", action="store_true",
                         help="pass gradient_checkpointing=False to SFTConfig (TRL's default is True), as our CLI does")
-    parser.add_argument("--profile", action="store_true", help="profile steps 13-15; GPU-busy share and top kernels to OUT/profile.txt")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile some steps (--profile-steps): GPU idle time by host phase and the top kernels, "
+                             "to OUT/profile.txt and OUT/profile_idle.json (bench/step_profile.py)")
+    parser.add_argument("--profile-steps", default="13-15", help="first-last step to profile (with --profile)")
     args = parser.parse_args()
     checkpointing = False if args.no_gradient_checkpointing else "unsloth"
 
@@ -60,7 +65,7 @@ def main() -> None:
         model=model,
         processing_class=tokenizer,
         train_dataset=dataset,
-        callbacks=[speed] + ([step_profiler(args.out)] if args.profile else []),
+        callbacks=[speed] + ([step_profiler(args.out, *map(int, args.profile_steps.split("-")))] if args.profile else []),
         args=SFTConfig(
             **sft_settings(args),
             packing=args.packing,
@@ -72,44 +77,6 @@ def main() -> None:
     trainer.train()
 
     write_result(args.out, trainer, speed, facts, "off" if checkpointing is False else "unsloth")  # Unsloth's default: unsloth
-
-
-def step_profiler(out: str, first: int = 13, last: int = 15):
-    """torch.profiler over steps first..last: wall vs GPU-busy time per step and the 40 ops with the most
-    kernel time go to out/profile.txt."""
-    import time
-
-    import torch
-    from transformers import TrainerCallback
-
-    class StepProfiler(TrainerCallback):
-        profiler = None
-        started = 0.0
-
-        def on_step_begin(self, args, state, control, **kwargs):
-            if state.global_step + 1 == first:
-                torch.cuda.synchronize()
-                self.started = time.perf_counter()
-                self.profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU,
-                                                                   torch.profiler.ProfilerActivity.CUDA])
-                self.profiler.__enter__()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if self.profiler is not None and state.global_step == last:
-                torch.cuda.synchronize()
-                wall = time.perf_counter() - self.started
-                self.profiler.__exit__(None, None, None)
-                events = self.profiler.key_averages()
-                steps = last - first + 1
-                # Kernel time summed over every op (self time, so nothing counted twice): what the GPU was busy with.
-                busy = sum(e.self_device_time_total for e in events) / 1e6
-                table = events.table(sort_by="self_cuda_time_total", row_limit=40, max_name_column_width=70)
-                with open(os.path.join(out, "profile.txt"), "w") as f:
-                    f.write(f"steps {first}-{last}: wall {wall / steps * 1e3:.1f} ms/step (profiler on), "
-                            f"GPU kernels {busy / steps * 1e3:.1f} ms/step\n{table}\n")
-                self.profiler = None
-
-    return StepProfiler()
 
 
 if __name__ == "__main__":

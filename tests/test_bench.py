@@ -134,3 +134,59 @@ def test_clock_summary_keeps_the_samples_inside_the_measured_steps():
     assert (by_step["sm_mhz_median_slower_steps"], by_step["sm_mhz_median_faster_steps"]) == (1965.0, 1620.0)
     assert clock_summary(lines, [window[1] + 1, window[1] + 2]) is None  # no sample inside
     assert clock_summary(lines, None) is None  # a run without a measured window
+
+
+def _trace(marks, kernels):
+    events = [{"ph": "X", "cat": "user_annotation", "name": f"phase:{name}", "ts": begin, "dur": end - begin}
+              for name, begin, end in marks]
+    events += [{"ph": "X", "cat": "kernel", "name": "k", "ts": begin, "dur": end - begin} for begin, end in kernels]
+    events += [{"ph": "X", "cat": "cpu_op", "name": "aten::mm", "ts": 0, "dur": 500}]  # not a GPU event
+    return {"traceEvents": events}
+
+
+def test_idle_by_phase_splits_gpu_gaps_over_the_host_phases():
+    sys.path.insert(0, os.path.join(REPO, "bench"))
+    from step_profile import idle_by_phase
+
+    marks = [("forward_backward", 0, 100), ("optimizer", 100, 150), ("after_optimizer", 150, 160), ("log_and_next", 160, 200),
+             ("forward_backward", 200, 300), ("optimizer", 300, 310), ("after_optimizer", 310, 320), ("log_and_next", 320, 400)]
+    # Step 0: busy 0-95 (two overlapping kernels), idle 95-130 (5 in forward_backward, 30 in optimizer), busy 130-180,
+    # busy 195-200, idle 180-195 (log_and_next). Step 1: one kernel 210-390 and a kernel from step 0's window that spills in.
+    kernels = [(0, 90), (50, 95), (130, 180), (195, 210), (210, 390)]
+    first, second = idle_by_phase(_trace(marks, kernels), min_gap_us=0)
+    assert first["wall_ms"] == 0.2 and first["gpu_busy_ms"] == 0.15 and first["gpu_idle_ms"] == 0.05
+    assert first["gpu_idle_ms_by_host_phase"] == {"forward_backward": 0.005, "optimizer": 0.03, "after_optimizer": 0.0,
+                                                  "log_and_next": 0.015}
+    assert first["host_ms_by_phase"] == {"forward_backward": 0.1, "optimizer": 0.05, "after_optimizer": 0.01,
+                                         "log_and_next": 0.04}
+    assert second["gpu_busy_ms"] == 0.19 and second["gpu_idle_ms"] == 0.01
+    assert second["gpu_idle_ms_by_host_phase"]["log_and_next"] == 0.01
+    # Short gaps are not idle time.
+    assert idle_by_phase(_trace(marks, kernels), min_gap_us=25)[0]["gpu_idle_ms"] == 0.035
+
+
+def test_step_profiler_marks_the_phases_of_real_trainer_steps(tmp_path, models, texts):
+    sys.path.insert(0, os.path.join(REPO, "bench"))
+    from datasets import Dataset
+    from step_profile import PHASES, step_profiler
+    from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForLanguageModeling, Trainer, TrainingArguments
+
+    tokenizer = AutoTokenizer.from_pretrained(models["llama"])
+    rows = Dataset.from_dict({"text": texts[:16]}).map(lambda row: tokenizer(row["text"], truncation=True, max_length=32),
+                                                         remove_columns=["text"])
+    out = str(tmp_path)
+    trainer = Trainer(model=AutoModelForCausalLM.from_pretrained(models["llama"]), train_dataset=rows,
+                      data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
+                      callbacks=[step_profiler(out, first=2, last=4)],
+                      args=TrainingArguments(output_dir=out, max_steps=6, per_device_train_batch_size=2, logging_steps=1,
+                                             report_to="none", save_strategy="no", use_cpu=True))
+    trainer.train()
+    with open(os.path.join(out, "profile_idle.json")) as f:
+        steps = json.load(f)
+    assert len(steps) == 3
+    for step in steps:
+        assert all(step["host_ms_by_phase"][phase] > 0 for phase in PHASES)
+        # Without a GPU every moment of the step is GPU idle, and the phases account for all of it.
+        assert step["gpu_busy_ms"] == 0 and abs(step["gpu_idle_ms"] - step["wall_ms"]) < 0.02
+        assert abs(sum(step["gpu_idle_ms_by_host_phase"].values()) - step["gpu_idle_ms"]) < 0.02
+    assert "steps 2-4" in open(os.path.join(out, "profile.txt")).read()

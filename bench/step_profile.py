@@ -1,0 +1,150 @@
+"""Where the GPU waits inside a training step: a TrainerCallback that profiles a few steps and splits each
+step's GPU idle time by what the host was doing when the GPU ran dry.
+
+The callback marks four host phases of every step with `torch.profiler.record_function`:
+
+    forward_backward  on_step_begin -> on_pre_optimizer_step (forward, backward, gradient clipping)
+    optimizer         on_pre_optimizer_step -> on_optimizer_step (optimizer.step)
+    after_optimizer   on_optimizer_step -> on_step_end (scheduler, zero_grad)
+    log_and_next      on_step_end -> the next on_step_begin (logging, which reads the loss and so waits for
+                      the GPU, and the next batch)
+
+A gap between GPU kernels is charged to the phases the host was in while it lasted: a GPU idle during
+`optimizer` waited for the host to launch the optimizer's kernels. Figures are with the profiler on.
+"""
+
+import collections
+import json
+import os
+
+PHASES = ("forward_backward", "optimizer", "after_optimizer", "log_and_next")
+GPU_EVENT_CATEGORIES = ("kernel", "gpu_memcpy", "gpu_memset")
+
+
+def idle_by_phase(trace: dict, min_gap_us: float = 20.0) -> list[dict]:
+    """Per profiled step, from a chrome trace (torch.profiler's export_chrome_trace): wall, GPU-busy and GPU-idle
+    milliseconds, idle split by host phase, and each phase's host duration. A step runs from one
+    `phase:forward_backward` mark to the next; gaps shorter than min_gap_us are not counted as idle."""
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    marks = sorted((e["ts"], e["ts"] + e["dur"], e["name"].removeprefix("phase:"))
+                   for e in events if e.get("cat") == "user_annotation" and str(e.get("name", "")).startswith("phase:"))
+    gpu = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("cat") in GPU_EVENT_CATEGORIES and e.get("ph") == "X")
+    starts = [begin for begin, _, name in marks if name == "forward_backward"]
+    steps = []
+    for index, (begin, end) in enumerate(zip(starts, starts[1:] + [marks[-1][1]] if marks else [])):
+        busy, idle, idle_phase = 0.0, 0.0, {phase: 0.0 for phase in PHASES}
+        cursor = begin
+        for kernel_begin, kernel_end in gpu:
+            if kernel_begin >= end:
+                break
+            kernel_begin, kernel_end = max(kernel_begin, begin), min(kernel_end, end)
+            if kernel_end <= cursor:
+                continue
+            if kernel_begin - cursor >= min_gap_us:
+                idle += kernel_begin - cursor
+                _charge(idle_phase, marks, cursor, kernel_begin)
+            busy += kernel_end - max(kernel_begin, cursor)
+            cursor = kernel_end
+        if end - cursor >= min_gap_us:
+            idle += end - cursor
+            _charge(idle_phase, marks, cursor, end)
+        host = {phase: 0.0 for phase in PHASES}
+        for mark_begin, mark_end, name in marks:
+            if begin <= mark_begin < end and name in host:
+                host[name] += mark_end - mark_begin
+        steps.append({"step": index, "wall_ms": round((end - begin) / 1e3, 3), "gpu_busy_ms": round(busy / 1e3, 3),
+                      "gpu_idle_ms": round(idle / 1e3, 3),
+                      "gpu_idle_ms_by_host_phase": {k: round(v / 1e3, 3) for k, v in idle_phase.items()},
+                      "host_ms_by_phase": {k: round(v / 1e3, 3) for k, v in host.items()}})
+    return steps
+
+
+def _charge(idle_phase: dict, marks: list, begin: float, end: float) -> None:
+    """Splits the idle span begin..end over the host phases it overlaps; time outside every mark (the callback's own
+    bookkeeping between two marks) goes to log_and_next."""
+    charged = 0.0
+    for mark_begin, mark_end, name in marks:
+        overlap = min(end, mark_end) - max(begin, mark_begin)
+        if overlap > 0 and name in idle_phase:
+            idle_phase[name] += overlap
+            charged += overlap
+    idle_phase["log_and_next"] += (end - begin) - charged
+
+
+def step_profiler(out: str, first: int = 13, last: int = 15):
+    """Profiles steps first..last (1-based, as state.global_step after the step); writes out/profile.txt (the 40 ops
+    with the most kernel time) and out/profile_idle.json (idle_by_phase of each step)."""
+    import time
+
+    import torch
+    from transformers import TrainerCallback
+
+    # Without CUDA (the CPU test) the steps are profiled all the same, and every moment counts as GPU idle.
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if torch.cuda.is_available():
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+
+    def synchronize():
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
+    class StepProfiler(TrainerCallback):
+        profiler = None
+        phase = None
+        started = 0.0
+
+        def _mark(self, name):
+            if self.phase is not None:
+                self.phase.__exit__(None, None, None)
+                self.phase = None
+            if self.profiler is not None and name is not None:
+                self.phase = torch.profiler.record_function(f"phase:{name}")
+                self.phase.__enter__()
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step + 1 == first:
+                synchronize()
+                self.started = time.perf_counter()
+                self.profiler = torch.profiler.profile(activities=activities)
+                self.profiler.__enter__()
+            elif state.global_step == last and self.profiler is not None:
+                self._mark(None)
+                self._finish(last - first + 1)
+            self._mark("forward_backward")
+
+        def on_pre_optimizer_step(self, args, state, control, **kwargs):
+            self._mark("optimizer")
+
+        def on_optimizer_step(self, args, state, control, **kwargs):
+            self._mark("after_optimizer")
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self._mark("log_and_next")
+
+        def _finish(self, steps):
+            synchronize()
+            wall = time.perf_counter() - self.started
+            self.profiler.__exit__(None, None, None)
+            trace_path = os.path.join(out, "trace.json")
+            self.profiler.export_chrome_trace(trace_path)
+            with open(trace_path) as f:
+                trace = json.load(f)
+            idle = idle_by_phase(trace)
+            categories = collections.Counter(event.get("cat") for event in trace["traceEvents"])
+            os.remove(trace_path)  # hundreds of MB for an 8B step
+            with open(os.path.join(out, "profile_idle.json"), "w") as f:
+                json.dump(idle, f, indent=2)
+            events = self.profiler.key_averages()
+            # Kernel time summed over every op (self time, so nothing counted twice): what the GPU was busy with.
+            busy = sum(e.self_device_time_total for e in events) / 1e6
+            sort_by = "self_cuda_time_total" if torch.cuda.is_available() else "self_cpu_time_total"
+            table = events.table(sort_by=sort_by, row_limit=40, max_name_column_width=70)
+            with open(os.path.join(out, "profile.txt"), "w") as f:
+                f.write(f"steps {first}-{last}: wall {wall / steps * 1e3:.1f} ms/step (profiler on), "
+                        f"GPU kernels {busy / steps * 1e3:.1f} ms/step\ntrace events by category: {dict(categories)}\n")
+                for step in idle:
+                    f.write(json.dumps(step) + "\n")
+                f.write(f"{table}\n")
+            self.profiler = None
+
+    return StepProfiler()
