@@ -50,3 +50,13 @@ def training_arguments(params: LLMTrainingParams, plan: Plan, rows: int, has_eva
         disable_tqdm=False,
         include_num_input_tokens_seen="non_padding",  # for tokens/s in run_summary.json
     )
+
+
+def optimizer_cls_and_kwargs(args) -> tuple[type, dict] | None:
+    """The Trainer's `optimizer_cls_and_kwargs`: torchao's AdamW8bit compiled once for adamw_torch_8bit
+    (trainers/torchao_adamw.py); None otherwise, and the Trainer builds args.optim as usual."""
+    if args.optim != "adamw_torch_8bit":
+        return None
+    from autotrain_unsloth.trainers.torchao_adamw import transformers_cls_and_kwargs
+
+    return transformers_cls_and_kwargs(args)

@@ -7,7 +7,7 @@ from autotrain_unsloth.data import block_size_for, load_split, load_tokenizer, r
 from autotrain_unsloth.outputs import save_outputs
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan
-from autotrain_unsloth.trainers.arguments import training_arguments
+from autotrain_unsloth.trainers.arguments import optimizer_cls_and_kwargs, training_arguments
 from autotrain_unsloth.trainers.throughput import throughput_callback
 from autotrain_unsloth.verify import checkpointing_check, verify_loaded
 
@@ -32,6 +32,7 @@ def train(params: LLMTrainingParams, plan: Plan, backend) -> None:
     args = TrainingArguments(**training_arguments(params, plan, len(train_data), valid_data is not None))
     trainer = Trainer(model=model, args=args, train_dataset=train_data, eval_dataset=valid_data,
                       data_collator=default_data_collator, processing_class=tokenizer,
+                      optimizer_cls_and_kwargs=optimizer_cls_and_kwargs(args),
                       callbacks=[checkpointing_check(plan, params.project_name), speed])
     trainer.train()
     save_outputs(trainer, params, plan, tokenizer, speed.summary())
