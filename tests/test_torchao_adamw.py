@@ -71,3 +71,21 @@ def test_trainers_run_adamw_torch_8bit_as_the_compiled_once_class(in_tmp, models
     assert summary["optimizer_class"] == "autotrain_unsloth.trainers.torchao_adamw.AdamW8bitCompiledOnce"
     curve = losses(in_tmp / project)
     assert sum(curve[-5:]) / 5 < sum(curve[:5]) / 5 - 0.3, curve
+
+
+def test_adamw_torch_8bit_gets_the_compiled_once_class_unless_torchao_differs(tmp_path, monkeypatch, capsys):
+    from torchao.optim import AdamW8bit
+    from transformers import TrainingArguments
+
+    from autotrain_unsloth.trainers import torchao_adamw
+
+    args = TrainingArguments(output_dir=str(tmp_path), optim="adamw_torch_8bit", learning_rate=3e-4, adam_beta2=0.95,
+                             use_cpu=True, report_to="none")
+    cls, kwargs = torchao_adamw.transformers_cls_and_kwargs(args)
+    assert cls is torchao_adamw.AdamW8bitCompiledOnce
+    assert (kwargs["lr"], kwargs["betas"], kwargs["block_size"]) == (3e-4, (0.9, 0.95), 256)
+    # Another torchao whose update takes other arguments: its own class runs, and the console says so.
+    monkeypatch.setattr(torchao_adamw, "SINGLE_PARAM_ADAM_ARGUMENTS", ("p", "grad"))
+    cls, fallback_kwargs = torchao_adamw.transformers_cls_and_kwargs(args)
+    assert cls is AdamW8bit and fallback_kwargs == kwargs
+    assert "runs as torchao's own AdamW8bit" in capsys.readouterr().out

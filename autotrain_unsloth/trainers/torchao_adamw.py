@@ -13,11 +13,16 @@ compile options and so the same cached graphs and kernels; torchao's state, buff
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torchao.optim import AdamW8bit
 from torchao.optim.adam import single_param_adam
 
 _single_param_adam = torch.compile(single_param_adam, fullgraph=True, dynamic=False)
+# What `step` passes, in order: torchao 0.18's signature. Another torchao may differ; then its own class runs.
+SINGLE_PARAM_ADAM_ARGUMENTS = ("p", "grad", "step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "lr", "beta1", "beta2",
+                               "weight_decay", "eps", "IS_ADAMW", "BF16_STOCHASTIC_ROUND")
 
 
 class AdamW8bitCompiledOnce(AdamW8bit):
@@ -73,11 +78,17 @@ class AdamW8bitCompiledOnce(AdamW8bit):
 
 
 def transformers_cls_and_kwargs(args) -> tuple[type, dict]:
-    """transformers' own class and arguments for `optim="adamw_torch_8bit"`, the class swapped for ours."""
+    """transformers' own class and arguments for `optim="adamw_torch_8bit"`, the class swapped for ours where the
+    installed torchao's update takes the arguments ours passes (else torchao's class, said on the console)."""
     from transformers import Trainer
 
     cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(args)
     if not issubclass(AdamW8bitCompiledOnce, cls):
         raise RuntimeError(f"transformers runs adamw_torch_8bit as {cls.__module__}.{cls.__name__}, "
                            "not torchao.optim.AdamW8bit: autotrain_unsloth/trainers/torchao_adamw.py needs updating")
+    if tuple(inspect.signature(single_param_adam).parameters) != SINGLE_PARAM_ADAM_ARGUMENTS:
+        print("! optimizer adamw_torch_8bit runs as torchao's own AdamW8bit, which compiles its update for every "
+              "weight at every step (slower on the host): this torchao's single_param_adam takes other arguments "
+              "than autotrain_unsloth's compiled-once copy expects (written for torchao 0.18)", flush=True)
+        return cls, kwargs
     return AdamW8bitCompiledOnce, kwargs
