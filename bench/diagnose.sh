@@ -3,7 +3,7 @@
 #   bash bench/diagnose.sh overhead   # 1B LoRA: ours vs the Unsloth script, and each difference between them alone
 #   bash bench/diagnose.sh profile    # 8B full: the script without checkpointing, its loss in one chunk, a profile
 #   bash bench/diagnose.sh allocator  # 8B full ours-auto: default allocator vs expandable segments, GPU clocks logged
-#   bash bench/diagnose.sh idle       # 8B full: where the GPU waits, by host phase, with Unsloth's settings and ours-auto's
+#   bash bench/diagnose.sh idle       # 8B full, ours-auto's settings: where the GPU waits, by host phase, torchao vs bitsandbytes AdamW8bit
 # Installs with bench/device_setup.sh; prints tokens/s and median step per variant; files under $OUT.
 set -uo pipefail
 PART=${1:?say which part: overhead, profile, allocator or idle}

@@ -25,13 +25,14 @@ def idle_by_phase(trace: dict, min_gap_us: float = 20.0) -> list[dict]:
     """Per profiled step, from a chrome trace (torch.profiler's export_chrome_trace): wall, GPU-busy and GPU-idle
     milliseconds, idle split by host phase, and each phase's host duration. A step runs from one
     `phase:forward_backward` mark to the next; gaps shorter than min_gap_us are not counted as idle."""
-    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    events = trace["traceEvents"]
     marks = sorted((e["ts"], e["ts"] + e["dur"], e["name"].removeprefix("phase:"))
                    for e in events if e.get("cat") == "user_annotation" and str(e.get("name", "")).startswith("phase:"))
     gpu = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("cat") in GPU_EVENT_CATEGORIES and e.get("ph") == "X")
     starts = [begin for begin, _, name in marks if name == "forward_backward"]
+    ends = starts[1:] + [marks[-1][1]] if marks else []  # the last step ends with its last mark
     steps = []
-    for index, (begin, end) in enumerate(zip(starts, starts[1:] + [marks[-1][1]] if marks else [])):
+    for index, (begin, end) in enumerate(zip(starts, ends)):
         busy, idle, idle_phase = 0.0, 0.0, {phase: 0.0 for phase in PHASES}
         cursor = begin
         for kernel_begin, kernel_end in gpu:
@@ -131,7 +132,7 @@ def step_profiler(out: str, first: int = 13, last: int = 15):
                 trace = json.load(f)
             idle = idle_by_phase(trace)
             categories = collections.Counter(event.get("cat") for event in trace["traceEvents"])
-            os.remove(trace_path)  # hundreds of MB for an 8B step
+            os.remove(trace_path)  # tens of MB a step for an 8B model: only its summary is kept
             with open(os.path.join(out, "profile_idle.json"), "w") as f:
                 json.dump(idle, f, indent=2)
             events = self.profiler.key_averages()

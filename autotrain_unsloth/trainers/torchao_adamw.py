@@ -76,7 +76,6 @@ class AdamW8bitCompiledOnce(AdamW8bit):
         return loss
 
 
-
 def transformers_cls_and_kwargs(args) -> tuple[type, dict]:
     """transformers' own class and arguments for `optim="adamw_torch_8bit"`, the class swapped for ours where the
     installed torchao's update takes the arguments ours passes (else torchao's class, said on the console)."""
