@@ -27,8 +27,9 @@ can fill it in several calls; failed runs are listed under `failures` and make t
 `--repeats N` runs every path N times per cell, rotating which path goes first; the record is the median
 run's, and `runs_tokens_per_s` lists them all (1B runs differ by up to 15% from one run to the next).
 Where nvidia-smi is found, the GPU's SM clock, power and throttle reasons are sampled every half second during
-each run, and the record's `gpu_clocks` sums up the samples inside the measured steps: an H100 at its power cap
-runs some steps at 1.6 GHz instead of 1.98, which moves tokens/s by up to 20% (docs/benchmarks.md).
+each run, and the record's `gpu_clocks` sums up the samples inside the measured steps, the slower and the faster
+half of the steps apart: a clock-bound run shows its lower clock in the slower steps, a GPU left waiting for the
+host shows the opposite (docs/benchmarks.md; bench/step_profile.py says where it waits).
 """
 
 from __future__ import annotations
