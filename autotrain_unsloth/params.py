@@ -3,7 +3,7 @@
 `LLMTrainingParams` keeps all 48 fields of stock AutoTrain's LLM params with their names, types and
 defaults, so a stock `training_params.json` or YAML `params:` block loads unchanged. It adds the fields
 that AutoTrain lacks (`full_finetuning`, `use_sharegpt_mapping`, `max_steps`, `auto_gradient_checkpointing`,
-`auto_optimizer`). Unlike stock AutoTrain it
+`auto_optimizer`, `packing`, `auto_packed_attention`). Unlike stock AutoTrain it
 rejects unknown keys (stock silently drops them) and checks the settings against each other: a
 contradiction is an error, a setting that will not be used is a warning (see `setting_warnings`).
 
@@ -104,6 +104,8 @@ class LLMTrainingParams(BaseModel):
     use_sharegpt_mapping: bool = Field(False, description="The text column holds ShareGPT conversations (from/value); map them to role/content before templating")
     max_steps: int = Field(-1, description="Stop after this many optimizer steps; -1: train for --epochs")
     auto_gradient_checkpointing: bool = Field(True, description="Turn gradient checkpointing off when the memory estimate says training fits on the GPU without it (faster); false: AutoTrain's rule, on unless disable_gradient_checkpointing")
+    packing: Optional[bool] = Field(None, description="sft: lay several examples end to end in each row without padding, kept apart by the attention; unset: on wherever the model keeps them apart")
+    auto_packed_attention: bool = Field(True, description="Packed rows on a GPU: run torch's variable-length attention kernel (Unsloth path: under Unsloth's dispatch where it does not take it itself); false: the library's own choice")
     auto_optimizer: bool = Field(True, description="Full fine-tuning on a GPU: run optimizer adamw_8bit as torchao's compiled AdamW8bit (the same block-wise 8-bit AdamW, faster than bitsandbytes' kernel); false: bitsandbytes")
 
     # -- input normalisation -------------------------------------------------------------------------

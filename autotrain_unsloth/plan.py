@@ -17,11 +17,15 @@ import os
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
+from autotrain_unsloth.attention import torch_varlen_support
 from autotrain_unsloth.memory import ModelShape, training_peak_gib
 from autotrain_unsloth.params import LLMTrainingParams
 
 UNSLOTH_ARCHITECTURES = ("llama", "mistral", "gemma", "qwen2")
 UNSLOTH_TRAINERS = ("default", "sft")
+# Architectures whose transformers classes restart attention where position_ids restart, so that a padding-free
+# packed row keeps its examples apart with sdpa and eager attention too (tests/test_packing.py).
+PACKING_ARCHITECTURES = ("llama", "mistral", "gemma", "qwen2", "phi3", "gpt2")
 
 _PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 # "all-linear" spelled out per architecture: every linear layer of the decoder blocks, never lm_head.
@@ -60,6 +64,8 @@ class Environment:
     model_shape: Optional[dict] = None  # memory.ModelShape as a dict; None when config.json lacks the keys
     unsloth_load_error: Optional[str] = None  # set when a job found that Unsloth cannot load this model
     out_of_memory_without_checkpointing: bool = False  # set when a job ran out of memory with it auto-off
+    torch_varlen: Optional[str] = None  # attention.torch_varlen_support(): "gqa", "no-gqa" or None
+    flash_attn_installed: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,9 @@ class Plan:
     warnings: tuple[str, ...]
     params_fingerprint: str
     memory_estimate_gib: Optional[dict] = None  # estimated peak by part, for the planned checkpointing
+    # The attention kernel for padding-free (packed) rows; None when batches are not packed.
+    packed_attention: Optional[Literal["unsloth", "torch-varlen-in-unsloth", "sdpa-no-cudnn", "torch-varlen",
+                                       "sdpa-mask", "flash_attention_2"]] = None
     environment: dict = field(default_factory=dict)
     verified: Optional[dict] = None  # filled in by the job after the model has loaded
 
@@ -141,7 +150,9 @@ class Plan:
             ("precision", f"mixed_precision={a['mixed_precision']}", f"{self.weights_dtype} weights, autocast {self.autocast}"),
             ("LoRA targets", a["target_modules"] if self.peft else "-", ",".join(self.lora_target_modules) if self.lora_target_modules else "-"),
             ("grad. checkpointing", asked_checkpointing, self.gradient_checkpointing + estimated),
-            ("packing", "", ("on" if self.packing else "off") if self.trainer == "sft" else "- (blocks)"),
+            ("packing", {None: "auto", True: "on", False: "off"}[a.get("packing")] if self.trainer == "sft" else "",
+             ("on" if self.packing else "off") if self.trainer == "sft" else "- (blocks)"),
+            ("packed attention", "", self.packed_attention or "-"),
             ("optimizer", a["optimizer"], self.optimizer),
             ("device", "", f"{self.device} x{max(self.num_processes, 1)}" + (f" ({self.environment.get('gpu_name')})" if self.device == "cuda" else "")),
         ]
@@ -257,17 +268,15 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
                                                                   targets, checkpointing_kind)
         reasons.append(why)
 
-    # -- packing (sft) ----------------------------------------------------------------------------------
-    packing = False
-    if params.trainer == "sft":
-        if backend == "unsloth" or (env.cuda and params.use_flash_attention_2):
-            packing = True
-            reasons.append("sft packing on: several examples per sequence, " + (
-                "packed by Unsloth's trainer, which passes the example boundaries to its attention (it refuses packing "
-                "for models without variable-length support)" if backend == "unsloth" else "kept apart by flash attention 2"))
-        else:
-            reasons.append("sft packing off: without flash attention (--use-flash-attention-2 on a GPU) packed examples "
-                           "would attend to each other; each example is padded instead")
+    # -- packing (sft) and the attention for packed rows ----------------------------------------------------
+    packing, why, error = _packing(params, env, backend)
+    if why:
+        reasons.append(why)
+    if error:
+        errors.append(error)
+    packed_attention, why = _packed_attention(params, env, backend, packing, weights_dtype, autocast)
+    if why:
+        reasons.append(why)
 
     # -- optimizer (automatic speed-up) ---------------------------------------------------------------
     optimizer, why = _auto_optimizer(params, env, method)
@@ -296,13 +305,69 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
         asked={key: getattr(params, key) for key in (
             "model", "unsloth", "peft", "full_finetuning", "quantization", "mixed_precision", "trainer",
             "target_modules", "lora_r", "disable_gradient_checkpointing", "auto_gradient_checkpointing", "optimizer",
-            "auto_optimizer")},
+            "auto_optimizer", "packing", "auto_packed_attention")},
         backend=backend, method=method, trainer=params.trainer, weights_dtype=weights_dtype, autocast=autocast,
         lora_target_modules=targets, gradient_checkpointing=checkpointing, packing=packing, device=device, num_processes=processes,
         model_type=env.model_type, reasons=tuple(reasons), warnings=tuple(warnings),
         params_fingerprint=params_fingerprint(params), memory_estimate_gib=memory_estimate, optimizer=optimizer,
-        environment=dataclasses.asdict(env),
+        environment=dataclasses.asdict(env), packed_attention=packed_attention,
     )
+
+
+def _packing(params, env, backend) -> tuple[bool, Optional[str], Optional[str]]:
+    """(packing, reason, error) for sft: several examples laid end to end in a row without padding, kept
+    apart by the attention, instead of each example padded to the longest of its batch."""
+    if params.trainer != "sft":
+        return False, None, None
+    if params.packing is False:
+        return False, "sft packing off: packing=False; each example is padded to the longest of its batch", None
+    if backend == "unsloth":
+        return True, ("sft packing on: examples laid end to end without padding; Unsloth's attention keeps them "
+                      "apart (it refuses packing for models without variable-length support)"), None
+    if env.model_type in PACKING_ARCHITECTURES or (env.cuda and params.use_flash_attention_2):
+        return True, (f"sft packing on: examples laid end to end without padding; model_type {env.model_type!r} "
+                      "restarts attention where position_ids restart, so they stay apart"), None
+    if params.packing:
+        return False, None, (f"packing=True: model_type {env.model_type!r} is not known to keep packed examples apart "
+                             f"(known: {', '.join(PACKING_ARCHITECTURES)}); pass --no-packing, or "
+                             "--use-flash-attention-2 on a GPU")
+    return False, (f"sft packing off: model_type {env.model_type!r} is not known to keep packed examples apart; each "
+                   "example is padded instead"), None
+
+
+def _packed_attention(params, env, backend, packing, weights_dtype, autocast) -> tuple[Optional[str], Optional[str]]:
+    """(kernel, reason) for padding-free rows. Unsloth lays every sft batch out padding-free, packing or not."""
+    if not (packing or (backend == "unsloth" and params.trainer == "sft")):
+        return None, None
+    if backend == "unsloth":
+        own = "packed attention: Unsloth's own dispatch"
+        if env.flash_attn_installed:
+            return "unsloth", own + " (flash-attn 2 is installed: its variable-length kernel)"
+        if env.torch_varlen == "gqa":
+            return "unsloth", own + " (torch's varlen_attn takes enable_gqa here, and Unsloth uses it)"
+        if not params.auto_packed_attention:
+            return "unsloth", own + " (auto_packed_attention=False)"
+        if env.torch_varlen == "no-gqa":
+            return "torch-varlen-in-unsloth", (
+                "packed attention: torch's varlen_attn under Unsloth's dispatch (automatic, faster: Unsloth takes it "
+                "only from torch 2.12, and otherwise runs one SDPA call per document length, each planned anew by "
+                "cuDNN; docs/benchmarks.md); checked against Unsloth's per-document SDPA when the model loads, with "
+                "cuDNN's SDPA turned off instead if they disagree; --no-auto-packed-attention keeps Unsloth's")
+        return "sdpa-no-cudnn", ("packed attention: Unsloth's per-document SDPA with cuDNN's SDPA off (automatic, "
+                                 "faster: cuDNN plans every new document length anew; this torch has no varlen_attn); "
+                                 "--no-auto-packed-attention keeps cuDNN")
+    if env.cuda and params.use_flash_attention_2:
+        return "flash_attention_2", "packed attention: flash attention 2 (use_flash_attention_2=True)"
+    blockers = [why for blocked, why in (
+        (not params.auto_packed_attention, "auto_packed_attention=False"), (not env.cuda, "no CUDA GPU"),
+        (env.torch_varlen is None, "this torch has no varlen_attn"),
+        (weights_dtype == "fp32" and autocast == "no", "fp32 compute (the varlen kernel takes 16-bit)")) if blocked]
+    if blockers:
+        return "sdpa-mask", ("packed attention: sdpa with transformers' block-diagonal mask from position_ids ("
+                             + "; ".join(blockers) + ")")
+    return "torch-varlen", ("packed attention: torch's varlen_attn (automatic, faster: each example's causal triangle "
+                            "alone, instead of sdpa over the row's whole square under a block-diagonal mask); "
+                            "--no-auto-packed-attention keeps sdpa")
 
 
 def sequence_tokens_bound(params: LLMTrainingParams) -> int:
@@ -418,6 +483,8 @@ def probe(params: LLMTrainingParams) -> Environment:
         gpu_name=torch.cuda.get_device_name(0) if cuda else None,
         gpu_memory_gib=round(torch.cuda.get_device_properties(0).total_memory / 2**30, 2) if cuda else None,
         torchao_version=_installed_version("torchao"),
+        torch_varlen=torch_varlen_support(),
+        flash_attn_installed=importlib.util.find_spec("flash_attn") is not None,
         model_type=config["model_type"],
         model_shape=shape.to_dict() if (shape := ModelShape.from_config(config)) else None,
     )

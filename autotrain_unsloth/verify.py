@@ -102,9 +102,12 @@ def dominant(dtype_counts: dict) -> str | None:
     return max(dtype_counts, key=dtype_counts.get) if dtype_counts else None
 
 
-def verify_loaded(model, plan: Plan, project_dir: str) -> Plan:
-    """Inspect, record the facts in plan.json, print them; raise PlanMismatch if they contradict the plan."""
+def verify_loaded(model, plan: Plan, project_dir: str, packed_attention: str | None = None) -> Plan:
+    """Inspect, record the facts in plan.json (with the attention packed rows run with, as the backend set it
+    up), print them; raise PlanMismatch if they contradict the plan."""
     facts = inspect_model(model)
+    if packed_attention:
+        facts["packed_attention"] = packed_attention
     problems = mismatches(plan, facts)
     facts["matches_plan"] = not problems
     verified = dataclasses.replace(plan, verified=facts)

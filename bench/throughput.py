@@ -1,7 +1,8 @@
 """Throughput and peak memory of one workload through four paths, each run in its own process.
 
-    python bench/throughput.py run [--models llama-3.2-1b,llama-3.1-8b] [--methods qlora,lora,full]
-                                   [--paths ours,unsloth-script,transformers,ours-auto] [--steps 40] [--repeats 1]
+    python bench/throughput.py run [--workload dense|instruct] [--models llama-3.2-1b,llama-3.1-8b]
+                                   [--methods qlora,lora,full] [--steps 40] [--repeats 1]
+                                   [--paths ours,unsloth-script,transformers,ours-auto,ours-transformers]
     python bench/throughput.py report bench/results/<date>-<device>.json      # markdown table and ratios
 
 Paths (workload.py holds the shared settings):
@@ -9,8 +10,11 @@ Paths (workload.py holds the shared settings):
   every automatic setting off (`--no-auto-gradient-checkpointing --no-auto-optimizer`): Unsloth's own
   defaults, to measure our overhead;
 - `ours-auto`: the same command with our automatic settings left on (the default);
+- `ours-transformers`: the same command without `--unsloth`: our transformers path, automatic settings on;
 - `unsloth-script`: bench/unsloth_script.py, a minimal hand-written Unsloth script;
 - `transformers`: bench/transformers_script.py, plain transformers + PEFT + TRL.
+Workloads (workload.py): `dense`, every sequence a full 2,048-token block; `instruct`, instruction-length rows
+(log-normal lengths, median 250 tokens), batched as each path batches them. Records name their workload.
 Every path counts tokens and time with the same callback (autotrain_unsloth/trainers/throughput.py):
 non-padding tokens over the steps after 10 warm-up steps, GPU synchronised at step ends; peak memory is
 torch.cuda.max_memory_allocated over loading and training.
@@ -54,11 +58,11 @@ REPO = os.path.dirname(BENCH)
 sys.path.insert(0, BENCH)
 sys.path.insert(0, REPO)
 
-from workload import PROJECTIONS, SETTINGS, SHAPES, write_data  # noqa: E402
+from workload import INSTRUCT, PROJECTIONS, SETTINGS, SHAPES, WORKLOADS, write_data, write_instruct_data  # noqa: E402
 
 from autotrain_unsloth.memory import ModelShape  # noqa: E402
 
-PATHS = ("ours", "unsloth-script", "transformers", "ours-auto")
+PATHS = ("ours", "unsloth-script", "transformers", "ours-auto", "ours-transformers")
 METHODS = ("qlora", "lora", "full")
 # Dense (no sparsity) bf16 tensor-core peak per GPU, vendor datasheets; the first name found in the device's wins.
 PEAK_BF16_TFLOPS = (("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.4), ("H200 NVL", 835.0), ("H200", 989.4),
@@ -98,7 +102,7 @@ def command(path: str, model_dir: str, data_dir: str, method: str, steps: int, p
                 "--seq-len", str(args.seq_len)]
     s = SETTINGS
     cli = [sys.executable, "-m", "autotrain_unsloth.cli", "llm", "--train", "--model", model_dir, "--data-path", data_dir,
-           "--project-name", os.path.basename(project), "--trainer", "sft", "--unsloth", "--mixed-precision", "bf16",
+           "--project-name", os.path.basename(project), "--trainer", "sft", "--mixed-precision", "bf16",
            "--block-size", str(args.seq_len), "--model-max-length", str(args.seq_len), "--batch-size", str(s["batch_size"]),
            "--gradient-accumulation", str(s["gradient_accumulation"]), "--optimizer", args.optimizer, "--lr", str(s["lr"]),
            "--weight-decay", str(s["weight_decay"]), "--scheduler", "linear", "--warmup-ratio", "0", "--seed", str(s["seed"]),
@@ -109,8 +113,10 @@ def command(path: str, model_dir: str, data_dir: str, method: str, steps: int, p
         cli += ["--peft", "--quantization", "int4" if method == "qlora" else "none", "--lora-r", str(s["lora_r"]),
                 "--lora-alpha", str(s["lora_alpha"]), "--lora-dropout", str(s["lora_dropout"]),
                 "--target-modules", ",".join(PROJECTIONS)]
+    if path != "ours-transformers":
+        cli += ["--unsloth"]
     if path == "ours":  # Unsloth's own defaults: every automatic setting off
-        cli += ["--no-auto-gradient-checkpointing", "--no-auto-optimizer"]
+        cli += ["--no-auto-gradient-checkpointing", "--no-auto-optimizer", "--no-auto-packed-attention"]
     elif path == "ours-auto":
         cli += shlex.split(args.ours_auto_args)
     return cli
@@ -128,7 +134,7 @@ def collect(path: str, project: str) -> dict:
         summary = json.load(f)
     with open(os.path.join(project, "plan.json")) as f:
         plan = json.load(f)
-    return {"throughput": summary["throughput"], "loaded": plan["verified"],
+    return {"throughput": summary["throughput"], "loaded": plan["verified"], "packed_attention": plan.get("packed_attention"),
             "gradient_checkpointing": plan["gradient_checkpointing"], "backend": plan["backend"],
             "estimated_peak_gib": (plan.get("memory_estimate_gib") or {}).get("total"),
             "optimizer_ran": plan["optimizer"]}
@@ -141,6 +147,7 @@ def record(model: str, method: str, path: str, measured: dict, steps: int, args,
     mfu = round(tokens_per_s * flops_per_token(model, method) / (tflops * 1e12), 4) if tflops and tokens_per_s else None
     loaded = measured["loaded"]
     return {
+        "workload": args.workload, **({"workload_spec": INSTRUCT} if args.workload == "instruct" else {}),
         "model": model, "method": method, "path": path, "tokens_per_s": tokens_per_s,
         "peak_gib": speed["peak_gib"], "mfu": mfu,
         "batch_size": SETTINGS["batch_size"], "seq_len": args.seq_len, "steps": steps,
@@ -154,6 +161,8 @@ def record(model: str, method: str, path: str, measured: dict, steps: int, args,
         "linear_4bit_layers": loaded["linear_4bit_layers"], "lora_layers": loaded["lora_layers"],
         "trainable_parameters": loaded["trainable_parameters"], "parameters": loaded["parameters"],
         "optimizer": args.optimizer, "optimizer_ran": measured["optimizer_ran"] or args.optimizer,
+        "packed_attention": measured.get("packed_attention"),
+        "packed_attention_ran": loaded.get("packed_attention"),
         "wall_s": round(wall_s, 1), **({"ours_auto_args": args.ours_auto_args} if path == "ours-auto" and args.ours_auto_args else {}),
     }
 
@@ -179,12 +188,12 @@ def merge(path: str, gpu: dict, date: str, new_records: list[dict], failures: li
     if os.path.isfile(path):
         with open(path) as f:
             results = {**json.load(f), "versions": results["versions"]}
-    key = lambda r: (r["model"], r["method"], r["path"])  # noqa: E731
+    key = lambda r: (r.get("workload", "dense"), r["model"], r["method"], r["path"])  # noqa: E731
     replaced = {key(r) for r in new_records + failures}
     results["records"] = [r for r in results["records"] if key(r) not in replaced] + new_records
     results["failures"] = [r for r in results.get("failures", []) if key(r) not in replaced] + failures
-    order = {name: i for i, name in enumerate(list(SHAPES) + list(METHODS) + list(PATHS))}
-    results["records"].sort(key=lambda r: (order[r["model"]], order[r["method"]], order[r["path"]]))
+    order = {name: i for i, name in enumerate(list(WORKLOADS) + list(SHAPES) + list(METHODS) + list(PATHS))}
+    results["records"].sort(key=lambda r: tuple(order[part] for part in key(r)))
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".tmp", "w") as f:
         json.dump(results, f, indent=1)
@@ -280,7 +289,8 @@ def run_one(name, model, method, path, model_dir, data_dir, runs, env, args, gpu
     else:
         with open(log) as f:
             tail = f.read()[-4000:]
-        failure = {"model": model, "method": method, "path": path, "returncode": code, "log_tail": tail}
+        failure = {"workload": args.workload, "model": model, "method": method, "path": path, "returncode": code,
+                   "log_tail": tail}
         print(f"{name}: FAILED ({code}), log {log}\n{tail[-1500:]}", flush=True)
     if not args.keep_outputs:  # weights are large: drop them, keep what a re-run of the job needs
         for item in os.listdir(project):
@@ -309,9 +319,14 @@ def run(args) -> int:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "UNSLOTH_DISABLE_STATISTICS": "1", "PYTHONUNBUFFERED": "1",
            "UNSLOTH_COMPILE_LOCATION": os.path.join(workdir, "unsloth_compiled_cache"),
            "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))}
-    data_dir = os.path.join(workdir, f"data-{args.seq_len}")
-    if not os.path.isfile(os.path.join(data_dir, "train.jsonl")):
-        write_data(data_dir, rows=SETTINGS["batch_size"] * (args.steps + 4), words_per_row=args.seq_len + 64)
+    if args.workload == "instruct":
+        data_dir = os.path.join(workdir, "data-instruct")
+        if not os.path.isfile(os.path.join(data_dir, "train.jsonl")):
+            write_instruct_data(data_dir)
+    else:
+        data_dir = os.path.join(workdir, f"data-{args.seq_len}")
+        if not os.path.isfile(os.path.join(data_dir, "train.jsonl")):
+            write_data(data_dir, rows=SETTINGS["batch_size"] * (args.steps + 4), words_per_row=args.seq_len + 64)
 
     failures = []
     for model in args.models:
@@ -327,7 +342,8 @@ def run(args) -> int:
                 # Each repeat starts one path later, so no path always runs first (1B runs drift with order).
                 shift = repeat % len(args.paths)
                 for path in args.paths[shift:] + args.paths[:shift]:
-                    name = f"{model.replace('.', '')}-{method}-{path}" + (f"-r{repeat + 1}" if args.repeats > 1 else "")
+                    name = (("instruct-" if args.workload == "instruct" else "") + f"{model.replace('.', '')}-{method}-{path}"
+                            + (f"-r{repeat + 1}" if args.repeats > 1 else ""))
                     entry, failure = run_one(name, model, method, path, model_dir, data_dir, runs, env, args, gpu)
                     if failure:  # the cell is a failure, whatever its other runs did
                         failures.append(failure)
@@ -341,26 +357,31 @@ def run(args) -> int:
 
 
 def report(results: dict) -> str:
-    """The markdown table (tokens/s, peak GiB, MFU per path) and the ratios the issue asks for."""
-    by_key = {(r["model"], r["method"], r["path"]): r for r in results["records"]}
+    """The markdown table (tokens/s, peak GiB, MFU per path) and the ratios the issues ask for."""
+    workload_of = lambda r: r.get("workload", "dense")  # noqa: E731  (records before the instruct workload)
+    by_key = {(workload_of(r), r["model"], r["method"], r["path"]): r for r in results["records"]}
     lines = [f"Device: {results['device']}; date {results['date']}; "
              + ", ".join(f"{k} {v}" for k, v in results["versions"].items() if v), "",
-             "| model | method | path | tokens/s | peak GiB | MFU | checkpointing | optimizer | 4-bit layers | steps (warm-up) |",
-             "|---|---|---|---:|---:|---:|---|---|---:|---|"]
+             "| workload | model | method | path | tokens/s | peak GiB | MFU | checkpointing | optimizer | packed attention "
+             "| 4-bit layers | steps (warm-up) |",
+             "|---|---|---|---|---:|---:|---:|---|---|---|---:|---|"]
     for r in results["records"]:
         mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "-"
         runs = r.get("runs_tokens_per_s") or []
         spread = f" ({len(runs)} runs: {min(runs):,.0f}-{max(runs):,.0f})" if len(runs) > 1 else ""
-        lines.append(f"| {r['model']} | {r['method']} | {r['path']} | {r['tokens_per_s']:,.0f}{spread} | {_shown(r['peak_gib'], '.2f')} | {mfu} "
-                     f"| {r['gradient_checkpointing']} | {r.get('optimizer_ran', r['optimizer'])} | {r['linear_4bit_layers']} "
-                     f"| {r['steps']} ({r['warmup_steps']}) |")
-    lines += ["", "| model | method | ours / unsloth-script | ours / transformers | ours-auto / unsloth-script "
-              "| ours-auto peak GiB |",
-              "|---|---|---:|---:|---:|---:|"]
-    cells = sorted({(r["model"], r["method"]) for r in results["records"]},
-                   key=lambda c: (list(SHAPES).index(c[0]), METHODS.index(c[1])))
-    def ratio_of(model, method, a, b):
-        ra, rb = by_key.get((model, method, a)), by_key.get((model, method, b))
+        lines.append(f"| {workload_of(r)} | {r['model']} | {r['method']} | {r['path']} | {r['tokens_per_s']:,.0f}{spread} "
+                     f"| {_shown(r['peak_gib'], '.2f')} | {mfu} | {r['gradient_checkpointing']} "
+                     f"| {r.get('optimizer_ran', r['optimizer'])} | {r.get('packed_attention') or '-'} "
+                     f"| {r['linear_4bit_layers']} | {r['steps']} ({r['warmup_steps']}) |")
+    lines += ["", "| workload | model | method | ours / unsloth-script | ours / transformers | ours-auto / unsloth-script "
+              "| ours-auto peak GiB | ours-auto / its dense | ours-transformers / transformers |",
+              "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    cells = sorted({(workload_of(r), r["model"], r["method"]) for r in results["records"]},
+                   key=lambda c: (WORKLOADS.index(c[0]), list(SHAPES).index(c[1]), METHODS.index(c[2])))
+
+    def ratio_of(cell, a, b, b_workload=None):
+        ra = by_key.get((*cell, a))
+        rb = by_key.get((b_workload or cell[0], *cell[1:], b))
         if not (ra and rb and ra["tokens_per_s"] and rb["tokens_per_s"]):
             return "-"
         # `*`: the two runs were not measured over the same steps and warm-up
@@ -369,12 +390,13 @@ def report(results: dict) -> str:
         one_call = ra.get("device_call") == rb.get("device_call")
         return f"{ra['tokens_per_s'] / rb['tokens_per_s']:.3f}" + ("" if same else "*") + ("" if one_call else "+")
 
-    for model, method in cells:
-        ratio = functools.partial(ratio_of, model, method)
-        auto = by_key.get((model, method, "ours-auto"))
-        lines.append(f"| {model} | {method} | {ratio('ours', 'unsloth-script')} | {ratio('ours', 'transformers')} | "
-                     f"{ratio('ours-auto', 'unsloth-script')} | {_shown(auto['peak_gib'], '.2f')} |" if auto else
-                     f"| {model} | {method} | {ratio('ours', 'unsloth-script')} | {ratio('ours', 'transformers')} | - | - |")
+    for cell in cells:
+        ratio = functools.partial(ratio_of, cell)
+        auto = by_key.get((*cell, "ours-auto"))
+        lines.append(f"| {' | '.join(cell)} | {ratio('ours', 'unsloth-script')} | {ratio('ours', 'transformers')} | "
+                     f"{ratio('ours-auto', 'unsloth-script')} | {_shown(auto and auto['peak_gib'], '.2f')} | "
+                     f"{ratio('ours-auto', 'ours-auto', 'dense') if cell[0] != 'dense' else '-'} | "
+                     f"{ratio('ours-transformers', 'transformers')} |")
     if any("*" in line for line in lines[-len(cells):]):
         lines += ["", "`*`: the two runs were measured over different steps or warm-up; not a like-for-like ratio."]
     if any("+" in line for line in lines[-len(cells) - 2:]):
@@ -382,16 +404,16 @@ def report(results: dict) -> str:
     sampled = [r for r in results["records"] if r.get("gpu_clocks")]
     if sampled:
         lines += ["", "GPU during the measured steps (nvidia-smi every 0.5 s):", "",
-                  ("| model | method | path | SM MHz median (min-max) | in slower / faster steps | power W median "
-                   "| at power cap | thermal/hardware slowdown |"), "|---|---|---|---|---|---:|---:|---:|"]
+                  ("| workload | model | method | path | SM MHz median (min-max) | in slower / faster steps | power W median "
+                   "| at power cap | thermal/hardware slowdown |"), "|---|---|---|---|---|---|---:|---:|---:|"]
         for r in sampled:
             c = r["gpu_clocks"]
             slower, faster = (_shown(c.get(f"sm_mhz_median_{half}_steps"), ",.0f") for half in ("slower", "faster"))
-            lines.append(f"| {r['model']} | {r['method']} | {r['path']} | {c['sm_mhz_median']:,.0f} ({c['sm_mhz_min']:,.0f}-"
+            lines.append(f"| {workload_of(r)} | {r['model']} | {r['method']} | {r['path']} | {c['sm_mhz_median']:,.0f} ({c['sm_mhz_min']:,.0f}-"
                          f"{c['sm_mhz_max']:,.0f}) | {slower} / {faster} | {c['power_w_median']:,.0f} | {c['power_capped_share']:.0%} "
                          f"| {c['thermal_or_hardware_slowdown_share']:.0%} |")
     if results.get("failures"):
-        lines += ["", "Failed runs: " + ", ".join(f"{f['model']} {f['method']} {f['path']} ({f['returncode']})"
+        lines += ["", "Failed runs: " + ", ".join(f"{workload_of(f)} {f['model']} {f['method']} {f['path']} ({f['returncode']})"
                                                   for f in results["failures"])]
     return "\n".join(lines)
 
@@ -405,6 +427,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     go = sub.add_parser("run", help="run the benchmark")
+    go.add_argument("--workload", choices=WORKLOADS, default="dense", help="dense: full 2,048-token blocks; "
+                    "instruct: instruction-length rows (workload.INSTRUCT)")
     go.add_argument("--models", type=lambda s: s.split(","), default=["llama-3.2-1b", "llama-3.1-8b"])
     go.add_argument("--methods", type=lambda s: s.split(","), default=list(METHODS))
     go.add_argument("--paths", type=lambda s: s.split(","), default=list(PATHS))

@@ -3,11 +3,16 @@
 Models are random-init Llama-3.2-1B and Llama-3.1-8B shapes (their config.json's sizes; no machine here
 reaches the Hub), saved in bf16. The tokenizer has Llama 3's 128,256-token vocabulary: one token per
 whitespace-separated word `w0`..`w127999`, then Llama 3's special tokens, so the output head does the real
-model's work. The data are rows of random words, each longer than the sequence length, so every sequence is
-full: batch 2 x 2048 tokens, no padding (the paths count non-padding tokens all the same).
+model's work. Two data workloads, rows of random words:
+- `dense`: every row longer than the sequence length, so every sequence is full: batch 2 x 2048 tokens, no
+  padding (the paths count non-padding tokens all the same);
+- `instruct`: instruction-length rows, lengths drawn from INSTRUCT (log-normal, median 250 tokens): what users
+  fine-tune on. Each path batches them its own way (packed, padding-free or padded); tokens/s counts the
+  non-padding tokens trained on.
 
     python bench/workload.py build --model llama-3.1-8b --out DIR     # model + tokenizer (on the GPU if any)
-    python bench/workload.py data --rows 64 --out DIR                 # DIR/train.jsonl
+    python bench/workload.py data --rows 64 --out DIR                 # DIR/train.jsonl (dense)
+    python bench/workload.py data --workload instruct --out DIR       # DIR/train.jsonl (instruct)
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "
 # The settings every path trains with.
 SETTINGS = dict(batch_size=2, seq_len=2048, gradient_accumulation=1, optimizer="adamw_8bit", lr=2e-4,
                 weight_decay=0.01, seed=3407, lora_r=16, lora_alpha=16, lora_dropout=0.0, dtype="bfloat16")
+
+# The instruction-length workload: token counts per row (the BOS token included), log-normal around the median.
+INSTRUCT = dict(rows=4000, median_tokens=250, sigma=0.8, min_tokens=16, max_tokens=2000, seed=0)
+WORKLOADS = ("dense", "instruct")
 
 _LLAMA3 = dict(num_attention_heads=32, num_key_value_heads=8, vocab_size=128256, rms_norm_eps=1e-5,
                max_position_embeddings=131072, bos_token_id=128000, eos_token_id=128001, hidden_act="silu")
@@ -93,6 +102,27 @@ def write_data(folder: str, rows: int, words_per_row: int | None = None, seed: i
     return path
 
 
+def instruct_lengths(spec: dict = INSTRUCT) -> list[int]:
+    """Tokens per row of the instruct workload (the tokenizer adds one BOS token to each row's words)."""
+    import math
+
+    rng = random.Random(spec["seed"])
+    mu = math.log(spec["median_tokens"])
+    return [min(spec["max_tokens"], max(spec["min_tokens"], round(rng.lognormvariate(mu, spec["sigma"]))))
+            for _ in range(spec["rows"])]
+
+
+def write_instruct_data(folder: str, spec: dict = INSTRUCT) -> str:
+    """folder/train.jsonl: the instruct workload's rows of random words."""
+    rng = random.Random(spec["seed"] + 1)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "train.jsonl")
+    with open(path, "w") as f:
+        for tokens in instruct_lengths(spec):
+            f.write(json.dumps({"text": " ".join(f"w{rng.randrange(WORDS)}" for _ in range(tokens - 1))}) + "\n")
+    return path
+
+
 def script_arguments() -> argparse.ArgumentParser:
     """The command line both hand-written scripts (unsloth_script.py, transformers_script.py) take."""
     parser = argparse.ArgumentParser()
@@ -144,13 +174,18 @@ def main() -> None:
     build.add_argument("--model", choices=sorted(SHAPES), required=True)
     build.add_argument("--out", required=True)
     data = sub.add_parser("data")
-    data.add_argument("--rows", type=int, required=True)
+    data.add_argument("--workload", choices=WORKLOADS, default="dense")
+    data.add_argument("--rows", type=int, help="dense: rows to write")
     data.add_argument("--words-per-row", type=int)
     data.add_argument("--out", required=True)
     args = parser.parse_args()
     if args.command == "build":
         print(build_model(args.model, args.out))
+    elif args.workload == "instruct":
+        print(write_instruct_data(args.out))
     else:
+        if args.rows is None:
+            parser.error("data --workload dense needs --rows")
         print(write_data(args.out, args.rows, args.words_per_row))
 
 

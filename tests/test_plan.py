@@ -35,18 +35,58 @@ MATRIX = [
     # peft=False is full fine-tuning too (AutoTrain's meaning), with Unsloth's full_finetuning=True
     (dict(unsloth=True, peft=False), GPU_UNSLOTH, ("unsloth", "full", "bf16", "no", False)),
     # Unsloth asked, not possible: transformers
-    (dict(unsloth=True, trainer="sft", **QLORA), GPU, ("transformers", "qlora-4bit", "fp32", "no", False)),
-    (dict(unsloth=True, trainer="sft", **QLORA), CPU_UNSLOTH, ("transformers", "lora", "fp32", "no", False)),
-    (dict(unsloth=True, trainer="sft", **FULL), CPU, ("transformers", "full", "fp32", "no", False)),
+    (dict(unsloth=True, trainer="sft", **QLORA), GPU, ("transformers", "qlora-4bit", "fp32", "no", True)),
+    (dict(unsloth=True, trainer="sft", **QLORA), CPU_UNSLOTH, ("transformers", "lora", "fp32", "no", True)),
+    (dict(unsloth=True, trainer="sft", **FULL), CPU, ("transformers", "full", "fp32", "no", True)),
     (dict(unsloth=True, **LORA), dataclasses.replace(GPU_UNSLOTH, model_type="phi3"), ("transformers", "lora", "fp32", "no", False)),
     # Unsloth not asked
-    (dict(trainer="sft", mixed_precision="bf16", **LORA), GPU_UNSLOTH, ("transformers", "lora", "bf16", "bf16", False)),
+    (dict(trainer="sft", mixed_precision="bf16", **LORA), GPU_UNSLOTH, ("transformers", "lora", "bf16", "bf16", True)),
+    (dict(trainer="sft", packing=False, **LORA), GPU_UNSLOTH, ("transformers", "lora", "fp32", "no", False)),
+    (dict(trainer="sft", **LORA), dataclasses.replace(CPU, model_type="falcon"), ("transformers", "lora", "fp32", "no", False)),
     (dict(trainer="sft", mixed_precision="bf16", use_flash_attention_2=True, **LORA), GPU, ("transformers", "lora", "bf16", "bf16", True)),
     (dict(mixed_precision="fp16", **FULL), GPU, ("transformers", "full", "fp32", "fp16", False)),
     (dict(mixed_precision="bf16", **INT8), GPU, ("transformers", "lora-8bit", "bf16", "bf16", False)),
     (dict(mixed_precision="bf16", **QLORA), CPU, ("transformers", "lora", "fp32", "no", False)),
     (dict(mixed_precision="bf16", **LORA), dataclasses.replace(GPU, bf16=False), ("transformers", "lora", "fp16", "fp16", False)),
 ]
+
+
+VARLEN_211 = dict(torch_varlen="no-gqa")
+# (params, environment) -> the attention packed rows run with
+PACKED_ATTENTION = [
+    (dict(unsloth=True, trainer="sft", **QLORA), dataclasses.replace(GPU_UNSLOTH, **VARLEN_211), "torch-varlen-in-unsloth"),
+    (dict(unsloth=True, trainer="sft", packing=False, **QLORA), dataclasses.replace(GPU_UNSLOTH, **VARLEN_211),
+     "torch-varlen-in-unsloth"),  # Unsloth lays batches out padding-free even without packing
+    (dict(unsloth=True, trainer="sft", auto_packed_attention=False, **FULL), dataclasses.replace(GPU_UNSLOTH, **VARLEN_211),
+     "unsloth"),
+    (dict(unsloth=True, trainer="sft", **FULL), dataclasses.replace(GPU_UNSLOTH, torch_varlen="gqa"), "unsloth"),
+    (dict(unsloth=True, trainer="sft", **FULL), dataclasses.replace(GPU_UNSLOTH, flash_attn_installed=True, **VARLEN_211),
+     "unsloth"),
+    (dict(unsloth=True, trainer="sft", **FULL), GPU_UNSLOTH, "sdpa-no-cudnn"),
+    (dict(unsloth=True, trainer="default", **QLORA), dataclasses.replace(GPU_UNSLOTH, **VARLEN_211), None),
+    (dict(trainer="sft", mixed_precision="bf16", **QLORA), dataclasses.replace(GPU, **VARLEN_211), "torch-varlen"),
+    (dict(trainer="sft", mixed_precision="bf16", auto_packed_attention=False, **QLORA), dataclasses.replace(GPU, **VARLEN_211),
+     "sdpa-mask"),
+    (dict(trainer="sft", **QLORA), dataclasses.replace(GPU, **VARLEN_211), "sdpa-mask"),  # fp32: the kernel takes 16-bit
+    (dict(trainer="sft", mixed_precision="bf16", **QLORA), GPU, "sdpa-mask"),  # no varlen_attn in this torch
+    (dict(trainer="sft", **LORA), dataclasses.replace(CPU, **VARLEN_211), "sdpa-mask"),
+    (dict(trainer="sft", mixed_precision="bf16", use_flash_attention_2=True, **LORA), GPU, "flash_attention_2"),
+    (dict(trainer="sft", packing=False, **LORA), dataclasses.replace(GPU, **VARLEN_211), None),
+]
+
+
+@pytest.mark.parametrize("settings, env, expected", PACKED_ATTENTION)
+def test_packed_attention_choice(settings, env, expected):
+    plan = decide(LLMTrainingParams(**settings), env)
+    assert plan.packed_attention == expected, plan.render()
+    if expected:
+        assert any(reason.startswith("packed attention:") for reason in plan.reasons)
+        assert "packed attention  " in plan.render()
+
+
+def test_packing_asked_for_an_unknown_architecture_is_refused():
+    with pytest.raises(PlanError, match="packing=True: model_type 'falcon'"):
+        decide(LLMTrainingParams(trainer="sft", packing=True, **LORA), dataclasses.replace(CPU, model_type="falcon"))
 
 
 @pytest.mark.parametrize("settings, env, expected", MATRIX)

@@ -12,6 +12,14 @@ def trust_remote_code() -> bool:
     return os.environ.get("ALLOW_REMOTE_CODE", "false").lower() in ("1", "true", "yes")
 
 
+def ready_for_training(model):
+    """Settings every backend's model trains with. No KV cache: training never reads one, and with a cache
+    transformers stops building the block-diagonal mask of a packed row from position_ids, so the documents of
+    a packed row would attend to each other (tests/test_packing.py)."""
+    model.config.use_cache = False
+    return model
+
+
 def resize_for_tokenizer(model, tokenizer) -> list[int]:
     """Grow the embeddings when the tokenizer has tokens the model lacks; returns the new token ids."""
     rows = model.get_input_embeddings().weight.shape[0]

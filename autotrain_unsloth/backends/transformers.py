@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 
-from autotrain_unsloth.backends import resize_for_tokenizer, trust_remote_code
+from autotrain_unsloth.attention import varlen
+from autotrain_unsloth.backends import ready_for_training, resize_for_tokenizer, trust_remote_code
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import TORCH_DTYPE_NAMES, Plan
 
@@ -24,10 +25,11 @@ def load_model(params: LLMTrainingParams, plan: Plan, tokenizer, max_seq_length:
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
     if plan.device == "cuda":
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
-        if params.use_flash_attention_2:
-            kwargs["attn_implementation"] = "flash_attention_2"
-    model = AutoModelForCausalLM.from_pretrained(params.model, **kwargs)
-    model.config.use_cache = plan.gradient_checkpointing == "off"
+    if plan.packed_attention == "torch-varlen":
+        kwargs["attn_implementation"] = varlen.register()
+    elif plan.packed_attention == "flash_attention_2" or (plan.device == "cuda" and params.use_flash_attention_2):
+        kwargs["attn_implementation"] = "flash_attention_2"
+    model = ready_for_training(AutoModelForCausalLM.from_pretrained(params.model, **kwargs))
 
     new_token_ids = resize_for_tokenizer(model, tokenizer)
     if not plan.peft:
@@ -48,3 +50,15 @@ def load_model(params: LLMTrainingParams, plan: Plan, tokenizer, max_seq_length:
         trainable_token_indices=new_token_ids or None,
     )
     return get_peft_model(model, config)
+
+
+PACKED_ATTENTION_RAN = {
+    "torch-varlen": "torch varlen_attn (transformers attention 'torch_varlen'; sdpa for what it cannot take)",
+    "sdpa-mask": "sdpa with transformers' block-diagonal mask from position_ids",
+    "flash_attention_2": "flash attention 2 (variable-length kernel)",
+}
+
+
+def install_packed_attention(plan: Plan, model) -> str | None:
+    """What attention packed rows run with (chosen at load time through attn_implementation)."""
+    return PACKED_ATTENTION_RAN.get(plan.packed_attention)

@@ -93,3 +93,17 @@ def load_model(params: LLMTrainingParams, plan: Plan, tokenizer, max_seq_length:
     if plan.method == "full":
         return model  # never get_peft_model: full fine-tuning trains the weights themselves
     return FastLanguageModel.get_peft_model(model, **get_peft_model_kwargs(params, plan, max_seq_length))
+
+
+def install_packed_attention(plan: Plan, model) -> str | None:
+    """Set up the planned attention for packed rows; returns what will run (recorded in plan.json)."""
+    import torch
+
+    if plan.packed_attention == "torch-varlen-in-unsloth":
+        from autotrain_unsloth.attention import unsloth_dispatch
+
+        return unsloth_dispatch.install(model.config, getattr(torch, TORCH_DTYPE_NAMES[_load_dtype(plan)]))
+    if plan.packed_attention == "sdpa-no-cudnn":
+        torch.backends.cuda.enable_cudnn_sdp(False)
+        return "Unsloth's per-document SDPA, cuDNN's SDPA off"
+    return "Unsloth's own dispatch" if plan.packed_attention else None

@@ -24,7 +24,7 @@ def train(params: LLMTrainingParams, plan: Plan, backend) -> None:
     valid_data = render_text(load_split(params, params.valid_split), params, tokenizer) if params.valid_split else None
 
     model = backend.load_model(params, plan, tokenizer, block_size)
-    plan = verify_loaded(model, plan, params.project_name)
+    plan = verify_loaded(model, plan, params.project_name, backend.install_packed_attention(plan, model))
 
     speed = throughput_callback()
     config = SFTConfig(**training_arguments(params, plan, len(train_data), valid_data is not None),

@@ -1,0 +1,73 @@
+"""Packed rows keep documents apart: with TRL's padding-free collator, every token of a packed row gets the
+same loss as when its document runs alone (no attention across documents), for every attention the CPU runs:
+transformers' sdpa and eager (the block-diagonal mask built from position_ids) and our `torch_varlen`
+(its sdpa fallback on CPU; tests/gpu checks the varlen kernel itself)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from autotrain_unsloth.attention import varlen
+from autotrain_unsloth.backends import ready_for_training
+from autotrain_unsloth.plan import PACKING_ARCHITECTURES
+from autotrain_unsloth.tiny_models import model_config
+
+DOCUMENT_LENGTHS = (5, 23, 11, 40)
+
+
+def per_token_losses(model, input_ids, position_ids=None) -> torch.Tensor:
+    logits = model(input_ids=input_ids, position_ids=position_ids).logits.float()
+    return torch.nn.functional.cross_entropy(logits[0, :-1], input_ids[0, 1:], reduction="none")
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager", varlen.ATTENTION_NAME])
+@pytest.mark.parametrize("architecture", PACKING_ARCHITECTURES)
+def test_packed_row_gives_each_document_the_loss_it_has_alone(architecture, attention):
+    from transformers import AutoModelForCausalLM
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    varlen.register()
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(model_config(architecture, vocab_size=96), attn_implementation=attention)
+    ready_for_training(model).eval()  # configured as the trainers run it; eval only turns dropout off
+    documents = [torch.randint(4, 96, (n,)).tolist() for n in DOCUMENT_LENGTHS]
+    batch = DataCollatorForLanguageModeling(pad_token_id=0, padding_free=True)([{"input_ids": d} for d in documents])
+    assert batch["input_ids"].shape == (1, sum(DOCUMENT_LENGTHS)) and "attention_mask" not in batch
+
+    with torch.no_grad():
+        packed = per_token_losses(model, batch["input_ids"], batch["position_ids"])
+        start = 0
+        for document in documents:
+            alone = per_token_losses(model, torch.tensor([document]))
+            # Position start + i predicts token i + 1 of the document; the boundary position predicts the next
+            # document's first token, which the collator labels -100.
+            inside = packed[start:start + len(document) - 1]
+            assert torch.allclose(inside, alone, rtol=1e-4, atol=1e-6), (architecture, attention, inside - alone)
+            start += len(document)
+        # Every label the collator kept belongs to a position inside a document.
+        kept = (batch["labels"][0, 1:] != -100).sum().item()
+        assert kept == sum(n - 1 for n in DOCUMENT_LENGTHS)
+
+
+def test_varlen_boundaries_follow_transformers_rule():
+    position_ids = torch.tensor([[0, 1, 2, 0, 1, 0, 1, 2, 3, 0]])
+    cu_seqlens, max_seqlen = varlen._Boundaries.of(position_ids)
+    assert cu_seqlens.tolist() == [0, 3, 5, 9, 10] and max_seqlen == 4
+
+
+def test_a_kv_cache_in_training_would_let_packed_documents_see_each_other():
+    """Why ready_for_training turns the cache off: with it, transformers builds no packed-row mask."""
+    from transformers import AutoModelForCausalLM
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(model_config("llama", vocab_size=96)).eval()
+    assert model.config.use_cache
+    documents = [torch.randint(4, 96, (n,)).tolist() for n in DOCUMENT_LENGTHS]
+    batch = DataCollatorForLanguageModeling(pad_token_id=0, padding_free=True)([{"input_ids": d} for d in documents])
+    with torch.no_grad():
+        cached = per_token_losses(model, batch["input_ids"], batch["position_ids"])
+        uncached = per_token_losses(ready_for_training(model), batch["input_ids"], batch["position_ids"])
+    second = slice(DOCUMENT_LENGTHS[0], DOCUMENT_LENGTHS[0] + DOCUMENT_LENGTHS[1] - 1)
+    assert not torch.allclose(cached[second], uncached[second], rtol=1e-3)
