@@ -163,7 +163,7 @@ def record(model: str, method: str, path: str, measured: dict, steps: int, args,
         "optimizer": args.optimizer, "optimizer_ran": measured["optimizer_ran"] or args.optimizer,
         "packed_attention": measured.get("packed_attention"),
         "packed_attention_ran": loaded.get("packed_attention"),
-        "wall_s": round(wall_s, 1), **({"ours_auto_args": args.ours_auto_args} if path == "ours-auto" and args.ours_auto_args else {}),
+        "wall_s": round(wall_s, 1), "device_call": args.device_call, **({"ours_auto_args": args.ours_auto_args} if path == "ours-auto" and args.ours_auto_args else {}),
     }
 
 
@@ -441,6 +441,8 @@ def main(argv=None) -> int:
     go.add_argument("--results", help="results file (default bench/results/<date>-<device>.json)")
     go.add_argument("--date", help="date for the results file name (default today)")
     go.add_argument("--run-timeout", type=int, default=900, help="seconds one run may take")
+    go.add_argument("--device-call", help="a label for this invocation, recorded in each record: ratios between "
+                    "records of different labels are marked in the report")
     go.add_argument("--keep-outputs", action="store_true", help="keep the runs' saved weights")
     go.add_argument("--ours-auto-args", default="", help="extra CLI flags for ours-auto, for diagnostics "
                     "(e.g. '--ours-auto-args=--no-auto-optimizer', with '='); write those runs to their own --results file")
