@@ -264,7 +264,7 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
         checkpointing = "off"
         reasons.append("gradient checkpointing off: disable_gradient_checkpointing=True")
     else:
-        checkpointing, why, memory_estimate = _auto_checkpointing(params, env, method, weights_dtype, autocast,
+        checkpointing, why, memory_estimate = _auto_checkpointing(params, env, backend, method, weights_dtype, autocast,
                                                                   targets, checkpointing_kind)
         reasons.append(why)
 
@@ -375,7 +375,7 @@ def sequence_tokens_bound(params: LLMTrainingParams) -> int:
     return params.block_size_int if params.block_size_int > 0 else 1024
 
 
-def _auto_checkpointing(params, env, method, weights_dtype, autocast, targets, kind) -> tuple[str, str, Optional[dict]]:
+def _auto_checkpointing(params, env, backend, method, weights_dtype, autocast, targets, kind) -> tuple[str, str, Optional[dict]]:
     """(checkpointing, reason, memory estimate): off when training is estimated to fit without it, since
     recomputing every layer's forward pass costs about a third of the step; else `kind`."""
     named = {"unsloth": "'unsloth' (activations offloaded to CPU memory)", "on": "on"}[kind]
@@ -393,7 +393,7 @@ def _auto_checkpointing(params, env, method, weights_dtype, autocast, targets, k
     estimate = training_peak_gib(
         shape, method=method, weights_dtype=weights_dtype, compute_dtype=autocast if autocast != "no" else weights_dtype,
         tokens=tokens, optimizer=params.optimizer, lora_rank=params.lora_r, lora_targets=targets,
-        lora_dropout=params.lora_dropout > 0, checkpointing=False)
+        lora_dropout=params.lora_dropout > 0, checkpointing=False, backend=backend)
     budget = round(AUTO_MEMORY_SHARE * env.gpu_memory_gib, 2)
     estimate = {**estimate, "budget": budget, "gpu": env.gpu_memory_gib}
     sized = (f"estimated peak without it {estimate['total']} GiB for {params.batch_size} x {sequence} tokens, "

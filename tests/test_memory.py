@@ -52,11 +52,11 @@ def test_configs_without_a_decoder_shape_give_none():
     assert ModelShape.from_config({"model_type": "llama"}) is None
 
 
-def estimate(name, method, checkpointing, tokens=4096, dropout=False):
+def estimate(name, method, checkpointing, tokens=4096, dropout=False, backend="unsloth"):
     shape = ModelShape.from_config({"model_type": "llama", **SHAPES[name]})
     return training_peak_gib(shape, method=method, weights_dtype="bf16", compute_dtype="bf16", tokens=tokens,
                              optimizer="adamw_8bit", lora_rank=16, lora_targets=PROJECTIONS, lora_dropout=dropout,
-                             checkpointing=checkpointing)
+                             checkpointing=checkpointing, backend=backend)
 
 
 def test_parts_add_up_and_move_the_right_way():
@@ -86,5 +86,5 @@ def test_estimate_errs_high_against_measured_peaks():
     assert records, "bench/results holds no measurements"
     for source, r in records:
         predicted = estimate(r["model"], BENCH_METHODS[r["method"]], r["gradient_checkpointing"] != "off",
-                             tokens=r["batch_size"] * r["seq_len"])
+                             tokens=r["batch_size"] * r["seq_len"], backend=r.get("backend", "unsloth"))
         assert predicted["total"] >= r["peak_gib"], (source, r["model"], r["method"], r["path"], predicted, r["peak_gib"])
