@@ -21,7 +21,7 @@ from typing import Any, Callable
 from pydantic import ValidationError
 
 from autotrain_unsloth import __version__
-from autotrain_unsloth.params import LLMTrainingParams
+from autotrain_unsloth.params import SECTIONS, LLMTrainingParams
 
 CLI_BLOCK_SIZE = "1024"  # AutoTrain's CLI default; the Python default is -1
 
@@ -70,17 +70,20 @@ def _block_size(text: str):
 
 
 def add_params_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per LLMTrainingParams field (both spellings), bools with a --no- form."""
+    """One flag per LLMTrainingParams field (both spellings), bools with a --no- form, grouped by section."""
+    sections = {section: parser.add_argument_group(f"{section} settings") for section in SECTIONS}
+    groups = {name: sections[section] for section, names in SECTIONS.items() for name in names}
     for name, field in LLMTrainingParams.model_fields.items():
+        group = groups[name]
         spellings = list(dict.fromkeys([f"--{name.replace('_', '-')}", f"--{name}"]))
         annotation, optional = _unwrap_optional(field.annotation)
         default = CLI_BLOCK_SIZE if name == "block_size" else field.default
         help_text = f"{field.description} (default: {default})"
         if annotation is bool:
-            parser.add_argument(*spellings, dest=name, action="store_const", const=True, default=argparse.SUPPRESS, help=help_text)
+            group.add_argument(*spellings, dest=name, action="store_const", const=True, default=argparse.SUPPRESS, help=help_text)
             negatives = list(dict.fromkeys([f"--no-{name.replace('_', '-')}", f"--no_{name}"]))
-            parser.add_argument(*negatives, dest=name, action="store_const", const=False, default=argparse.SUPPRESS,
-                                help=argparse.SUPPRESS if name != "peft" else "Full fine-tuning (no LoRA adapter)")
+            group.add_argument(*negatives, dest=name, action="store_const", const=False, default=argparse.SUPPRESS,
+                               help=f"the opposite of --{name.replace('_', '-')}")
             continue
         kwargs: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": help_text}
         if typing.get_origin(annotation) is typing.Literal:
@@ -91,7 +94,7 @@ def add_params_flags(parser: argparse.ArgumentParser) -> None:
         else:
             convert = annotation if annotation in (int, float, str) else str
             kwargs["type"] = _parse_optional(convert) if optional else convert
-        parser.add_argument(*spellings, **kwargs)
+        group.add_argument(*spellings, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,11 +159,27 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"Error: invalid settings:\n{_describe(exc)}", file=sys.stderr)
         return 2
-    except (ValueError, OSError, RuntimeError) as exc:  # PlanError, DataError, JobFailed and friends
+    except Exception as exc:
+        if not user_error(exc):
+            # A bug or an unforeseen failure: one line to say so, then the traceback, which says where.
+            print(f"Error: {type(exc).__name__}: {exc} (unexpected; the traceback follows)", file=sys.stderr, flush=True)
+            raise
         from autotrain_unsloth.project import JobFailed
 
         print(f"Error: {exc}", file=sys.stderr)
         return exc.returncode if isinstance(exc, JobFailed) else 1
+
+
+def user_error(exc: BaseException) -> bool:
+    """The errors this package raises about the user's settings, data, files or job: one sentence each, no
+    traceback. Everything else keeps its traceback."""
+    from autotrain_unsloth.config import ConfigError
+    from autotrain_unsloth.data import DataError
+    from autotrain_unsloth.plan import PlanError
+    from autotrain_unsloth.project import JobFailed
+    from autotrain_unsloth.verify import PlanMismatch
+
+    return isinstance(exc, (ConfigError, DataError, PlanError, JobFailed, PlanMismatch))
 
 
 def _describe(exc: ValidationError) -> str:

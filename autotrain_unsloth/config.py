@@ -67,7 +67,12 @@ def params_from_config(config: dict, source: str = "config") -> tuple[LLMTrainin
     if "log" in config:
         values["log"] = config["log"]
     values.update(columns)
-    values.update({key: _resolve_env(value, f"{source}: hub.{key}") for key, value in hub.items()})
+    # An unset "${VAR}" matters only where it is used: username and token only when pushing to the Hub.
+    pushing = str(hub.get("push_to_hub", False)).strip().lower() in ("true", "1", "yes")
+    for key, value in hub.items():
+        resolved = _resolve_env(value, f"{source}: hub.{key}", required=pushing or key == "push_to_hub")
+        if resolved is not _UNSET:
+            values[key] = resolved
     values.update(config.get("params") or {})
     return LLMTrainingParams(**values), config["backend"]
 
@@ -98,13 +103,18 @@ def _only(section: dict, allowed: set, where: str) -> None:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
 
 
-def _resolve_env(value, where: str):
-    """AutoTrain's "${VAR}" values, read from the environment."""
+_UNSET = object()
+
+
+def _resolve_env(value, where: str, required: bool = True):
+    """AutoTrain's "${VAR}" values, read from the environment; _UNSET for an unset one that is not required."""
     if not isinstance(value, str):
         return value
     match = re.fullmatch(r"\$\{(\w+)\}", value.strip())
     if not match:
         return value
     if match.group(1) not in os.environ:
-        raise ConfigError(f"{where}: environment variable {match.group(1)} is not set")
+        if not required:
+            return _UNSET
+        raise ConfigError(f"{where}: environment variable {match.group(1)} is not set (it is needed with push_to_hub: true)")
     return os.environ[match.group(1)]

@@ -11,6 +11,7 @@ chat template, and turn conversations into text.
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import os
 import re
@@ -27,6 +28,7 @@ AUTOTRAIN_COLUMNS = {"text_column": "autotrain_text", "prompt_text_column": "aut
                      "rejected_text_column": "autotrain_rejected_text"}
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "system": "system", "bot": "assistant", "model": "assistant"}
+GROUP_ROWS = 1000  # rows concatenated together before cutting into blocks (transformers' run_clm default)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?(:[\w.-]+)?$")
 
 
@@ -156,13 +158,13 @@ ZEPHYR_TEMPLATE = (
 )
 
 
-def load_tokenizer(params: LLMTrainingParams):
-    """The tokenizer with AutoTrain's adjustments: max length, padding side, pad token, chat template."""
+def load_tokenizer(params: LLMTrainingParams, max_length: int):
+    """The tokenizer with AutoTrain's adjustments: the plan's sequence length as its maximum, padding side, pad
+    token, chat template."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(params.model, trust_remote_code=trust_remote_code())
-    if tokenizer.model_max_length > 2048:
-        tokenizer.model_max_length = params.model_max_length
+    tokenizer.model_max_length = max_length
     if params.padding:
         tokenizer.padding_side = params.padding
     if params.chat_template == "chatml":
@@ -226,20 +228,6 @@ def _messages(value: Any, index: int, params: LLMTrainingParams) -> list[dict]:
     return [{"role": m["role"], "content": m["content"]} for m in value]
 
 
-def block_size_for(params: LLMTrainingParams, tokenizer) -> int:
-    """AutoTrain's rule: -1 means the tokenizer's maximum capped at 1024; a larger value is clamped to it."""
-    asked = params.block_size_int
-    limit = tokenizer.model_max_length
-    if asked == -1:
-        chosen = min(limit, 1024)
-        print(f"block_size -1: using {chosen} tokens (tokenizer maximum {limit}, capped at 1024).", flush=True)
-        return chosen
-    if asked > limit:
-        print(f"Warning: block_size {asked} is larger than the tokenizer's maximum {limit}; using {limit}.", flush=True)
-        return limit
-    return asked
-
-
 def to_blocks(dataset: "Dataset", tokenizer, block_size: int, add_eos_token: bool) -> "Dataset":
     """Tokenize the text column, concatenate, and cut into blocks of block_size (labels = inputs)."""
     eos = tokenizer.eos_token if add_eos_token else ""
@@ -248,7 +236,8 @@ def to_blocks(dataset: "Dataset", tokenizer, block_size: int, add_eos_token: boo
         return tokenizer([text + eos for text in batch["text"]])
 
     def group(batch: dict) -> dict:
-        joined = {key: sum(batch[key], []) for key in ("input_ids", "attention_mask")}
+        # itertools.chain is linear in the tokens; sum(lists, []) copied the growing list at every row.
+        joined = {key: list(itertools.chain.from_iterable(batch[key])) for key in ("input_ids", "attention_mask")}
         total = len(joined["input_ids"])
         if total >= block_size:
             total = (total // block_size) * block_size
@@ -257,7 +246,9 @@ def to_blocks(dataset: "Dataset", tokenizer, block_size: int, add_eos_token: boo
         return blocks
 
     tokens = dataset.map(tokenize, batched=True, remove_columns=dataset.column_names)
-    blocks = tokens.map(group, batched=True, batch_size=len(tokens))
+    # transformers' run_clm: groups of GROUP_ROWS rows, each cut into blocks (a group's tail shorter than a block
+    # is dropped, as run_clm drops it), so memory and time stay linear in the data.
+    blocks = tokens.map(group, batched=True, batch_size=GROUP_ROWS)
     if len(blocks) == 0:
         raise DataError("the training text is empty after tokenization")
     return blocks

@@ -67,7 +67,8 @@ def merge_adapter(params: LLMTrainingParams, project: str) -> None:
     try:
         merged = PeftModel.from_pretrained(base, project).merge_and_unload()
     except Exception as exc:
-        raise RuntimeError(f"merging the adapter into {params.model} failed ({exc}); the adapter itself is saved in {project}/") from exc
+        raise RuntimeError(f"merging the adapter into {params.model} failed ({exc}); the adapter itself is saved in "
+            f"{project}/") from exc
     merged.save_pretrained(project)
     tokenizer.save_pretrained(project)
     for path in glob.glob(os.path.join(project, "adapter_*")):
@@ -88,6 +89,9 @@ def write_model_card(params: LLMTrainingParams, plan: Plan, project: str) -> Non
         front += ["datasets:", f"- {params.data_path}"]
     front += ["license: other", "---"]
     merged = plan.peft and params.merge_adapter
+    lora = (f"r={params.lora_r}, alpha={params.lora_alpha}, targets {', '.join(plan.lora_target_modules or ())}"
+            if plan.peft else "-")
+    length = params.epochs if params.max_steps < 0 else f"{params.max_steps} steps"
     body = f"""
 # Model trained with autotrain-unsloth
 
@@ -98,8 +102,8 @@ Fine-tuned from `{params.model}` with the `{plan.trainer}` trainer.
 | backend | {plan.backend} |
 | method | {METHOD_NAMES[plan.method]}{' (merged)' if merged else ''} |
 | precision | {plan.weights_dtype} weights, autocast {plan.autocast} |
-| LoRA | {f"r={params.lora_r}, alpha={params.lora_alpha}, targets {', '.join(plan.lora_target_modules or ())}" if plan.peft else '-'} |
-| learning rate, epochs, batch | {params.lr}, {params.epochs if params.max_steps < 0 else f'{params.max_steps} steps'}, {params.batch_size} x {params.gradient_accumulation} |
+| LoRA | {lora} |
+| learning rate, epochs, batch | {params.lr}, {length}, {params.batch_size} x {params.gradient_accumulation} |
 
 The full settings are in `training_params.json` and the decision in `plan.json`.
 

@@ -33,6 +33,23 @@ RENAMED_KEYS = {
     "num_train_epochs": "epochs",
 }
 
+# The sections of `--help` and docs/params.md, each field in exactly one (tests/test_params.py checks).
+SECTIONS = {
+    "model": ("model", "project_name", "trainer", "full_finetuning", "unsloth", "use_flash_attention_2"),
+    "data": ("data_path", "train_split", "valid_split", "text_column", "prompt_text_column", "rejected_text_column",
+             "chat_template", "use_sharegpt_mapping", "add_eos_token", "block_size", "model_max_length", "padding",
+             "packing"),
+    "training": ("lr", "epochs", "max_steps", "batch_size", "gradient_accumulation", "warmup_ratio", "optimizer",
+                 "scheduler", "weight_decay", "max_grad_norm", "seed", "mixed_precision", "disable_gradient_checkpointing",
+                 "auto_find_batch_size", "logging_steps", "eval_strategy", "save_total_limit", "log",
+                 "distributed_backend"),
+    "LoRA": ("peft", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "merge_adapter"),
+    "quantization": ("quantization",),
+    "preference trainer (dpo, orpo, reward)": ("model_ref", "dpo_beta", "max_prompt_length", "max_completion_length"),
+    "hub": ("push_to_hub", "username", "token"),
+    "automatic": ("auto_gradient_checkpointing", "auto_optimizer", "auto_packed_attention"),
+}
+
 LORA_FIELDS = ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "merge_adapter")
 PREFERENCE_FIELDS = ("model_ref", "dpo_beta", "max_prompt_length", "max_completion_length",
                      "prompt_text_column", "rejected_text_column")
@@ -45,17 +62,20 @@ class LLMTrainingParams(BaseModel):
 
     # core
     model: str = Field("gpt2", description="Model to fine-tune: a Hub id or a local folder")
-    project_name: str = Field("project-name", description="Output folder (relative to the working directory); letters, digits and hyphens")
+    project_name: str = Field("project-name", description="Output folder (relative to the working directory); "
+        "letters, digits and hyphens")
     # data
     data_path: str = Field("data", description="Folder holding {train_split}.csv or .jsonl, or a Hub dataset id")
     train_split: str = Field("train", description="Training split (file name without extension)")
     valid_split: Optional[str] = Field(None, description="Validation split, if any")
     add_eos_token: bool = Field(True, description="Append the EOS token to each text (default trainer)")
-    block_size: Union[int, List[int]] = Field(-1, description="Tokens per training sequence; -1: the tokenizer's maximum, capped at 1024")
+    block_size: Union[int, List[int]] = Field(-1, description="Tokens per training sequence; -1: the tokenizer's "
+        "maximum, capped at 1024")
     model_max_length: int = Field(2048, description="Maximum tokenizer length, used when the tokenizer's own is larger")
     padding: Optional[Literal["left", "right"]] = Field("right", description="Padding side")
     # trainer
-    trainer: Literal["default", "sft", "reward", "dpo", "orpo"] = Field("default", description="default: causal LM on raw text; sft: TRL supervised fine-tuning")
+    trainer: Literal["default", "sft", "reward", "dpo", "orpo"] = Field("default", description="default: causal LM on "
+        "raw text; sft: TRL supervised fine-tuning")
     use_flash_attention_2: bool = Field(False, description="Use FlashAttention 2 (CUDA only)")
     log: Literal["none", "wandb", "tensorboard"] = Field("none", description="Where to report metrics")
     disable_gradient_checkpointing: bool = Field(False, description="Turn gradient checkpointing off (faster, more memory)")
@@ -74,9 +94,11 @@ class LLMTrainingParams(BaseModel):
     weight_decay: float = Field(0.0, ge=0, description="Weight decay")
     max_grad_norm: float = Field(1.0, description="Gradient clipping norm")
     seed: int = Field(42, description="Random seed (data order, LoRA init, dropout)")
-    chat_template: Optional[Literal["tokenizer", "chatml", "zephyr"]] = Field(None, description="Render chat data with this template: tokenizer, chatml, zephyr or none")
+    chat_template: Optional[Literal["tokenizer", "chatml", "zephyr"]] = Field(None, description="Render chat data "
+        "with this template: tokenizer, chatml, zephyr or none")
     # peft
-    quantization: Optional[Literal["int4", "int8"]] = Field("int4", description="Quantize the frozen base for LoRA: int4 (QLoRA), int8 or none; used only with --peft")
+    quantization: Optional[Literal["int4", "int8"]] = Field("int4", description="Quantize the frozen base for LoRA: "
+        "int4 (QLoRA), int8 or none; used only with --peft")
     target_modules: Optional[str] = Field("all-linear", description="LoRA target modules: comma list, or all-linear")
     merge_adapter: bool = Field(False, description="Merge the LoRA adapter into the base weights after training")
     peft: bool = Field(False, description="Train a LoRA adapter instead of all weights")
@@ -100,13 +122,21 @@ class LLMTrainingParams(BaseModel):
     unsloth: bool = Field(False, description="Use Unsloth's fast path when the GPU, model and trainer allow it")
     distributed_backend: Optional[Literal["ddp", "deepspeed"]] = Field(None, description="Multi-GPU backend: ddp or deepspeed")
     # added by autotrain-unsloth
-    full_finetuning: bool = Field(False, description="Train every weight in 16-bit (Unsloth full_finetuning=True); excludes --peft")
-    use_sharegpt_mapping: bool = Field(False, description="The text column holds ShareGPT conversations (from/value); map them to role/content before templating")
+    full_finetuning: bool = Field(False, description="Train every weight in 16-bit (Unsloth full_finetuning=True); "
+        "excludes --peft")
+    use_sharegpt_mapping: bool = Field(False, description="The text column holds ShareGPT conversations (from/value); "
+        "map them to role/content before templating")
     max_steps: int = Field(-1, description="Stop after this many optimizer steps; -1: train for --epochs")
-    auto_gradient_checkpointing: bool = Field(True, description="Turn gradient checkpointing off when the memory estimate says training fits on the GPU without it (faster); false: AutoTrain's rule, on unless disable_gradient_checkpointing")
-    packing: Optional[bool] = Field(None, description="sft: lay several examples end to end in each row without padding, kept apart by the attention; unset: on wherever the model keeps them apart")
-    auto_packed_attention: bool = Field(True, description="Packed rows on a GPU: run torch's variable-length attention kernel (Unsloth path: under Unsloth's dispatch where it does not take it itself); false: the library's own choice")
-    auto_optimizer: bool = Field(True, description="Full fine-tuning on a GPU: run optimizer adamw_8bit as torchao's compiled AdamW8bit (the same block-wise 8-bit AdamW, faster than bitsandbytes' kernel); false: bitsandbytes")
+    auto_gradient_checkpointing: bool = Field(True, description="Turn gradient checkpointing off when the memory "
+        "estimate says training fits on the GPU without it (faster); false: AutoTrain's rule, on unless "
+        "disable_gradient_checkpointing")
+    packing: Optional[bool] = Field(None, description="sft: lay several examples end to end in each row without "
+        "padding, kept apart by the attention; unset: on wherever the model keeps them apart")
+    auto_packed_attention: bool = Field(True, description="Packed rows on a GPU: run torch's variable-length "
+        "attention kernel (Unsloth path: under Unsloth's dispatch where it does not take it itself); false: the "
+        "library's own choice")
+    auto_optimizer: bool = Field(True, description="Full fine-tuning on a GPU: run optimizer adamw_8bit as torchao's "
+        "compiled AdamW8bit (the same block-wise 8-bit AdamW, faster than bitsandbytes' kernel); false: bitsandbytes")
 
     # -- input normalisation -------------------------------------------------------------------------
 
@@ -126,7 +156,8 @@ class LLMTrainingParams(BaseModel):
     @classmethod
     def _none_spellings(cls, value: Any, info) -> Any:
         # AutoTrain's CLI and UIs send "None"/"none" for an unset optional; mixed_precision also knows "no".
-        if isinstance(value, str) and value.strip().lower() in ("none", "null", "", *(("no",) if info.field_name == "mixed_precision" else ())):
+        unset = ("none", "null", "", *(("no",) if info.field_name == "mixed_precision" else ()))
+        if isinstance(value, str) and value.strip().lower() in unset:
             return None
         return value
 
@@ -191,8 +222,6 @@ class LLMTrainingParams(BaseModel):
                 notes.append(f"{', '.join(unused)} not used: only dpo/orpo/reward trainers read them.")
         if self.trainer != "default" and "add_eos_token" in self.model_fields_set:
             notes.append("add_eos_token is used by the default trainer only; the sft trainer lets TRL add EOS.")
-        if self.valid_split is None and "eval_strategy" in self.model_fields_set:
-            notes.append("eval_strategy not used: there is no valid_split to evaluate on.")
         return notes
 
     # -- persistence ---------------------------------------------------------------------------------

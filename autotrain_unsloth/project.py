@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from autotrain_unsloth.data import check_data_path, prepare_local_data
 from autotrain_unsloth.params import LLMTrainingParams
-from autotrain_unsloth.plan import Plan, make_plan
+from autotrain_unsloth.plan import Plan, PlanError, make_plan
 
 LOCAL_BACKENDS = ("local", "local-cli")
 
@@ -35,7 +35,8 @@ class AutoTrainProject:
 
     def __post_init__(self):
         if self.backend not in LOCAL_BACKENDS:
-            raise ValueError(f"backend {self.backend!r} is not available in autotrain-unsloth; use one of {', '.join(LOCAL_BACKENDS)}")
+            raise PlanError(f"backend {self.backend!r} is not available in autotrain-unsloth; use one of "
+                            f"{', '.join(LOCAL_BACKENDS)}")
 
     def plan(self) -> Plan:
         """The plan this project would follow, printed; loads no weights and writes nothing (a dry run)."""

@@ -34,7 +34,8 @@ def inspect_model(model) -> dict:
         else:
             frozen_dtypes[name] += count
     # bitsandbytes' own classes only: PEFT's LoRA wrappers around them share their names.
-    layer_kinds = Counter(type(module).__name__ for module in model.modules() if type(module).__module__.startswith("bitsandbytes"))
+    layer_kinds = Counter(type(module).__name__ for module in model.modules()
+                          if type(module).__module__.startswith("bitsandbytes"))
     lora_layers = sum(1 for module in model.modules() if hasattr(module, "lora_A") and len(getattr(module, "lora_A", {})) > 0)
     return {
         "parameters": total,
@@ -57,7 +58,8 @@ def mismatches(plan: Plan, facts: dict) -> list[str]:
             found.append(f"full fine-tuning planned, but only {facts['trainable_parameters']:,} of "
                          f"{facts['parameters']:,} parameters are trainable")
         if facts["lora_layers"] or quantized:
-            found.append(f"full fine-tuning planned, but the model has {facts['lora_layers']} LoRA and {quantized} quantized layers")
+            found.append(f"full fine-tuning planned, but the model has {facts['lora_layers']} LoRA and {quantized} "
+                f"quantized layers")
         loaded = dominant(facts["trainable_dtypes"])
         if loaded and loaded != plan.weights_dtype:
             found.append(f"{plan.weights_dtype} weights planned, loaded mostly {loaded} ({facts['trainable_dtypes']})")
@@ -65,7 +67,8 @@ def mismatches(plan: Plan, facts: dict) -> list[str]:
         if facts["lora_layers"] == 0:
             found.append(f"{plan.method} planned, but no LoRA layer was attached")
         if facts["trainable_parameters"] >= facts["parameters"] or facts["trainable_parameters"] == 0:
-            found.append(f"{plan.method} planned, but {facts['trainable_parameters']:,} of {facts['parameters']:,} parameters are trainable")
+            found.append(f"{plan.method} planned, but {facts['trainable_parameters']:,} of {facts['parameters']:,} "
+                f"parameters are trainable")
         if plan.method == "qlora-4bit" and facts["linear_4bit_layers"] == 0:
             found.append("QLoRA (int4) planned, but no 4-bit layer was loaded: the base weights are not quantized")
         if plan.method == "lora-8bit" and facts["linear_8bit_layers"] == 0:
@@ -89,7 +92,8 @@ def checkpointing_check(plan: Plan, project_dir: str):  # plan: as verify_loaded
         def on_train_begin(self, args, state, control, model=None, **kwargs):
             active = bool(getattr(model, "is_gradient_checkpointing", False))
             dataclasses.replace(plan, verified={**plan.verified, "gradient_checkpointing_active": active}).save(project_dir)
-            print(f"Gradient checkpointing active at the first step: {active} (planned: {plan.gradient_checkpointing})", flush=True)
+            print(f"Gradient checkpointing active at the first step: {active} (planned: {plan.gradient_checkpointing})",
+                  flush=True)
             if plan.gradient_checkpointing in ("on", "off") and active != (plan.gradient_checkpointing == "on"):
                 raise PlanMismatch(f"gradient checkpointing planned {plan.gradient_checkpointing}, but it is "
                                    f"{'on' if active else 'off'} at the first step")

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Diagnostics behind docs/benchmarks.md, on the device host, one part per device call:
+# Diagnostics for docs/benchmarks.md on a GPU machine without network access, one part per invocation:
 #   bash bench/diagnose.sh overhead   # 1B LoRA: ours vs the Unsloth script, and each difference between them alone
 #   bash bench/diagnose.sh profile    # 8B full: the script without checkpointing, its loss in one chunk, a profile
 #   bash bench/diagnose.sh allocator  # 8B full ours-auto: default allocator vs expandable segments, GPU clocks logged
 #   bash bench/diagnose.sh idle       # 8B full, ours-auto's settings: where the GPU waits, by host phase, torchao vs bitsandbytes AdamW8bit
-# Installs with bench/device_setup.sh; prints tokens/s and median step per variant; files under $OUT.
+# Installs with bench/offline_setup.sh; prints tokens/s and median step per variant; files under $OUT.
 set -uo pipefail
 PART=${1:?say which part: overhead, profile, allocator or idle}
 OUT=${OUT:-/tmp/bench-out}; mkdir -p "$OUT"
-. bench/device_setup.sh
+. bench/offline_setup.sh
 WORK=/tmp/autotrain-unsloth-bench; RUNS=$WORK/runs; DATA=$WORK/data-2048/train.jsonl
 export UNSLOTH_COMPILE_LOCATION=$WORK/unsloth_compiled_cache
 show() { python3 -c "import json,sys; t=json.load(open(sys.argv[2])); t=t.get('throughput', t); print(f'{sys.argv[1]:<34} {t[\"tokens_per_s\"]:>9} tokens/s  median step {t[\"median_step_s\"]} s')" "$@"; }

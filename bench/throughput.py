@@ -163,7 +163,8 @@ def record(model: str, method: str, path: str, measured: dict, steps: int, args,
         "optimizer": args.optimizer, "optimizer_ran": measured["optimizer_ran"] or args.optimizer,
         "packed_attention": measured.get("packed_attention"),
         "packed_attention_ran": loaded.get("packed_attention"),
-        "wall_s": round(wall_s, 1), "device_call": args.device_call, **({"ours_auto_args": args.ours_auto_args} if path == "ours-auto" and args.ours_auto_args else {}),
+        "wall_s": round(wall_s, 1), "invocation": args.invocation,
+        **({"ours_auto_args": args.ours_auto_args} if path == "ours-auto" and args.ours_auto_args else {}),
     }
 
 
@@ -386,8 +387,8 @@ def report(results: dict) -> str:
             return "-"
         # `*`: the two runs were not measured over the same steps and warm-up
         same = (ra["steps"], ra["warmup_steps"]) == (rb["steps"], rb["warmup_steps"])
-        # `+`: measured in different device calls (each call may start a fresh machine)
-        one_call = ra.get("device_call") == rb.get("device_call")
+        # `+`: measured in different invocations (each may run on a fresh machine)
+        one_call = ra.get("invocation", ra.get("device_call")) == rb.get("invocation", rb.get("device_call"))
         return f"{ra['tokens_per_s'] / rb['tokens_per_s']:.3f}" + ("" if same else "*") + ("" if one_call else "+")
 
     for cell in cells:
@@ -400,7 +401,7 @@ def report(results: dict) -> str:
     if any("*" in line for line in lines[-len(cells):]):
         lines += ["", "`*`: the two runs were measured over different steps or warm-up; not a like-for-like ratio."]
     if any("+" in line for line in lines[-len(cells) - 2:]):
-        lines += ["", "`+`: the two runs were made in different device calls (see their `device_call`)."]
+        lines += ["", "`+`: the two runs were made in different invocations (see their `invocation`)."]
     sampled = [r for r in results["records"] if r.get("gpu_clocks")]
     if sampled:
         lines += ["", "GPU during the measured steps (nvidia-smi every 0.5 s):", "",
@@ -409,8 +410,10 @@ def report(results: dict) -> str:
         for r in sampled:
             c = r["gpu_clocks"]
             slower, faster = (_shown(c.get(f"sm_mhz_median_{half}_steps"), ",.0f") for half in ("slower", "faster"))
-            lines.append(f"| {workload_of(r)} | {r['model']} | {r['method']} | {r['path']} | {c['sm_mhz_median']:,.0f} ({c['sm_mhz_min']:,.0f}-"
-                         f"{c['sm_mhz_max']:,.0f}) | {slower} / {faster} | {c['power_w_median']:,.0f} | {c['power_capped_share']:.0%} "
+            lines.append(f"| {workload_of(r)} | {r['model']} | {r['method']} | {r['path']} | "
+                f"{c['sm_mhz_median']:,.0f} ({c['sm_mhz_min']:,.0f}-"
+                         f"{c['sm_mhz_max']:,.0f}) | {slower} / {faster} | {c['power_w_median']:,.0f} "
+                         f"| {c['power_capped_share']:.0%} "
                          f"| {c['thermal_or_hardware_slowdown_share']:.0%} |")
     if results.get("failures"):
         lines += ["", "Failed runs: " + ", ".join(f"{workload_of(f)} {f['model']} {f['method']} {f['path']} ({f['returncode']})"
@@ -441,8 +444,8 @@ def main(argv=None) -> int:
     go.add_argument("--results", help="results file (default bench/results/<date>-<device>.json)")
     go.add_argument("--date", help="date for the results file name (default today)")
     go.add_argument("--run-timeout", type=int, default=900, help="seconds one run may take")
-    go.add_argument("--device-call", help="a label for this invocation, recorded in each record: ratios between "
-                    "records of different labels are marked in the report")
+    go.add_argument("--invocation", help="a label for this invocation, recorded in each record: the report marks "
+                    "ratios between records of different labels")
     go.add_argument("--keep-outputs", action="store_true", help="keep the runs' saved weights")
     go.add_argument("--ours-auto-args", default="", help="extra CLI flags for ours-auto, for diagnostics "
                     "(e.g. '--ours-auto-args=--no-auto-optimizer', with '='); write those runs to their own --results file")

@@ -17,9 +17,17 @@ from autotrain_unsloth.verify import PlanMismatch, inspect_model, mismatches, ve
 from tests.test_plan import CPU, GPU_UNSLOTH, GPU_UNSLOTH_NO_BF16
 
 UNSLOTH_CASES = [
-    (dict(full_finetuning=True), GPU_UNSLOTH, dict(full_finetuning=True, load_in_4bit=False, load_in_8bit=False, dtype="bfloat16")),
+    (
+        dict(full_finetuning=True),
+        GPU_UNSLOTH,
+        dict(full_finetuning=True, load_in_4bit=False, load_in_8bit=False, dtype="bfloat16"),
+    ),
     (dict(full_finetuning=True), GPU_UNSLOTH_NO_BF16, dict(full_finetuning=True, load_in_4bit=False, dtype="float16")),
-    (dict(peft=True, quantization=None), GPU_UNSLOTH, dict(full_finetuning=False, load_in_4bit=False, load_in_8bit=False, dtype="bfloat16")),
+    (
+        dict(peft=True, quantization=None),
+        GPU_UNSLOTH,
+        dict(full_finetuning=False, load_in_4bit=False, load_in_8bit=False, dtype="bfloat16"),
+    ),
     (dict(peft=True, quantization="int4"), GPU_UNSLOTH, dict(full_finetuning=False, load_in_4bit=True, load_in_8bit=False)),
     (dict(peft=True, quantization="int8"), GPU_UNSLOTH, dict(full_finetuning=False, load_in_4bit=False, load_in_8bit=True)),
 ]
@@ -56,7 +64,7 @@ def test_unsloth_must_be_imported_first():
 def load(params, plan, models):
     from autotrain_unsloth.data import load_tokenizer
 
-    return transformers_backend.load_model(params, plan, load_tokenizer(params), 64)
+    return transformers_backend.load_model(params, plan, load_tokenizer(params, 64), 64)
 
 
 def test_verification_matches_real_lora_and_full_models(models, tmp_path):
@@ -80,3 +88,59 @@ def test_verification_matches_real_lora_and_full_models(models, tmp_path):
     with pytest.raises(PlanMismatch, match="bf16 weights planned, loaded mostly fp32"):
         verify_loaded(full_model, bf16_plan, str(tmp_path))
     assert (tmp_path / "plan.json").exists()  # what was found is recorded even when it stops the job
+
+
+@pytest.mark.parametrize(
+    "failure, falls_back",
+    [
+        (NotImplementedError("Unsloth: Falcon is not supported yet"), True),
+        (ValueError("Unsloth: not a known model"), True),
+        (ImportError("needs a newer transformers"), True),
+        ("out of memory", False),  # torch.OutOfMemoryError is a RuntimeError: the user must see it
+        (RuntimeError("CUDA error: an illegal memory access"), False),
+        (KeyError("model.layers.0"), False),
+        (AttributeError("'NoneType' object has no attribute 'config'"), False),
+    ],
+)
+def test_only_unsupported_model_errors_fall_back_from_unsloth(failure, falls_back):
+    import torch
+
+    from autotrain_unsloth.backends import UnslothLoadError
+    from autotrain_unsloth.trainers.clm.__main__ import remedy
+
+    exc = torch.OutOfMemoryError("CUDA out of memory") if failure == "out of memory" else failure
+    assert unsloth_backend.not_supported(exc) is falls_back
+    # The job's routing: an Unsloth load error falls back; nothing else does unless it has a remedy of its own.
+    params = LLMTrainingParams(unsloth=True, trainer="sft", peft=True, disable_gradient_checkpointing=True)
+    plan = decide(params, GPU_UNSLOTH)
+    assert remedy(UnslothLoadError(str(exc)), params, plan) == {"unsloth_load_error": str(exc)}
+    assert remedy(exc, params, plan) is None  # checkpointing was off by request: no retry either
+
+
+def test_out_of_memory_is_retried_only_when_checkpointing_was_turned_off_automatically():
+    import torch
+
+    from autotrain_unsloth.trainers.clm.__main__ import remedy
+    from tests.test_plan import H100
+
+    auto = LLMTrainingParams(model="/m", trainer="sft", peft=True, quantization=None)
+    plan = decide(auto, H100)
+    assert plan.gradient_checkpointing == "off"
+    oom = torch.OutOfMemoryError("CUDA out of memory")
+    assert remedy(oom, auto, plan) == {"out_of_memory_without_checkpointing": True}
+    assert remedy(KeyError("x"), auto, plan) is None
+
+
+def test_unsloth_sets_no_hub_offline_switch_for_the_job(tmp_path, monkeypatch):
+    """Only loading a local model goes offline, and only while it loads: a Hub dataset read later still works."""
+    import huggingface_hub.constants as hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    params = LLMTrainingParams(model=str(tmp_path), project_name="p")
+    assert "HF_HUB_OFFLINE" not in unsloth_backend.unsloth_environment(params)
+    before = hub.HF_HUB_OFFLINE
+    with unsloth_backend.offline_for_local_model(str(tmp_path)):
+        assert hub.HF_HUB_OFFLINE is True and __import__("os").environ["HF_HUB_OFFLINE"] == "1"
+    assert hub.HF_HUB_OFFLINE == before and "HF_HUB_OFFLINE" not in __import__("os").environ
+    with unsloth_backend.offline_for_local_model("meta-llama/Llama-3.2-1B"):
+        assert hub.HF_HUB_OFFLINE == before

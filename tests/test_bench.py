@@ -68,20 +68,20 @@ def test_bench_rejects_unknown_names(tmp_path):
     assert result.returncode == 2 and "unknown fast" in result.stderr
 
 
-def test_report_marks_ratios_from_different_device_calls():
+def test_report_marks_ratios_from_different_invocations():
     sys.path.insert(0, os.path.join(REPO, "bench"))
     from throughput import report
 
     def record(path, tokens_per_s, call):
         return {"model": "llama-3.1-8b", "method": "full", "path": path, "tokens_per_s": tokens_per_s, "peak_gib": 50.0,
                 "mfu": 0.3, "steps": 40, "warmup_steps": 10, "gradient_checkpointing": "off", "optimizer": "adamw_8bit",
-                "linear_4bit_layers": 0, "device_call": call}
+                "linear_4bit_layers": 0, "invocation": call}
 
     results = {"device": "GPU", "date": "d", "versions": {}, "records": [
         record("ours", 990.0, 1), record("unsloth-script", 1000.0, 1), record("ours-auto", 1300.0, 2)]}
     text = report(results)
     assert "| llama-3.1-8b | full | 0.990 | - | 1.300+ | 50.00 |" in text
-    assert "`+`: the two runs were made in different device calls" in text
+    assert "`+`: the two runs were made in different invocations" in text
     assert "GPU during the measured steps" not in text  # no run was sampled
 
     results["records"][2]["gpu_clocks"] = {

@@ -28,7 +28,13 @@ def test_help_lists_every_stock_flag_and_ours(capsys):
 
 def test_both_spellings_and_no_forms():
     params = parse("--lora_r", "8", "--lora-alpha", "16", "--peft", "--no-add-eos-token", "--full_finetuning", "--no-peft")
-    assert (params.lora_r, params.lora_alpha, params.add_eos_token, params.full_finetuning, params.peft) == (8, 16, False, True, False)
+    assert (params.lora_r, params.lora_alpha, params.add_eos_token, params.full_finetuning, params.peft) == (
+        8,
+        16,
+        False,
+        True,
+        False,
+    )
 
 
 def test_cli_defaults_follow_autotrain():
@@ -65,8 +71,21 @@ def test_nothing_to_do_without_train():
 
 
 def test_dry_run_on_cpu_shows_unsloth_asked_transformers_chosen(in_tmp, models, data_dir):
-    result = aitraining("llm", "--dry-run", "--model", models["llama"], "--data-path", data_dir, "--project-name", "dry",
-                        "--trainer", "sft", "--unsloth", "--peft", cwd=in_tmp)
+    result = aitraining(
+        "llm",
+        "--dry-run",
+        "--model",
+        models["llama"],
+        "--data-path",
+        data_dir,
+        "--project-name",
+        "dry",
+        "--trainer",
+        "sft",
+        "--unsloth",
+        "--peft",
+        cwd=in_tmp,
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "backend" in out and "unsloth" in out and "transformers" in out
@@ -76,23 +95,35 @@ def test_dry_run_on_cpu_shows_unsloth_asked_transformers_chosen(in_tmp, models, 
 
 
 def test_bad_data_path_fails_before_writing(in_tmp, models):
-    result = aitraining("llm", "--train", "--model", models["llama"], "--data-path", "./no-such-folder",
-                        "--project-name", "bad-data", cwd=in_tmp)
+    result = aitraining(
+        "llm", "--train", "--model", models["llama"], "--data-path", "./no-such-folder", "--project-name", "bad-data", cwd=in_tmp
+    )
     assert result.returncode == 1
     assert "data_path './no-such-folder' does not exist" in result.stderr
     assert not os.path.exists(in_tmp / "bad-data")
 
 
 def test_bad_model_path_fails_before_writing(in_tmp, data_dir):
-    result = aitraining("llm", "--train", "--model", "./no-model", "--data-path", data_dir, "--project-name", "bad-model", cwd=in_tmp)
+    result = aitraining(
+        "llm", "--train", "--model", "./no-model", "--data-path", data_dir, "--project-name", "bad-model", cwd=in_tmp
+    )
     assert result.returncode == 1 and "model './no-model' is not a folder" in result.stderr
     assert not os.path.exists(in_tmp / "bad-model")
 
 
 CONFIG = {
-    "task": "llm-sft", "base_model": "some/model", "project_name": "yaml-run", "log": "tensorboard", "backend": "local",
-    "data": {"path": "data", "train_split": "train", "valid_split": None, "chat_template": "chatml",
-             "column_mapping": {"text_column": "messages"}},
+    "task": "llm-sft",
+    "base_model": "some/model",
+    "project_name": "yaml-run",
+    "log": "tensorboard",
+    "backend": "local",
+    "data": {
+        "path": "data",
+        "train_split": "train",
+        "valid_split": None,
+        "chat_template": "chatml",
+        "column_mapping": {"text_column": "messages"},
+    },
     "params": {"peft": True, "quantization": "int4", "unsloth": True, "full_finetuning": False, "lora_r": 8},
     "hub": {"username": "${HF_USERNAME}", "token": "${HF_TOKEN}", "push_to_hub": False},
 }
@@ -103,18 +134,27 @@ def test_yaml_maps_onto_params(monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_from_env")
     params, backend = params_from_config(CONFIG)
     assert backend == "local"
-    assert (params.trainer, params.model, params.data_path, params.chat_template, params.text_column) == ("sft", "some/model", "data", "chatml", "messages")
+    assert (params.trainer, params.model, params.data_path, params.chat_template, params.text_column) == (
+        "sft",
+        "some/model",
+        "data",
+        "chatml",
+        "messages",
+    )
     assert (params.peft, params.unsloth, params.lora_r, params.log) == (True, True, 8, "tensorboard")
     assert (params.username, params.token) == ("me", "hf_from_env")
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda c: c.update(epochs=3), "unknown key(s) epochs"),
-    (lambda c: c["params"].update(lora_rank=4), "did you mean 'lora_r'"),
-    (lambda c: c.update(task="text-classification"), "task 'text-classification' is not an LLM task"),
-    (lambda c: c.pop("data"), "missing required key(s): data"),
-    (lambda c: c["hub"].update(token="${NOT_SET_ANYWHERE}"), "NOT_SET_ANYWHERE is not set"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: c.update(epochs=3), "unknown key(s) epochs"),
+        (lambda c: c["params"].update(lora_rank=4), "did you mean 'lora_r'"),
+        (lambda c: c.update(task="text-classification"), "task 'text-classification' is not an LLM task"),
+        (lambda c: c.pop("data"), "missing required key(s): data"),
+        (lambda c: c["hub"].update(token="${NOT_SET_ANYWHERE}", push_to_hub=True), "NOT_SET_ANYWHERE is not set"),
+    ],
+)
 def test_yaml_errors_name_the_key(change, message, monkeypatch):
     monkeypatch.setenv("HF_USERNAME", "me")
     monkeypatch.setenv("HF_TOKEN", "t")
@@ -124,11 +164,20 @@ def test_yaml_errors_name_the_key(change, message, monkeypatch):
         params_from_config(config)
 
 
+def test_unset_hub_variables_matter_only_when_pushing(monkeypatch):
+    """AutoTrain's shipped configs all carry `username: ${HF_USERNAME}` with push_to_hub: false."""
+    monkeypatch.delenv("HF_USERNAME", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    params, _ = params_from_config(CONFIG)
+    assert (params.username, params.token, params.push_to_hub) == (None, None, False)
+
+
 def test_every_preset_in_params_folder_loads(monkeypatch):
+    """As shipped: no Hub variables set (they are needed only with push_to_hub: true)."""
     from autotrain_unsloth.config import load_config
 
-    monkeypatch.setenv("HF_USERNAME", "me")
-    monkeypatch.setenv("HF_TOKEN", "hf_x")
+    monkeypatch.delenv("HF_USERNAME", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
     from tests.conftest import REPO
 
     folder = os.path.join(REPO, "params")
@@ -137,3 +186,32 @@ def test_every_preset_in_params_folder_loads(monkeypatch):
     for name in presets:
         params, backend = load_config(os.path.join(folder, name))
         assert backend == "local", name
+
+
+def test_only_our_own_errors_lose_their_traceback():
+    """A settings or data problem is one sentence; anything else is a bug or the unforeseen, and keeps its
+    traceback (cli.main re-raises it after a one-line summary)."""
+    import torch
+
+    from autotrain_unsloth.cli import user_error
+    from autotrain_unsloth.config import ConfigError
+    from autotrain_unsloth.data import DataError
+    from autotrain_unsloth.plan import PlanError
+
+    for ours in (ConfigError("x.yml: bad"), DataError("train.csv: line 3"), PlanError("cannot run here")):
+        assert user_error(ours)
+    for theirs in (
+        KeyError("k"),
+        AttributeError("a"),
+        ValueError("v"),
+        RuntimeError("r"),
+        OSError("o"),
+        torch.OutOfMemoryError("CUDA out of memory"),
+    ):
+        assert not user_error(theirs)
+
+
+def test_an_unknown_backend_is_one_sentence(tmp_path):
+    result = aitraining("llm", "--train", "--backend", "spaces-a10g", "--model", "m", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "backend 'spaces-a10g' is not available" in result.stderr

@@ -58,7 +58,7 @@ SHAREGPT = [{"from": "human", "value": "Capital of France?"}, {"from": "gpt", "v
 
 def test_chatml_renders_conversations(models):
     params = LLMTrainingParams(model=models["llama"], chat_template="chatml")
-    tokenizer = load_tokenizer(params)
+    tokenizer = load_tokenizer(params, 64)
     as_list = render_text(Dataset.from_dict({"text": [CONVERSATION]}), params, tokenizer)["text"][0]
     as_string = render_text(Dataset.from_dict({"text": [json.dumps(CONVERSATION)]}), params, tokenizer)["text"][0]
     assert as_list == as_string  # a CSV cell holding the list as text reads the same
@@ -68,30 +68,48 @@ def test_chatml_renders_conversations(models):
 
 def test_sharegpt_mapping(models):
     params = LLMTrainingParams(model=models["llama"], chat_template="zephyr", use_sharegpt_mapping=True)
-    rendered = render_text(Dataset.from_dict({"text": [SHAREGPT]}), params, load_tokenizer(params))
+    rendered = render_text(Dataset.from_dict({"text": [SHAREGPT]}), params, load_tokenizer(params, 64))
     assert "<|user|>\nCapital of France?" in rendered["text"][0] and "<|assistant|>\nParis." in rendered["text"][0]
 
 
 def test_sharegpt_without_the_flag_says_which(models):
     params = LLMTrainingParams(model=models["llama"], chat_template="chatml")
     with pytest.raises(DataError, match="row 0 .* ShareGPT keys .* --use-sharegpt-mapping"):
-        render_text(Dataset.from_dict({"text": [SHAREGPT]}), params, load_tokenizer(params))
+        render_text(Dataset.from_dict({"text": [SHAREGPT]}), params, load_tokenizer(params, 64))
 
 
 def test_conversations_without_template_are_an_error(models):
     params = LLMTrainingParams(model=models["llama"])
     with pytest.raises(DataError, match="--chat-template"):
-        render_text(Dataset.from_dict({"text": [CONVERSATION]}), params, load_tokenizer(params))
+        render_text(Dataset.from_dict({"text": [CONVERSATION]}), params, load_tokenizer(params, 64))
 
 
 def test_tokenizer_template_required_when_asked(models):
     with pytest.raises(DataError, match="has no chat template"):
-        load_tokenizer(LLMTrainingParams(model=models["llama"], chat_template="tokenizer"))
+        load_tokenizer(LLMTrainingParams(model=models["llama"], chat_template="tokenizer"), 64)
 
 
 def test_blocks(models):
-    tokenizer = load_tokenizer(LLMTrainingParams(model=models["llama"]))
+    tokenizer = load_tokenizer(LLMTrainingParams(model=models["llama"]), 64)
     blocks = to_blocks(Dataset.from_dict({"text": ["Question: What is the capital of France?"] * 10}), tokenizer, 16, True)
     assert all(len(ids) == 16 for ids in blocks["input_ids"]) and blocks["labels"] == blocks["input_ids"]
     eos = tokenizer.eos_token_id
     assert sum(ids.count(eos) for ids in blocks["input_ids"]) >= 9
+
+
+def test_blocks_are_built_in_linear_time_and_keep_the_token_stream(models):
+    """50,000 short rows: the old `sum(lists, [])` over the whole dataset took minutes (quadratic); groups of
+    rows chained together take seconds. The bound is loose: it separates linear from quadratic, not fast from slow."""
+    import itertools
+    import time
+
+    tokenizer = load_tokenizer(LLMTrainingParams(model=models["llama"]), 64)
+    rows = [f"question {i} has a short answer" for i in range(50_000)]
+    started = time.perf_counter()
+    blocks = to_blocks(Dataset.from_dict({"text": rows}), tokenizer, 64, add_eos_token=True)
+    assert time.perf_counter() - started < 60
+    ids = tokenizer([row + tokenizer.eos_token for row in rows[:1000]])["input_ids"]
+    stream = list(itertools.chain.from_iterable(ids))
+    first_group = blocks.select(range(len(stream) // 64))["input_ids"]
+    assert list(itertools.chain.from_iterable(first_group)) == stream[:len(stream) // 64 * 64]
+    assert all(len(block) == 64 for block in blocks["input_ids"]) and blocks["labels"] == blocks["input_ids"]

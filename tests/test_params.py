@@ -14,7 +14,6 @@ from autotrain_unsloth.params import LLMTrainingParams
 from tests.conftest import REPO
 
 FIELDS_TABLE = os.path.join(REPO, "tests", "data", "autotrain_llm_fields.md")
-SHARED_REFERENCE = os.path.join(REPO, "..", "shared", "reference", "autotrain.md")
 
 
 def stock_fields() -> dict[str, object]:
@@ -25,12 +24,6 @@ def stock_fields() -> dict[str, object]:
         if match:
             fields[match.group(1)] = ast.literal_eval(match.group(2).strip().strip("`"))
     return fields
-
-
-def test_the_table_is_the_shared_reference():
-    if not os.path.exists(SHARED_REFERENCE):
-        pytest.skip("../shared/reference/autotrain.md is not beside this checkout")
-    assert open(FIELDS_TABLE).read() in open(SHARED_REFERENCE).read()
 
 
 def test_every_stock_field_with_its_default():
@@ -108,3 +101,20 @@ def test_load_reads_a_stock_file_and_treats_defaults_as_unset(tmp_path):
     params = LLMTrainingParams.load(str(path))
     assert params.model == "some/model" and params.peft and params.lr == 2e-4
     assert params.model_fields_set == {"model", "peft", "lr"}
+
+
+def test_every_setting_is_in_exactly_one_help_section():
+    from autotrain_unsloth.params import SECTIONS
+
+    placed = [name for names in SECTIONS.values() for name in names]
+    assert sorted(placed) == sorted(LLMTrainingParams.model_fields)
+
+
+def test_help_is_grouped_and_shows_every_no_switch():
+    from autotrain_unsloth.cli import build_parser
+
+    llm = build_parser()._subparsers._group_actions[0].choices["llm"]
+    text = llm.format_help()
+    for section in ("data settings", "LoRA settings", "automatic settings", "hub settings"):
+        assert section + ":" in text
+    assert "--no-auto-packed-attention" in text and "--no-packing" in text and "--no-peft" in text

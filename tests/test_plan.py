@@ -38,12 +38,20 @@ MATRIX = [
     (dict(unsloth=True, trainer="sft", **QLORA), GPU, ("transformers", "qlora-4bit", "fp32", "no", True)),
     (dict(unsloth=True, trainer="sft", **QLORA), CPU_UNSLOTH, ("transformers", "lora", "fp32", "no", True)),
     (dict(unsloth=True, trainer="sft", **FULL), CPU, ("transformers", "full", "fp32", "no", True)),
-    (dict(unsloth=True, **LORA), dataclasses.replace(GPU_UNSLOTH, model_type="phi3"), ("transformers", "lora", "fp32", "no", False)),
+    (
+        dict(unsloth=True, **LORA),
+        dataclasses.replace(GPU_UNSLOTH, model_type="phi3"),
+        ("transformers", "lora", "fp32", "no", False),
+    ),
     # Unsloth not asked
     (dict(trainer="sft", mixed_precision="bf16", **LORA), GPU_UNSLOTH, ("transformers", "lora", "bf16", "bf16", True)),
     (dict(trainer="sft", packing=False, **LORA), GPU_UNSLOTH, ("transformers", "lora", "fp32", "no", False)),
     (dict(trainer="sft", **LORA), dataclasses.replace(CPU, model_type="falcon"), ("transformers", "lora", "fp32", "no", False)),
-    (dict(trainer="sft", mixed_precision="bf16", use_flash_attention_2=True, **LORA), GPU, ("transformers", "lora", "bf16", "bf16", True)),
+    (
+        dict(trainer="sft", mixed_precision="bf16", use_flash_attention_2=True, **LORA),
+        GPU,
+        ("transformers", "lora", "bf16", "bf16", True),
+    ),
     (dict(mixed_precision="fp16", **FULL), GPU, ("transformers", "full", "fp32", "fp16", False)),
     (dict(mixed_precision="bf16", **INT8), GPU, ("transformers", "lora-8bit", "bf16", "bf16", False)),
     (dict(mixed_precision="bf16", **QLORA), CPU, ("transformers", "lora", "fp32", "no", False)),
@@ -55,18 +63,30 @@ VARLEN_211 = dict(torch_varlen="no-gqa")
 # (params, environment) -> the attention packed rows run with
 PACKED_ATTENTION = [
     (dict(unsloth=True, trainer="sft", **QLORA), dataclasses.replace(GPU_UNSLOTH, **VARLEN_211), "torch-varlen-in-unsloth"),
-    (dict(unsloth=True, trainer="sft", packing=False, **QLORA), dataclasses.replace(GPU_UNSLOTH, **VARLEN_211),
-     "torch-varlen-in-unsloth"),  # Unsloth lays batches out padding-free even without packing
-    (dict(unsloth=True, trainer="sft", auto_packed_attention=False, **FULL), dataclasses.replace(GPU_UNSLOTH, **VARLEN_211),
-     "unsloth"),
+    (
+        dict(unsloth=True, trainer="sft", packing=False, **QLORA),
+        dataclasses.replace(GPU_UNSLOTH, **VARLEN_211),
+        "torch-varlen-in-unsloth",
+    ),  # Unsloth lays batches out padding-free even without packing
+    (
+        dict(unsloth=True, trainer="sft", auto_packed_attention=False, **FULL),
+        dataclasses.replace(GPU_UNSLOTH, **VARLEN_211),
+        "unsloth",
+    ),
     (dict(unsloth=True, trainer="sft", **FULL), dataclasses.replace(GPU_UNSLOTH, torch_varlen="gqa"), "unsloth"),
-    (dict(unsloth=True, trainer="sft", **FULL), dataclasses.replace(GPU_UNSLOTH, flash_attn_installed=True, **VARLEN_211),
-     "unsloth"),
+    (
+        dict(unsloth=True, trainer="sft", **FULL),
+        dataclasses.replace(GPU_UNSLOTH, flash_attn_installed=True, **VARLEN_211),
+        "unsloth",
+    ),
     (dict(unsloth=True, trainer="sft", **FULL), GPU_UNSLOTH, "sdpa-no-cudnn"),
     (dict(unsloth=True, trainer="default", **QLORA), dataclasses.replace(GPU_UNSLOTH, **VARLEN_211), None),
     (dict(trainer="sft", mixed_precision="bf16", **QLORA), dataclasses.replace(GPU, **VARLEN_211), "torch-varlen"),
-    (dict(trainer="sft", mixed_precision="bf16", auto_packed_attention=False, **QLORA), dataclasses.replace(GPU, **VARLEN_211),
-     "sdpa-mask"),
+    (
+        dict(trainer="sft", mixed_precision="bf16", auto_packed_attention=False, **QLORA),
+        dataclasses.replace(GPU, **VARLEN_211),
+        "sdpa-mask",
+    ),
     (dict(trainer="sft", **QLORA), dataclasses.replace(GPU, **VARLEN_211), "sdpa-mask"),  # fp32: the kernel takes 16-bit
     (dict(trainer="sft", mixed_precision="bf16", **QLORA), GPU, "sdpa-mask"),  # no varlen_attn in this torch
     (dict(trainer="sft", **LORA), dataclasses.replace(CPU, **VARLEN_211), "sdpa-mask"),
@@ -104,12 +124,18 @@ def test_every_fallback_reason_is_named():
     assert "model_type 'gpt2' is not on Unsloth's fast path" in warning
 
 
-@pytest.mark.parametrize("env, reason", [
-    (GPU, "unsloth is not installed"),
-    (CPU_UNSLOTH, "no CUDA GPU was found"),
-    (dataclasses.replace(GPU_UNSLOTH, model_type="gpt2"), "model_type 'gpt2'"),
-    (dataclasses.replace(GPU_UNSLOTH, unsloth_load_error="ValueError: boom"), "Unsloth failed to load the model (ValueError: boom)"),
-])
+@pytest.mark.parametrize(
+    "env, reason",
+    [
+        (GPU, "unsloth is not installed"),
+        (CPU_UNSLOTH, "no CUDA GPU was found"),
+        (dataclasses.replace(GPU_UNSLOTH, model_type="gpt2"), "model_type 'gpt2'"),
+        (
+            dataclasses.replace(GPU_UNSLOTH, unsloth_load_error="ValueError: boom"),
+            "Unsloth failed to load the model (ValueError: boom)",
+        ),
+    ],
+)
 def test_each_fallback_has_its_own_reason(env, reason):
     plan = decide(LLMTrainingParams(unsloth=True, **LORA), env)
     assert plan.backend == "transformers"
@@ -137,7 +163,14 @@ def test_quantization_without_bitsandbytes_is_an_error():
 
 def test_all_linear_is_spelled_out_per_architecture():
     assert decide(LLMTrainingParams(**LORA), CPU).lora_target_modules == (
-        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    )
     assert decide(LLMTrainingParams(**LORA), Environment(model_type="gpt2")).lora_target_modules == ("c_attn", "c_proj", "c_fc")
     assert decide(LLMTrainingParams(**LORA), Environment(model_type="olmo2")).lora_target_modules == ("all-linear",)
     assert decide(LLMTrainingParams(target_modules="q_proj, v_proj", **LORA), CPU).lora_target_modules == ("q_proj", "v_proj")
@@ -147,7 +180,10 @@ def test_all_linear_is_spelled_out_per_architecture():
 def test_gradient_checkpointing_kinds():
     assert decide(LLMTrainingParams(unsloth=True, **LORA), GPU_UNSLOTH).gradient_checkpointing == "unsloth"
     assert decide(LLMTrainingParams(**LORA), GPU).gradient_checkpointing == "on"
-    assert decide(LLMTrainingParams(disable_gradient_checkpointing=True, unsloth=True, **LORA), GPU_UNSLOTH).gradient_checkpointing == "off"
+    assert (
+        decide(LLMTrainingParams(disable_gradient_checkpointing=True, unsloth=True, **LORA), GPU_UNSLOTH).gradient_checkpointing
+        == "off"
+    )
 
 
 def test_devices_and_processes():
@@ -164,8 +200,12 @@ def test_unsloth_lora_dropout_costs_speed_and_says_so():
 
 
 def test_settings_the_job_will_not_honour_are_said():
-    plan = decide(LLMTrainingParams(unsloth=True, use_flash_attention_2=True, push_to_hub=True, username="me", token="hf_plan_secret", **LORA),
-                  GPU_UNSLOTH)
+    plan = decide(
+        LLMTrainingParams(
+            unsloth=True, use_flash_attention_2=True, push_to_hub=True, username="me", token="hf_plan_secret", **LORA
+        ),
+        GPU_UNSLOTH,
+    )
     assert any("use_flash_attention_2 not used on the Unsloth path" in warning for warning in plan.warnings)
     assert any("push_to_hub=True: uploading is not implemented yet" in warning for warning in plan.warnings)
     assert "hf_plan_secret" not in json.dumps(plan.to_dict())
@@ -196,6 +236,7 @@ def test_read_model_config(tmp_path):
 
 # -- automatic gradient checkpointing -----------------------------------------------------------------
 
+
 def _llama_8b_shape() -> dict:
     import os
     import sys
@@ -213,24 +254,41 @@ H100 = dataclasses.replace(GPU_UNSLOTH, gpu_memory_gib=79.19, model_shape=_llama
 BENCH = dict(trainer="sft", batch_size=2, block_size=2048, optimizer="adamw_8bit", lora_dropout=0.0)
 
 
-@pytest.mark.parametrize("settings, env, expected, why", [
-    # 8B full fine-tuning, 2 x 2048: estimated 57.3 GiB without checkpointing, budget 85% of 79.2 GiB
-    (dict(unsloth=True, **FULL, **BENCH), H100, "off", "gradient checkpointing off (automatic"),
-    (dict(unsloth=True, **QLORA, **BENCH), H100, "off", "gradient checkpointing off (automatic"),
-    (dict(**LORA, mixed_precision="bf16", **BENCH), dataclasses.replace(H100, unsloth_version=None), "off", "(automatic"),
-    # 8 x 2048 does not fit: Unsloth's offloading checkpointing, or transformers'
-    (dict(unsloth=True, **FULL, **{**BENCH, "batch_size": 8}), H100, "unsloth", "does not fit"),
-    (dict(**FULL, mixed_precision="bf16", **{**BENCH, "batch_size": 8}), H100, "on", "does not fit"),
-    (dict(unsloth=True, **FULL, **BENCH), dataclasses.replace(H100, gpu_memory_gib=23.5), "unsloth", "does not fit"),
-    # switched off, forced off, after an out-of-memory, or nothing to size against
-    (dict(unsloth=True, auto_gradient_checkpointing=False, **FULL, **BENCH), H100, "unsloth", "auto_gradient_checkpointing=False"),
-    (dict(unsloth=True, disable_gradient_checkpointing=True, **FULL, **BENCH), H100, "off", "disable_gradient_checkpointing=True"),
-    (dict(unsloth=True, **FULL, **BENCH), dataclasses.replace(H100, out_of_memory_without_checkpointing=True), "unsloth",
-     "ran out of GPU memory"),
-    (dict(unsloth=True, **FULL, **BENCH), dataclasses.replace(H100, model_shape=None), "unsloth", "could not be read"),
-    (dict(unsloth=True, **FULL, **BENCH), dataclasses.replace(H100, gpu_memory_gib=None), "unsloth", "memory is unknown"),
-    (dict(**LORA, **BENCH), CPU, "on", "no CUDA GPU"),
-])
+@pytest.mark.parametrize(
+    "settings, env, expected, why",
+    [
+        # 8B full fine-tuning, 2 x 2048: estimated 57.3 GiB without checkpointing, budget 85% of 79.2 GiB
+        (dict(unsloth=True, **FULL, **BENCH), H100, "off", "gradient checkpointing off (automatic"),
+        (dict(unsloth=True, **QLORA, **BENCH), H100, "off", "gradient checkpointing off (automatic"),
+        (dict(**LORA, mixed_precision="bf16", **BENCH), dataclasses.replace(H100, unsloth_version=None), "off", "(automatic"),
+        # 8 x 2048 does not fit: Unsloth's offloading checkpointing, or transformers'
+        (dict(unsloth=True, **FULL, **{**BENCH, "batch_size": 8}), H100, "unsloth", "does not fit"),
+        (dict(**FULL, mixed_precision="bf16", **{**BENCH, "batch_size": 8}), H100, "on", "does not fit"),
+        (dict(unsloth=True, **FULL, **BENCH), dataclasses.replace(H100, gpu_memory_gib=23.5), "unsloth", "does not fit"),
+        # switched off, forced off, after an out-of-memory, or nothing to size against
+        (
+            dict(unsloth=True, auto_gradient_checkpointing=False, **FULL, **BENCH),
+            H100,
+            "unsloth",
+            "auto_gradient_checkpointing=False",
+        ),
+        (
+            dict(unsloth=True, disable_gradient_checkpointing=True, **FULL, **BENCH),
+            H100,
+            "off",
+            "disable_gradient_checkpointing=True",
+        ),
+        (
+            dict(unsloth=True, **FULL, **BENCH),
+            dataclasses.replace(H100, out_of_memory_without_checkpointing=True),
+            "unsloth",
+            "ran out of GPU memory",
+        ),
+        (dict(unsloth=True, **FULL, **BENCH), dataclasses.replace(H100, model_shape=None), "unsloth", "could not be read"),
+        (dict(unsloth=True, **FULL, **BENCH), dataclasses.replace(H100, gpu_memory_gib=None), "unsloth", "memory is unknown"),
+        (dict(**LORA, **BENCH), CPU, "on", "no CUDA GPU"),
+    ],
+)
 def test_automatic_gradient_checkpointing(settings, env, expected, why):
     plan = decide(LLMTrainingParams(**settings), env)
     assert plan.gradient_checkpointing == expected
@@ -265,25 +323,44 @@ def test_probe_reads_the_model_shape(models):
 H100_TORCHAO = dataclasses.replace(H100, torchao_version="0.18.0")
 
 
-@pytest.mark.parametrize("settings, env, expected, why", [
-    # full fine-tuning's adamw_8bit runs as torchao's AdamW8bit on a GPU
-    (dict(unsloth=True, **FULL, **BENCH), H100_TORCHAO, "adamw_torch_8bit", "runs as torchao's AdamW8bit"),
-    (dict(**FULL, mixed_precision="bf16", **BENCH), dataclasses.replace(H100_TORCHAO, unsloth_version=None),
-     "adamw_torch_8bit", "--no-auto-optimizer"),
-    (dict(unsloth=True, **FULL, **BENCH), dataclasses.replace(H100, torchao_version="0.11.0+cu130"), "adamw_torch_8bit",
-     "automatic"),
-    # kept: switched off, LoRA, another optimizer, no GPU, DeepSpeed, torchao missing or too old
-    (dict(unsloth=True, auto_optimizer=False, **FULL, **BENCH), H100_TORCHAO, "adamw_8bit", "auto_optimizer=False"),
-    (dict(unsloth=True, **LORA, **BENCH), H100_TORCHAO, "adamw_8bit", "LoRA trains few weights"),
-    (dict(unsloth=True, **QLORA, **BENCH), H100_TORCHAO, "adamw_8bit", "LoRA trains few weights"),
-    (dict(unsloth=True, **FULL, **{**BENCH, "optimizer": "adamw_torch"}), H100_TORCHAO, "adamw_torch", "as asked"),
-    (dict(**FULL, **BENCH), dataclasses.replace(CPU, torchao_version="0.18.0"), "adamw_8bit", "no CUDA GPU"),
-    (dict(**FULL, mixed_precision="bf16", distributed_backend="deepspeed", **BENCH),
-     dataclasses.replace(H100_TORCHAO, unsloth_version=None, gpu_count=2), "adamw_8bit", "DeepSpeed"),
-    (dict(unsloth=True, **FULL, **BENCH), H100, "adamw_8bit", "torchao is not installed"),
-    (dict(unsloth=True, **FULL, **BENCH), dataclasses.replace(H100, torchao_version="0.10.0"), "adamw_8bit",
-     "older than 0.11"),
-])
+@pytest.mark.parametrize(
+    "settings, env, expected, why",
+    [
+        # full fine-tuning's adamw_8bit runs as torchao's AdamW8bit on a GPU
+        (dict(unsloth=True, **FULL, **BENCH), H100_TORCHAO, "adamw_torch_8bit", "runs as torchao's AdamW8bit"),
+        (
+            dict(**FULL, mixed_precision="bf16", **BENCH),
+            dataclasses.replace(H100_TORCHAO, unsloth_version=None),
+            "adamw_torch_8bit",
+            "--no-auto-optimizer",
+        ),
+        (
+            dict(unsloth=True, **FULL, **BENCH),
+            dataclasses.replace(H100, torchao_version="0.11.0+cu130"),
+            "adamw_torch_8bit",
+            "automatic",
+        ),
+        # kept: switched off, LoRA, another optimizer, no GPU, DeepSpeed, torchao missing or too old
+        (dict(unsloth=True, auto_optimizer=False, **FULL, **BENCH), H100_TORCHAO, "adamw_8bit", "auto_optimizer=False"),
+        (dict(unsloth=True, **LORA, **BENCH), H100_TORCHAO, "adamw_8bit", "LoRA trains few weights"),
+        (dict(unsloth=True, **QLORA, **BENCH), H100_TORCHAO, "adamw_8bit", "LoRA trains few weights"),
+        (dict(unsloth=True, **FULL, **{**BENCH, "optimizer": "adamw_torch"}), H100_TORCHAO, "adamw_torch", "as asked"),
+        (dict(**FULL, **BENCH), dataclasses.replace(CPU, torchao_version="0.18.0"), "adamw_8bit", "no CUDA GPU"),
+        (
+            dict(**FULL, mixed_precision="bf16", distributed_backend="deepspeed", **BENCH),
+            dataclasses.replace(H100_TORCHAO, unsloth_version=None, gpu_count=2),
+            "adamw_8bit",
+            "DeepSpeed",
+        ),
+        (dict(unsloth=True, **FULL, **BENCH), H100, "adamw_8bit", "torchao is not installed"),
+        (
+            dict(unsloth=True, **FULL, **BENCH),
+            dataclasses.replace(H100, torchao_version="0.10.0"),
+            "adamw_8bit",
+            "older than 0.11",
+        ),
+    ],
+)
 def test_automatic_optimizer(settings, env, expected, why):
     plan = decide(LLMTrainingParams(**settings), env)
     assert plan.optimizer == expected
@@ -297,5 +374,48 @@ def test_training_arguments_follow_the_planned_optimizer():
     from autotrain_unsloth.trainers.arguments import training_arguments
 
     params = LLMTrainingParams(unsloth=True, **FULL, **BENCH)
-    assert training_arguments(params, decide(params, H100_TORCHAO), rows=10, has_eval=False)["optim"] == "adamw_torch_8bit"
-    assert training_arguments(params, decide(params, H100), rows=10, has_eval=False)["optim"] == "adamw_8bit"
+    assert training_arguments(params, decide(params, H100_TORCHAO), rows=10)["optim"] == "adamw_torch_8bit"
+    assert training_arguments(params, decide(params, H100), rows=10)["optim"] == "adamw_8bit"
+
+
+def test_fallback_after_an_unsloth_load_failure_keeps_16_bit_and_says_so():
+    params = LLMTrainingParams(unsloth=True, trainer="sft", peft=True, quantization=None)
+    failed = dataclasses.replace(GPU_UNSLOTH, unsloth_load_error="NotImplementedError: not supported")
+    plan = decide(params, failed)
+    assert (plan.backend, plan.weights_dtype, plan.autocast) == ("transformers", "bf16", "bf16")
+    assert any("training stays in bf16 as Unsloth would have" in warning for warning in plan.warnings)
+    # Without a failure, transformers' own default stays fp32 (AutoTrain's meaning of mixed_precision none).
+    assert decide(params.model_copy(update={"unsloth": False}), GPU_UNSLOTH).weights_dtype == "fp32"
+
+
+# (block_size, the tokenizer's own limit, model_max_length) -> (sequence length, a warning containing)
+SEQUENCE = [
+    (-1, None, 2048, 1024, None),
+    (-1, 512, 2048, 512, None),
+    (4096, None, 2048, 4096, "block_size=4096 is above model_max_length=2048: training at 4096"),
+    (4096, 131072, 2048, 4096, "block_size=4096 is above model_max_length=2048"),
+    (4096, 2048, 2048, 2048, "above the tokenizer's limit of 2048 tokens; training at 2048"),
+    (1024, 131072, 2048, 1024, None),
+]
+
+
+@pytest.mark.parametrize("block, tokenizer_limit, model_max_length, expected, warning", SEQUENCE)
+def test_the_plan_owns_the_sequence_length(block, tokenizer_limit, model_max_length, expected, warning):
+    params = LLMTrainingParams(block_size=block, model_max_length=model_max_length, trainer="sft")
+    plan = decide(params, dataclasses.replace(CPU, tokenizer_max_length=tokenizer_limit))
+    assert plan.sequence_length == expected
+    assert f"{expected}" in plan.render().split("sequence length")[1].splitlines()[0]
+    found = [w for w in plan.warnings if "block_size" in w]
+    assert (warning in found[0]) if warning else not found, found
+
+
+def test_the_plan_owns_the_save_policy_and_names_settings_that_do_nothing():
+    none = decide(LLMTrainingParams(eval_strategy="steps"), CPU)
+    assert (none.eval_strategy, none.save_strategy) == ("no", "no")
+    assert any("eval_strategy not used" in w for w in none.warnings)
+    split = decide(LLMTrainingParams(valid_split="validation", eval_strategy="steps"), CPU)
+    assert (split.eval_strategy, split.save_strategy) == ("steps", "steps")
+    left = decide(LLMTrainingParams(padding="left", trainer="sft"), CPU)
+    assert any("padding='left' sets the saved tokenizer's padding side only" in w for w in left.warnings)
+    one_gpu = decide(LLMTrainingParams(distributed_backend="ddp"), GPU)
+    assert any("distributed_backend='ddp' not used: one GPU" in w for w in one_gpu.warnings)

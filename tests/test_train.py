@@ -22,9 +22,32 @@ METHODS = {"lora": ["--peft", "--quantization", "none", "--lr", "1e-2"], "full":
 
 
 def train_flags(model, data, project, trainer, steps=35):
-    return ["llm", "--train", "--model", model, "--data-path", data, "--project-name", project, "--trainer", trainer,
-            "--max-steps", str(steps), "--batch-size", "4", "--gradient-accumulation", "1", "--block-size", "64",
-            "--logging-steps", "1", "--warmup-ratio", "0", "--token", TOKEN]
+    return [
+        "llm",
+        "--train",
+        "--model",
+        model,
+        "--data-path",
+        data,
+        "--project-name",
+        project,
+        "--trainer",
+        trainer,
+        "--max-steps",
+        str(steps),
+        "--batch-size",
+        "4",
+        "--gradient-accumulation",
+        "1",
+        "--block-size",
+        "64",
+        "--logging-steps",
+        "1",
+        "--warmup-ratio",
+        "0",
+        "--token",
+        TOKEN,
+    ]
 
 
 def generate(model, tokenizer) -> torch.Tensor:
@@ -50,7 +73,14 @@ def test_training_lowers_the_loss_and_output_loads(in_tmp, models, data_dir, tra
     assert (plan["backend"], plan["method"], plan["trainer"]) == ("transformers", method, trainer)
     assert plan["verified"]["matches_plan"] is True
     assert plan["verified"]["gradient_checkpointing_active"] is True  # planned "on", seen on at the first step
-    for name in ("training_params.json", "README.md", "tokenizer.json", "trainer_state.json", "run_summary.json", "autotrain.log"):
+    for name in (
+        "training_params.json",
+        "README.md",
+        "tokenizer.json",
+        "trainer_state.json",
+        "run_summary.json",
+        "autotrain.log",
+    ):
         assert (folder / name).exists(), name
 
     # Throughput over the 25 steps after the 10 warm-up steps, in the real tokens the Trainer counted: whole
@@ -85,15 +115,22 @@ def test_training_lowers_the_loss_and_output_loads(in_tmp, models, data_dir, tra
     else:
         generate(AutoModelForCausalLM.from_pretrained(folder), tokenizer)
 
-    leaked = [path for path in glob.glob(str(folder / "**" / "*"), recursive=True)
-              if os.path.isfile(path) and TOKEN.encode() in open(path, "rb").read()]
+    leaked = [
+        path
+        for path in glob.glob(str(folder / "**" / "*"), recursive=True)
+        if os.path.isfile(path) and TOKEN.encode() in open(path, "rb").read()
+    ]
     assert leaked == []
     assert TOKEN not in result.stdout + result.stderr
 
 
 def test_merge_adapter_keeps_the_model_dtype(in_tmp, models, data_dir):
-    result = aitraining(*train_flags(models["llama-bf16"], data_dir, "merged", "default", steps=5), *METHODS["lora"],
-                        "--merge-adapter", cwd=in_tmp)
+    result = aitraining(
+        *train_flags(models["llama-bf16"], data_dir, "merged", "default", steps=5),
+        *METHODS["lora"],
+        "--merge-adapter",
+        cwd=in_tmp,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     folder = in_tmp / "merged"
     assert glob.glob(str(folder / "adapter_*")) == []
@@ -104,16 +141,31 @@ def test_merge_adapter_keeps_the_model_dtype(in_tmp, models, data_dir):
     generate(model, AutoTokenizer.from_pretrained(folder))
 
 
+def conversation(question: str, answer: str) -> str:
+    return json.dumps({"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]})
+
+
 def test_chat_template_lora_with_validation_and_tensorboard(in_tmp, models):
     os.makedirs("chat")
-    conversation = lambda q, a: json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]})
     with open("chat/train.jsonl", "w") as f:
         f.writelines(conversation(f"Capital number {i}?", f"City {i}.") + "\n" for i in range(16))
     with open("chat/valid.jsonl", "w") as f:
         f.writelines(conversation(f"Capital number {i}?", f"City {i}.") + "\n" for i in range(4))
-    result = aitraining(*train_flags(models["llama"], "chat", "chat", "sft", steps=8), *METHODS["lora"], "--chat-template", "chatml",
-                        "--text-column", "messages", "--valid-split", "valid", "--eval-strategy", "steps", "--log", "tensorboard",
-                        cwd=in_tmp)
+    result = aitraining(
+        *train_flags(models["llama"], "chat", "chat", "sft", steps=8),
+        *METHODS["lora"],
+        "--chat-template",
+        "chatml",
+        "--text-column",
+        "messages",
+        "--valid-split",
+        "valid",
+        "--eval-strategy",
+        "steps",
+        "--log",
+        "tensorboard",
+        cwd=in_tmp,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     state = json.loads((in_tmp / "chat" / "trainer_state.json").read_text())
     assert any("eval_loss" in entry for entry in state["log_history"])  # the validation split was used
@@ -123,8 +175,14 @@ def test_chat_template_lora_with_validation_and_tensorboard(in_tmp, models):
 
 
 def test_failing_job_raises_from_create(in_tmp, models, data_dir):
-    params = LLMTrainingParams(model=models["llama"], data_path=data_dir, project_name="fails", optimizer="no_such_optimizer",
-                               max_steps=2, quantization=None)
+    params = LLMTrainingParams(
+        model=models["llama"],
+        data_path=data_dir,
+        project_name="fails",
+        optimizer="no_such_optimizer",
+        max_steps=2,
+        quantization=None,
+    )
     with pytest.raises(JobFailed) as error:
         AutoTrainProject(params=params, backend="local", process=True).create()
     assert error.value.returncode != 0
@@ -141,12 +199,29 @@ def test_child_entry_accepts_a_stock_training_params_json(in_tmp, models, data_d
     from tests.test_params import stock_fields
 
     stock = dict(stock_fields())
-    stock.update(model=models["llama"], data_path=data_dir, project_name="stock", trainer="sft", peft=True, quantization=None,
-                 lr=1e-2, block_size=64, batch_size=4, gradient_accumulation=1, epochs=2, logging_steps=2)
+    stock.update(
+        model=models["llama"],
+        data_path=data_dir,
+        project_name="stock",
+        trainer="sft",
+        peft=True,
+        quantization=None,
+        lr=1e-2,
+        block_size=64,
+        batch_size=4,
+        gradient_accumulation=1,
+        epochs=2,
+        logging_steps=2,
+    )
     os.makedirs("stock")
     (in_tmp / "stock" / "training_params.json").write_text(json.dumps(stock))
-    result = subprocess.run([sys.executable, "-m", "autotrain_unsloth.trainers.clm", "--training_config", "stock/training_params.json"],
-                            cwd=in_tmp, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "autotrain_unsloth.trainers.clm", "--training_config", "stock/training_params.json"],
+        cwd=in_tmp,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Plan for model" in result.stdout  # planned in the child, shown before loading
     plan = json.loads((in_tmp / "stock" / "plan.json").read_text())
@@ -154,13 +229,17 @@ def test_child_entry_accepts_a_stock_training_params_json(in_tmp, models, data_d
     assert (in_tmp / "stock" / "adapter_model.safetensors").exists()
 
 
-def restart_job(cwd, function: str, project: str, plan, reason: str) -> subprocess.CompletedProcess:
-    """Call one of the job's restart functions, as the job would after its trigger, in a process of its own
-    (the restart replaces that process with the restarted job); returns the finished run."""
-    code = ("from autotrain_unsloth.params import LLMTrainingParams; from autotrain_unsloth.plan import Plan;"
-            f"from autotrain_unsloth.trainers.clm.__main__ import {function} as restart;"
-            f"restart(LLMTrainingParams.load('{project}/training_params.json'), Plan.from_dict({plan.to_dict()!r}), "
-            f"{reason!r}, '{project}/training_params.json')")
+def restart_job(cwd, failure: str, project: str, plan) -> subprocess.CompletedProcess:
+    """Hand the job's failure handler a real exception (`failure`, Python source), as the job does when training
+    raises, in a process of its own (the restart replaces that process with the restarted job); returns the
+    finished run."""
+    code = (
+        "import torch; from autotrain_unsloth.params import LLMTrainingParams; from autotrain_unsloth.plan import Plan;"
+        "from autotrain_unsloth.backends import UnslothLoadError;"
+        "from autotrain_unsloth.trainers.clm.__main__ import recover_or_raise;"
+        f"recover_or_raise({failure}, LLMTrainingParams.load('{project}/training_params.json'), "
+        f"Plan.from_dict({plan.to_dict()!r}), '{project}/training_params.json')"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
@@ -174,14 +253,23 @@ def test_unsloth_load_failure_restarts_the_job_on_transformers(in_tmp, models, d
     from autotrain_unsloth.plan import decide
     from tests.test_plan import GPU_UNSLOTH
 
-    params = LLMTrainingParams(model=models["llama"], data_path=data_dir, project_name="fallback", trainer="sft", unsloth=True,
-                               peft=True, quantization=None, max_steps=3, block_size=64)
+    params = LLMTrainingParams(
+        model=models["llama"],
+        data_path=data_dir,
+        project_name="fallback",
+        trainer="sft",
+        unsloth=True,
+        peft=True,
+        quantization=None,
+        max_steps=3,
+        block_size=64,
+    )
     # The plan a GPU machine makes, carrying this machine's environment so that the restarted job fits here.
     here = dataclasses.replace(GPU_UNSLOTH, cuda=False, bf16=False, gpu_count=0, gpu_name=None)
     unsloth_plan = dataclasses.replace(decide(params, GPU_UNSLOTH), environment=dataclasses.asdict(here))
     assert unsloth_plan.backend == "unsloth"
     params.save("fallback")
-    result = restart_job(in_tmp, "fall_back_to_transformers", "fallback", unsloth_plan, "ValueError: not this model")
+    result = restart_job(in_tmp, "UnslothLoadError('ValueError: not this model')", "fallback", unsloth_plan)
     assert "Restarting the job on the transformers path" in result.stdout
     plan = json.loads((in_tmp / "fallback" / "plan.json").read_text())
     assert plan["backend"] == "transformers" and plan["verified"]["matches_plan"]
@@ -197,17 +285,27 @@ def test_out_of_memory_with_checkpointing_turned_off_automatically_restarts_with
     from autotrain_unsloth.plan import decide, probe
     from autotrain_unsloth.trainers.clm.__main__ import checkpointing_turned_off_automatically
 
-    params = LLMTrainingParams(model=models["llama"], data_path=data_dir, project_name="oom", trainer="sft",
-                               peft=True, quantization=None, max_steps=3, block_size=64)
+    params = LLMTrainingParams(
+        model=models["llama"],
+        data_path=data_dir,
+        project_name="oom",
+        trainer="sft",
+        peft=True,
+        quantization=None,
+        max_steps=3,
+        block_size=64,
+    )
     here = probe(params)
     on_a_gpu = dataclasses.replace(here, cuda=True, bf16=True, gpu_count=1, gpu_name="H100", gpu_memory_gib=79.19)
     gpu_plan = decide(params, on_a_gpu)
     assert gpu_plan.gradient_checkpointing == "off" and checkpointing_turned_off_automatically(params, gpu_plan)
-    assert not checkpointing_turned_off_automatically(params.model_copy(update={"disable_gradient_checkpointing": True}), gpu_plan)
+    assert not checkpointing_turned_off_automatically(
+        params.model_copy(update={"disable_gradient_checkpointing": True}), gpu_plan
+    )
     # Carry this machine's environment, so that the restarted job fits here.
     gpu_plan = dataclasses.replace(gpu_plan, environment=dataclasses.asdict(here))
     params.save("oom")
-    result = restart_job(in_tmp, "retry_with_checkpointing", "oom", gpu_plan, "CUDA out of memory")
+    result = restart_job(in_tmp, "torch.OutOfMemoryError('CUDA out of memory')", "oom", gpu_plan)
     assert "Restarting the job with gradient checkpointing on" in result.stdout
     plan = json.loads((in_tmp / "oom" / "plan.json").read_text())
     assert plan["gradient_checkpointing"] == "on" and plan["verified"]["gradient_checkpointing_active"] is True

@@ -7,6 +7,10 @@ from __future__ import annotations
 import os
 
 
+class UnslothLoadError(RuntimeError):
+    """Unsloth cannot load this model; the job falls back to transformers in a fresh process."""
+
+
 def trust_remote_code() -> bool:
     """AutoTrain's ALLOW_REMOTE_CODE switch (default true there). Ours defaults to false: remote code is opt-in."""
     return os.environ.get("ALLOW_REMOTE_CODE", "false").lower() in ("1", "true", "yes")

@@ -11,29 +11,62 @@ plan (verify.py) before training.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
-from autotrain_unsloth.backends import resize_for_tokenizer, trust_remote_code
+from autotrain_unsloth.backends import UnslothLoadError, ready_for_training, resize_for_tokenizer, trust_remote_code
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import TORCH_DTYPE_NAMES, Plan
 
+# What Unsloth raises for a model it does not support. Anything else (out of memory, which is a RuntimeError;
+# KeyError, AttributeError, TypeError: bugs) propagates: falling back would hide it.
+NOT_SUPPORTED_ERRORS = (NotImplementedError, ValueError, ImportError)
 
-class UnslothLoadError(RuntimeError):
-    """Unsloth could not load this model; the job falls back to transformers in a fresh process."""
+
+def unsloth_environment(params: LLMTrainingParams) -> dict:
+    """The variables Unsloth reads at import: no usage statistics sent to the Hub, compiled modules written into
+    the project folder instead of the working directory."""
+    return {"UNSLOTH_DISABLE_STATISTICS": "1",
+            "UNSLOTH_COMPILE_LOCATION": os.path.abspath(os.path.join(params.project_name, "unsloth_compiled_cache"))}
 
 
 def import_unsloth(params: LLMTrainingParams) -> None:
-    """Set Unsloth's offline switches, then import it, first."""
+    """Set Unsloth's variables, then import it, first."""
     early = [name for name in ("transformers", "trl", "peft") if name in sys.modules]
     if early:
         raise RuntimeError(f"{', '.join(early)} imported before unsloth; Unsloth's patches would not apply")
-    # Unsloth pings the Hub for usage statistics and writes compiled modules into the working directory.
-    os.environ.setdefault("UNSLOTH_DISABLE_STATISTICS", "1")
-    os.environ.setdefault("UNSLOTH_COMPILE_LOCATION", os.path.abspath(os.path.join(params.project_name, "unsloth_compiled_cache")))
-    if os.path.isdir(params.model):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    for name, value in unsloth_environment(params).items():
+        os.environ.setdefault(name, value)
     import unsloth  # noqa: F401
+
+
+@contextlib.contextmanager
+def offline_for_local_model(model: str):
+    """Hub access off while Unsloth loads a local folder (it looks the name up on the Hub otherwise), and only
+    then: a Hub dataset or a later upload still reaches the Hub."""
+    if not os.path.isdir(model):
+        yield
+        return
+    import huggingface_hub.constants as hub
+
+    saved = os.environ.get("HF_HUB_OFFLINE"), hub.HF_HUB_OFFLINE
+    os.environ["HF_HUB_OFFLINE"], hub.HF_HUB_OFFLINE = "1", True
+    try:
+        yield
+    finally:
+        hub.HF_HUB_OFFLINE = saved[1]
+        if saved[0] is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = saved[0]
+
+
+def not_supported(exc: BaseException) -> bool:
+    """Whether Unsloth's failure to load means "this model is not supported" (so the job falls back)."""
+    import torch
+
+    return isinstance(exc, NOT_SUPPORTED_ERRORS) and not isinstance(exc, torch.OutOfMemoryError)
 
 
 def from_pretrained_kwargs(params: LLMTrainingParams, plan: Plan, max_seq_length: int) -> dict:
@@ -85,10 +118,14 @@ def load_model(params: LLMTrainingParams, plan: Plan, tokenizer, max_seq_length:
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=kwargs["dtype"])
     try:
-        model, _ = FastLanguageModel.from_pretrained(**kwargs)
-    except (NotImplementedError, ValueError, RuntimeError, ImportError, KeyError, AttributeError) as exc:
+        with offline_for_local_model(params.model):
+            model, _ = FastLanguageModel.from_pretrained(**kwargs)
+    except Exception as exc:
+        if not not_supported(exc):
+            raise
         raise UnslothLoadError(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from exc
 
+    ready_for_training(model)
     resize_for_tokenizer(model, tokenizer)
     if plan.method == "full":
         return model  # never get_peft_model: full fine-tuning trains the weights themselves

@@ -13,8 +13,8 @@ def logging_steps(params: LLMTrainingParams, rows: int) -> int:
     return max(1, min(25, int(0.2 * rows / params.batch_size)))
 
 
-def training_arguments(params: LLMTrainingParams, plan: Plan, rows: int, has_eval: bool) -> dict:
-    strategy = params.eval_strategy if has_eval else "no"
+def training_arguments(params: LLMTrainingParams, plan: Plan, rows: int) -> dict:
+    """The fields both trainers share. Evaluation and saving follow the plan (plan/rules.py, save_policy)."""
     return dict(
         output_dir=params.project_name,
         per_device_train_batch_size=params.batch_size,
@@ -22,9 +22,9 @@ def training_arguments(params: LLMTrainingParams, plan: Plan, rows: int, has_eva
         learning_rate=params.lr,
         num_train_epochs=params.epochs,
         max_steps=params.max_steps,
-        eval_strategy=strategy,
-        save_strategy=strategy,
-        load_best_model_at_end=has_eval and strategy != "no",
+        eval_strategy=plan.eval_strategy,
+        save_strategy=plan.save_strategy,
+        load_best_model_at_end=plan.eval_strategy != "no",
         save_total_limit=params.save_total_limit,
         logging_steps=logging_steps(params, rows),
         logging_first_step=True,

@@ -3,36 +3,33 @@
 
 from __future__ import annotations
 
-from autotrain_unsloth.data import block_size_for, load_split, load_tokenizer, render_text, to_blocks
-from autotrain_unsloth.outputs import save_outputs
+import sys
+
+from autotrain_unsloth.data import load_split, render_text, to_blocks
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan
-from autotrain_unsloth.trainers.arguments import optimizer_cls_and_kwargs, training_arguments
-from autotrain_unsloth.trainers.throughput import throughput_callback
-from autotrain_unsloth.verify import checkpointing_check, verify_loaded
+from autotrain_unsloth.trainers import recipe
+from autotrain_unsloth.trainers.arguments import optimizer_cls_and_kwargs
+
+
+def datasets(params: LLMTrainingParams, plan: Plan, tokenizer):
+    def blocks(split):
+        return to_blocks(render_text(load_split(params, split), params, tokenizer), tokenizer, plan.sequence_length,
+                         params.add_eos_token)
+
+    train = blocks(params.train_split)
+    print(f"default trainer: {len(train)} blocks of up to {plan.sequence_length} tokens", flush=True)
+    return train, blocks(params.valid_split) if params.valid_split else None
+
+
+def build(params, plan, model, tokenizer, train, valid, arguments, callbacks):
+    from transformers import Trainer, TrainingArguments, default_data_collator
+
+    args = TrainingArguments(**arguments)
+    return Trainer(model=model, args=args, train_dataset=train, eval_dataset=valid, data_collator=default_data_collator,
+                   processing_class=tokenizer, optimizer_cls_and_kwargs=optimizer_cls_and_kwargs(args),
+                   callbacks=callbacks)
 
 
 def train(params: LLMTrainingParams, plan: Plan, backend) -> None:
-    from transformers import Trainer, TrainingArguments, default_data_collator
-
-    tokenizer = load_tokenizer(params)
-    block_size = block_size_for(params, tokenizer)
-    train_data = to_blocks(render_text(load_split(params, params.train_split), params, tokenizer),
-                           tokenizer, block_size, params.add_eos_token)
-    valid_data = None
-    if params.valid_split:
-        valid_data = to_blocks(render_text(load_split(params, params.valid_split), params, tokenizer),
-                               tokenizer, block_size, params.add_eos_token)
-    print(f"default trainer: {len(train_data)} blocks of up to {block_size} tokens", flush=True)
-
-    model = backend.load_model(params, plan, tokenizer, block_size)
-    plan = verify_loaded(model, plan, params.project_name)
-
-    speed = throughput_callback()
-    args = TrainingArguments(**training_arguments(params, plan, len(train_data), valid_data is not None))
-    trainer = Trainer(model=model, args=args, train_dataset=train_data, eval_dataset=valid_data,
-                      data_collator=default_data_collator, processing_class=tokenizer,
-                      optimizer_cls_and_kwargs=optimizer_cls_and_kwargs(args),
-                      callbacks=[checkpointing_check(plan, params.project_name), speed])
-    trainer.train()
-    save_outputs(trainer, params, plan, tokenizer, speed.summary())
+    recipe.run(sys.modules[__name__], params, plan, backend)

@@ -1,36 +1,33 @@
 """The `sft` trainer: TRL's SFTTrainer on text or chat-templated conversations.
 
-Examples are packed when the plan says so (AutoTrain always packs; we pack only where the attention keeps
-examples apart). The backend has already attached LoRA if planned, so TRL never gets a peft_config
-(stock AutoTrain passes one again on the Unsloth path, which TRL rejects)."""
+Examples are packed when the plan says so: laid end to end without padding (TRL's best-fit packing, which
+makes the batch padding-free), kept apart by the attention the plan chose. The backend has already attached
+LoRA if planned, so TRL never gets a peft_config (stock AutoTrain passes one again on the Unsloth path, which
+TRL rejects)."""
 
 from __future__ import annotations
 
-from autotrain_unsloth.data import block_size_for, load_split, load_tokenizer, render_text
-from autotrain_unsloth.outputs import save_outputs
+import sys
+
+from autotrain_unsloth.data import load_split, render_text
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan
-from autotrain_unsloth.trainers.arguments import optimizer_cls_and_kwargs, training_arguments
-from autotrain_unsloth.trainers.throughput import throughput_callback
-from autotrain_unsloth.verify import checkpointing_check, verify_loaded
+from autotrain_unsloth.trainers import recipe
+from autotrain_unsloth.trainers.arguments import optimizer_cls_and_kwargs
+
+
+def datasets(params: LLMTrainingParams, plan: Plan, tokenizer):
+    train = render_text(load_split(params, params.train_split), params, tokenizer)
+    return train, render_text(load_split(params, params.valid_split), params, tokenizer) if params.valid_split else None
+
+
+def build(params, plan, model, tokenizer, train, valid, arguments, callbacks):
+    from trl import SFTConfig, SFTTrainer
+
+    config = SFTConfig(**arguments, dataset_text_field="text", max_length=plan.sequence_length, packing=plan.packing)
+    return SFTTrainer(model=model, args=config, train_dataset=train, eval_dataset=valid, processing_class=tokenizer,
+                      optimizer_cls_and_kwargs=optimizer_cls_and_kwargs(config), callbacks=callbacks)
 
 
 def train(params: LLMTrainingParams, plan: Plan, backend) -> None:
-    from trl import SFTConfig, SFTTrainer
-
-    tokenizer = load_tokenizer(params)
-    block_size = block_size_for(params, tokenizer)
-    train_data = render_text(load_split(params, params.train_split), params, tokenizer)
-    valid_data = render_text(load_split(params, params.valid_split), params, tokenizer) if params.valid_split else None
-
-    model = backend.load_model(params, plan, tokenizer, block_size)
-    plan = verify_loaded(model, plan, params.project_name, backend.install_packed_attention(plan, model))
-
-    speed = throughput_callback()
-    config = SFTConfig(**training_arguments(params, plan, len(train_data), valid_data is not None),
-                       dataset_text_field="text", max_length=block_size, packing=plan.packing)
-    trainer = SFTTrainer(model=model, args=config, train_dataset=train_data, eval_dataset=valid_data,
-                         processing_class=tokenizer, optimizer_cls_and_kwargs=optimizer_cls_and_kwargs(config),
-                         callbacks=[checkpointing_check(plan, params.project_name), speed])
-    trainer.train()
-    save_outputs(trainer, params, plan, tokenizer, speed.summary())
+    recipe.run(sys.modules[__name__], params, plan, backend)

@@ -18,6 +18,7 @@ import sys
 
 from pydantic import ValidationError
 
+from autotrain_unsloth.backends import UnslothLoadError
 from autotrain_unsloth.data import DataError
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan, PlanError, decide, make_plan, params_fingerprint
@@ -48,20 +49,38 @@ def restart_with(params: LLMTrainingParams, plan: Plan, found: dict, message: st
     os.execv(sys.executable, [sys.executable, "-m", "autotrain_unsloth.trainers.clm", "--training_config", training_config])
 
 
-def fall_back_to_transformers(params: LLMTrainingParams, plan: Plan, reason: str, training_config: str) -> None:
-    restart_with(params, plan, {"unsloth_load_error": reason},
-                 f"Unsloth could not load {params.model}: {reason}\nRestarting the job on the transformers path.",
-                 training_config)
-
-
-def retry_with_checkpointing(params: LLMTrainingParams, plan: Plan, error: str, training_config: str) -> None:
-    restart_with(params, plan, {"out_of_memory_without_checkpointing": True},
-                 f"Out of GPU memory with gradient checkpointing turned off automatically ({error}).\n"
-                 "Restarting the job with gradient checkpointing on.", training_config)
-
-
 def checkpointing_turned_off_automatically(params: LLMTrainingParams, plan: Plan) -> bool:
     return plan.gradient_checkpointing == "off" and not params.disable_gradient_checkpointing
+
+
+def remedy(exc: BaseException, params: LLMTrainingParams, plan: Plan) -> dict | None:
+    """What to re-plan with after this failure (Environment fields), or None to let it propagate: Unsloth
+    could not load the model -> the transformers path; out of GPU memory with checkpointing turned off
+    automatically -> checkpointing on. Any other error, out-of-memory ones included, is the user's to see."""
+    import torch
+
+    if isinstance(exc, UnslothLoadError):
+        return {"unsloth_load_error": str(exc)}
+    if isinstance(exc, torch.OutOfMemoryError) and checkpointing_turned_off_automatically(params, plan):
+        return {"out_of_memory_without_checkpointing": True}
+    return None
+
+
+RESTART_MESSAGES = {
+    "unsloth_load_error": "Unsloth could not load {model}: {error}\nRestarting the job on the transformers path.",
+    "out_of_memory_without_checkpointing": "Out of GPU memory with gradient checkpointing turned off automatically "
+                                           "({error}).\nRestarting the job with gradient checkpointing on.",
+}
+
+
+def recover_or_raise(exc: Exception, params: LLMTrainingParams, plan: Plan, training_config: str) -> None:
+    """Restart the job with the remedy for this failure (the process is replaced), or raise it."""
+    found = remedy(exc, params, plan)
+    if found is None:
+        raise exc
+    error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    restart_with(params, plan, found, RESTART_MESSAGES[next(iter(found))].format(model=params.model, error=error),
+                 training_config)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,22 +94,13 @@ def main(argv: list[str] | None = None) -> int:
             from autotrain_unsloth.backends import unsloth as backend
 
             backend.import_unsloth(params)  # before transformers, trl and peft are imported
-            fallback_errors: tuple = (backend.UnslothLoadError,)
         else:
             from autotrain_unsloth.backends import transformers as backend
-
-            fallback_errors = ()
         trainer = importlib.import_module(f"autotrain_unsloth.trainers.{plan.trainer}")
-        import torch
-
         try:
             trainer.train(params, plan, backend)
-        except fallback_errors as exc:
-            fall_back_to_transformers(params, plan, str(exc), args.training_config)
-        except torch.OutOfMemoryError as exc:
-            if not checkpointing_turned_off_automatically(params, plan):
-                raise
-            retry_with_checkpointing(params, plan, str(exc).splitlines()[0], args.training_config)
+        except Exception as exc:
+            recover_or_raise(exc, params, plan, args.training_config)
     except (PlanError, DataError, PlanMismatch, ValidationError, OSError) as exc:
         print(f"Error: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The GPU run behind docs/gpu-report.md, on the device host (torch 2.11+cu130, transformers 5.17, no network):
-# installs the carried wheelhouse (.whl, built by ../shared/gpu/make-wheelhouse.sh with trl 1.14.2 swapped in),
-# then runs tests/gpu (`tests`, about 5 minutes) or the CLI commands of issue #3 (`commands`, about 5 minutes),
-# one part per device call (a call may run 10 minutes), and leaves logs and JSON under $OUT.
-#   bash tests/gpu/run_on_device.sh tests|commands
+# tests/gpu (`tests`) or the CLI commands of docs/gpu-report.md (`commands`) on a GPU machine without network
+# access whose Python has CUDA torch, transformers, peft and accelerate: installs the wheels in .whl/ (the
+# `[unsloth]` extra and its dependencies, downloaded elsewhere with `pip download`), and leaves logs and JSON
+# under $OUT (default /tmp/gpu-out).
+#   bash tests/gpu/run_offline.sh tests|commands
 set -uo pipefail
 PART=${1:?say which part: tests or commands}
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"

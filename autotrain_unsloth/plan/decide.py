@@ -1,0 +1,53 @@
+"""The pure decision: (settings, environment) -> Plan, the rules run in order, each one's reasons, warnings
+and errors collected. Raises PlanError listing every problem when the settings cannot run here."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+from autotrain_unsloth.params import LLMTrainingParams
+from autotrain_unsloth.plan import rules, speed
+from autotrain_unsloth.plan.types import Asked, Choice, Environment, Plan, PlanError
+
+
+def params_fingerprint(params: LLMTrainingParams) -> str:
+    """Identifies the settings a plan was made for (the token is never part of it)."""
+    return hashlib.sha256(json.dumps(params.public_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def decide(params: LLMTrainingParams, env: Environment) -> Plan:
+    choices: list[Choice] = [Choice(None, (), tuple(params.setting_warnings()))]
+
+    def take(choice: Choice):
+        choices.append(choice)
+        return choice.value
+
+    backend = take(rules.backend(params, env))
+    method = take(rules.method(params, env, backend))
+    weights_dtype, autocast = take(rules.precision(params, env, backend, method))
+    targets = take(rules.lora_targets(params, env, backend, method))
+    take(rules.notices(params, env, backend, method))
+    sequence = take(rules.sequence_length(params, env))
+    checkpointing, memory_estimate = take(speed.gradient_checkpointing(
+        params, env, backend, method, weights_dtype, autocast, targets, sequence))
+    packing = take(speed.packing(params, env, backend))
+    packed_attention = take(speed.packed_attention(params, env, backend, packing, weights_dtype, autocast))
+    optimizer = take(speed.optimizer(params, env, method))
+    eval_strategy, save_strategy = take(rules.save_policy(params))
+    device, processes = take(rules.devices(params, env, backend, method))
+
+    errors = [error for choice in choices for error in choice.errors]
+    if errors:
+        raise PlanError("these settings cannot run here:\n  - " + "\n  - ".join(errors))
+    return Plan(
+        asked=Asked.of(params), backend=backend, method=method, trainer=params.trainer, weights_dtype=weights_dtype,
+        autocast=autocast, lora_target_modules=targets, gradient_checkpointing=checkpointing, packing=packing,
+        optimizer=optimizer, sequence_length=sequence, eval_strategy=eval_strategy, save_strategy=save_strategy,
+        device=device, num_processes=processes, model_type=env.model_type,
+        reasons=tuple(reason for choice in choices for reason in choice.reasons),
+        warnings=tuple(warning for choice in choices for warning in choice.warnings),
+        params_fingerprint=params_fingerprint(params), memory_estimate_gib=memory_estimate,
+        packed_attention=packed_attention, environment=dataclasses.asdict(env),
+    )

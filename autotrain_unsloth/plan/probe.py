@@ -1,0 +1,93 @@
+"""Look at the machine and the model without loading weights or importing Unsloth: the facts `decide` needs."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import os
+from typing import Optional
+
+from autotrain_unsloth.attention import torch_varlen_support
+from autotrain_unsloth.memory import ModelShape
+from autotrain_unsloth.params import LLMTrainingParams
+from autotrain_unsloth.plan.types import Environment, PlanError
+
+# A tokenizer_config.json's model_max_length above this means "no limit" (transformers writes 1e30 for that).
+UNBOUNDED_TOKENIZER = 10**9
+
+
+def probe(params: LLMTrainingParams) -> Environment:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    config = read_model_config(params.model, params.token)
+    shape = ModelShape.from_config(config)
+    return Environment(
+        unsloth_version=_installed_version("unsloth"),
+        bitsandbytes_installed=importlib.util.find_spec("bitsandbytes") is not None,
+        cuda=cuda,
+        bf16=bool(cuda and torch.cuda.is_bf16_supported()),
+        gpu_count=torch.cuda.device_count() if cuda else 0,
+        gpu_name=torch.cuda.get_device_name(0) if cuda else None,
+        gpu_memory_gib=round(torch.cuda.get_device_properties(0).total_memory / 2**30, 2) if cuda else None,
+        torchao_version=_installed_version("torchao"),
+        model_type=config["model_type"],
+        model_shape=shape.to_dict() if shape else None,
+        tokenizer_max_length=read_tokenizer_limit(params.model, params.token),
+        torch_varlen=torch_varlen_support(),
+        flash_attn_installed=importlib.util.find_spec("flash_attn") is not None,
+    )
+
+
+def read_model_config(model: str, token: Optional[str] = None) -> dict:
+    """The model's config.json, with a model_type: a local folder, or the Hub (cache first when offline)."""
+    if os.path.isdir(model):
+        path = os.path.join(model, "config.json")
+        if not os.path.isfile(path):
+            raise PlanError(f"model {model!r}: the folder has no config.json; point --model at a saved "
+                            "transformers model folder or a Hub id")
+    elif os.path.exists(model) or model.startswith((".", "/", "~")):
+        raise PlanError(f"model {model!r} is not a folder; point --model at a saved transformers model folder or a Hub id")
+    else:
+        path = _hub_file(model, "config.json", token)
+        if path is None:
+            raise PlanError(f"model {model!r}: could not read its config.json from the Hub or the cache")
+    with open(path) as f:
+        config = json.load(f)
+    if not isinstance(config, dict) or not config.get("model_type"):
+        raise PlanError(f"model {model!r}: config.json has no model_type")
+    return config
+
+
+def read_tokenizer_limit(model: str, token: Optional[str] = None) -> Optional[int]:
+    """tokenizer_config.json's model_max_length; None when absent, unreadable or unbounded."""
+    path = os.path.join(model, "tokenizer_config.json") if os.path.isdir(model) else _hub_file(
+        model, "tokenizer_config.json", token)
+    if not path or not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            limit = json.load(f).get("model_max_length")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return int(limit) if isinstance(limit, (int, float)) and 0 < limit < UNBOUNDED_TOKENIZER else None
+
+
+def _hub_file(model: str, filename: str, token: Optional[str]) -> Optional[str]:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return hf_hub_download(model, filename, token=token)
+    except (EntryNotFoundError, LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError):
+        return None  # offline, unknown repo, gated, or no such file: the caller says what it could not read
+
+
+def _installed_version(distribution: str) -> Optional[str]:
+    if importlib.util.find_spec(distribution) is None:
+        return None
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"

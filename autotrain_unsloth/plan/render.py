@@ -1,0 +1,41 @@
+"""The plan as a table for people: asked vs will run, then why, then warnings, then what was verified."""
+
+from __future__ import annotations
+
+METHOD_SHOWN = {"full": "full fine-tuning (all weights)", "lora": "LoRA r={r} (16-bit base)",
+                "qlora-4bit": "QLoRA r={r} (4-bit base)", "lora-8bit": "LoRA r={r} (8-bit base)"}
+
+
+def render(plan) -> str:
+    a = plan.asked
+    asked_method = ("full fine-tuning" if a.full_finetuning or not a.peft
+                    else f"LoRA r={a.lora_r}" + (f" + {a.quantization}" if a.quantization else ""))
+    asked_checkpointing = "off" if a.disable_gradient_checkpointing else "auto" if a.auto_gradient_checkpointing else "on"
+    estimated = f" (estimated peak {plan.memory_estimate_gib['total']} GiB)" if plan.memory_estimate_gib else ""
+    sft = plan.trainer == "sft"
+    gpu = f" ({plan.environment.get('gpu_name')})" if plan.device == "cuda" else ""
+    rows = [
+        ("backend", "unsloth" if a.unsloth else "transformers", plan.backend),
+        ("method", asked_method, METHOD_SHOWN[plan.method].format(r=a.lora_r)),
+        ("trainer", a.trainer, plan.trainer),
+        ("precision", f"mixed_precision={a.mixed_precision}", f"{plan.weights_dtype} weights, autocast {plan.autocast}"),
+        ("LoRA targets", a.target_modules if plan.peft else "-", ",".join(plan.lora_target_modules or ()) or "-"),
+        ("sequence length", f"block_size={a.block_size}", str(plan.sequence_length)),
+        ("grad. checkpointing", asked_checkpointing, plan.gradient_checkpointing + estimated),
+        ("packing", {None: "auto", True: "on", False: "off"}[a.packing] if sft else "",
+         ("on" if plan.packing else "off") if sft else "- (blocks)"),
+        ("packed attention", "", plan.packed_attention or "-"),
+        ("optimizer", a.optimizer, plan.optimizer),
+        ("eval / save", "", f"{plan.eval_strategy} / {plan.save_strategy}"),
+        ("device", a.distributed_backend or "", f"{plan.device} x{max(plan.num_processes, 1)}{gpu}"),
+    ]
+    width = [max(len(str(r[i])) for r in rows + [("", "asked", "will run")]) for i in range(3)]
+    lines = [f"Plan for model {a.model} (model_type: {plan.model_type or 'unknown'})",
+             f"  {'':<{width[0]}}  {'asked':<{width[1]}}  will run"]
+    lines += [f"  {name:<{width[0]}}  {str(asked):<{width[1]}}  {will}" for name, asked, will in rows]
+    lines += ["Why:"] + [f"  - {reason}" for reason in plan.reasons]
+    if plan.warnings:
+        lines += ["Warnings:"] + [f"  ! {warning}" for warning in plan.warnings]
+    if plan.verified:
+        lines += ["Verified after load:"] + [f"  {key}: {value}" for key, value in plan.verified.items()]
+    return "\n".join(lines)

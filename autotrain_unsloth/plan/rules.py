@@ -1,0 +1,168 @@
+"""The rules for what runs: backend, method, precision, LoRA targets, sequence length, saving, devices. Each
+rule is a function of the settings, the environment and earlier choices, and returns a Choice (its value,
+reasons, warnings and errors); decide.py runs them in order. The speed rules are in speed.py."""
+
+from __future__ import annotations
+
+from autotrain_unsloth.plan.architectures import UNSLOTH_ARCHITECTURES, architecture
+from autotrain_unsloth.plan.types import Choice, chose
+
+UNSLOTH_TRAINERS = ("default", "sft")
+# AutoTrain caps a tokenizer whose own limit is above this at model_max_length.
+AUTOTRAIN_TOKENIZER_CAP = 2048
+AUTOTRAIN_AUTO_BLOCK = 1024  # block_size -1: the tokenizer's limit, at most this
+
+
+def backend(params, env) -> Choice:
+    if not params.unsloth:
+        return chose("transformers", "backend transformers: unsloth not asked (--unsloth to use it)")
+    blockers = [why for blocked, why in (
+        (env.unsloth_version is None, "unsloth is not installed (pip install 'autotrain-unsloth[unsloth]')"),
+        (not env.cuda, "no CUDA GPU was found (Unsloth's kernels need one)"),
+        (params.trainer not in UNSLOTH_TRAINERS,
+         f"trainer {params.trainer!r} is not supported by Unsloth here (supported: {', '.join(UNSLOTH_TRAINERS)})"),
+        (env.model_type not in UNSLOTH_ARCHITECTURES, f"model_type {env.model_type!r} is not on Unsloth's fast path "
+                                                      f"(supported: {', '.join(UNSLOTH_ARCHITECTURES)})"),
+        (bool(env.unsloth_load_error), f"Unsloth failed to load the model ({env.unsloth_load_error})")) if blocked]
+    if blockers:
+        return chose("transformers", "backend transformers: " + "; ".join(blockers),
+                     warning="Unsloth was asked for but will not run: " + "; ".join(blockers)
+                     + ". Training with transformers + PEFT instead.")
+    return chose("unsloth", f"backend unsloth {env.unsloth_version}: asked, installed, CUDA GPU present, trainer "
+                            f"{params.trainer!r} and model_type {env.model_type!r} supported")
+
+
+def method(params, env, backend) -> Choice:
+    if params.full_finetuning or not params.peft:
+        why = "full_finetuning=True" if params.full_finetuning else "peft=False"
+        return chose("full", f"method full: {why}; every parameter is trained"
+                     + (" (Unsloth full_finetuning=True)" if backend == "unsloth" else ""))
+    if params.quantization is None:
+        return chose("lora", "method lora: peft=True, quantization none: 16-bit base weights")
+    if not env.cuda:
+        return chose("lora", f"method lora: quantization {params.quantization} dropped, no CUDA GPU",
+                     warning=f"quantization={params.quantization!r} needs a CUDA GPU (bitsandbytes); none found, so the "
+                             "base weights stay unquantized (plain LoRA).")
+    if not env.bitsandbytes_installed:
+        return chose("lora", error=f"quantization={params.quantization!r} needs bitsandbytes, which is not installed: "
+                                   "pip install bitsandbytes, or pass --quantization none for 16-bit LoRA.")
+    quantized = "qlora-4bit" if params.quantization == "int4" else "lora-8bit"
+    return chose(quantized, f"method {quantized}: peft=True, quantization {params.quantization}, CUDA GPU and "
+                            "bitsandbytes present")
+
+
+def precision(params, env, backend, method) -> Choice:
+    """value: (weights dtype, autocast)."""
+    asked = params.mixed_precision
+    if not env.cuda:
+        return chose(("fp32", "no"), "precision fp32: CPU",
+                     warning=f"mixed_precision={asked!r} needs a CUDA GPU; training in fp32 on CPU." if asked else None)
+    warning = None
+    if asked == "bf16" and not env.bf16:
+        warning = f"mixed_precision='bf16' is not supported by {env.gpu_name}; using fp16."
+        asked = "fp16"
+    why = f"mixed_precision={asked}"
+    if asked is None and env.unsloth_load_error:
+        # The fallback keeps the 16-bit precision that was planned on Unsloth: fp32 would double the memory.
+        asked = "bf16" if env.bf16 else "fp16"
+        why = f"mixed_precision not set; kept the {asked} the Unsloth plan had"
+        warning = (f"mixed_precision not set: after Unsloth failed to load the model, training stays in {asked} as "
+                   "Unsloth would have (transformers' default would be fp32, twice the memory); --mixed-precision "
+                   "sets it.")
+    if asked is None:
+        if backend != "unsloth":
+            return chose(("fp32", "no"), "precision fp32: mixed_precision not set"
+                         + (" (--mixed-precision bf16 is faster on this GPU)" if env.bf16 else ""))
+        asked = "bf16" if env.bf16 else "fp16"
+        why = f"mixed_precision not set; Unsloth trains in 16-bit and {asked} is the best this GPU supports"
+    if asked == "fp16" and method == "full":
+        # The gradient scaler cannot step fp16 weights: keep fp32 master weights under fp16 autocast.
+        return chose(("fp32", "fp16"), f"precision fp32 weights, fp16 autocast ({why}): full fine-tuning cannot "
+                                       "update fp16 weights", warning=warning)
+    if asked == "bf16" and method == "full" and backend == "unsloth":
+        return chose(("bf16", "no"), f"precision bf16 weights, no autocast ({why}): Unsloth's pure-bf16 full "
+                                     "fine-tuning (norm weights kept in fp32)", warning=warning)
+    return chose((asked, asked), f"precision {asked}: {why}", warning=warning)
+
+
+def lora_targets(params, env, backend, method) -> Choice:
+    if method == "full":
+        return chose(None)
+    asked = (params.target_modules or "all-linear").strip()
+    if asked != "all-linear":
+        return chose(tuple(name.strip() for name in asked.split(",") if name.strip()))
+    known = architecture(env.model_type)
+    if known:
+        return chose(known.all_linear, f"LoRA targets: all-linear for {env.model_type} = {', '.join(known.all_linear)}")
+    if backend == "unsloth":
+        return chose(None, error=f"target_modules='all-linear' has no known expansion for model_type {env.model_type!r}; "
+                                 "list the modules (--target-modules q_proj,v_proj,...)")
+    return chose(("all-linear",), f"LoRA targets: all-linear, resolved by PEFT for model_type {env.model_type!r}")
+
+
+def sequence_length(params, env) -> Choice:
+    """Tokens per training sequence, with AutoTrain's rules made explicit: a tokenizer allowing more than 2,048
+    tokens is capped at model_max_length; block_size -1 takes that limit, at most 1,024."""
+    own = env.tokenizer_max_length
+    cap = own if own is not None and own <= AUTOTRAIN_TOKENIZER_CAP else params.model_max_length
+    asked = params.block_size_int
+    if asked == -1:
+        chosen = min(cap, AUTOTRAIN_AUTO_BLOCK)
+        return chose(chosen, f"sequence length {chosen}: block_size -1 takes the tokenizer's limit ({cap}), at most "
+                             f"{AUTOTRAIN_AUTO_BLOCK}")
+    if own is not None and asked > own:
+        return chose(own, f"sequence length {own}: the tokenizer's limit",
+                     warning=f"block_size={asked} is above the tokenizer's limit of {own} tokens; training at {own}.")
+    if asked > cap:
+        return chose(asked, f"sequence length {asked}: block_size",
+                     warning=f"block_size={asked} is above model_max_length={cap}: training at {asked}, as asked "
+                             f"(AutoTrain would cap the tokenizer at {cap}; --block-size {cap} for that).")
+    return chose(asked, f"sequence length {asked}: block_size")
+
+
+def save_policy(params) -> Choice:
+    """value: (eval_strategy, save_strategy). Checkpoints follow evaluation, as in AutoTrain."""
+    if params.valid_split is None:
+        return chose(("no", "no"), "evaluation and checkpoints off: no valid_split (the final model is saved)",
+                     warning=("eval_strategy not used: there is no valid_split to evaluate on."
+                              if "eval_strategy" in params.model_fields_set else None))
+    strategy = params.eval_strategy
+    return chose((strategy, strategy), f"evaluation and checkpoints every {strategy}: valid_split {params.valid_split!r}")
+
+
+def devices(params, env, backend, method) -> Choice:
+    """value: (device, processes)."""
+    if not env.cuda:
+        notes = [note for given, note in (
+            (params.use_flash_attention_2, "use_flash_attention_2 needs a CUDA GPU; using the default attention on CPU."),
+            (params.distributed_backend, f"distributed_backend={params.distributed_backend!r} not used: training on one "
+                                         "CPU process.")) if given]
+        return Choice(("cpu", 0), ("device cpu: no CUDA GPU",), tuple(notes))
+    if backend == "unsloth" and env.gpu_count > 1:
+        return chose(("cuda", 1), "device cuda x1: the Unsloth path trains on one GPU here",
+                     warning=f"{env.gpu_count} GPUs found; the Unsloth path trains on one (set CUDA_VISIBLE_DEVICES to "
+                             "choose it, or drop --unsloth for multi-GPU transformers training).")
+    if env.gpu_count == 1 and params.distributed_backend:
+        return chose(("cuda", 1), "device cuda x1",
+                     warning=f"distributed_backend={params.distributed_backend!r} not used: one GPU, one process.")
+    error = None
+    if env.gpu_count > 1 and params.distributed_backend == "deepspeed" and method in ("qlora-4bit", "lora-8bit"):
+        error = "quantized LoRA with deepspeed ZeRO-3 is not supported; use distributed_backend=ddp or --quantization none."
+    return chose(("cuda", env.gpu_count), f"device cuda x{env.gpu_count}", error=error)
+
+
+def notices(params, env, backend, method) -> Choice:
+    """Settings that are accepted but change nothing here, or cost speed: warnings only."""
+    found = []
+    if backend == "unsloth" and method != "full" and params.lora_dropout > 0:
+        found.append(f"lora_dropout={params.lora_dropout} turns off part of Unsloth's fused LoRA kernels (slower); "
+                     "--lora-dropout 0 for full speed.")
+    if backend == "unsloth" and params.use_flash_attention_2:
+        found.append("use_flash_attention_2 not used on the Unsloth path: Unsloth chooses its own attention kernels.")
+    if "padding" in params.model_fields_set and params.padding != "right":
+        found.append(f"padding={params.padding!r} sets the saved tokenizer's padding side only: training rows are "
+                     "packed, or padded on the right by TRL's collator.")
+    if params.push_to_hub:
+        found.append(f"push_to_hub=True: uploading is not implemented yet; the result stays in {params.project_name}/ "
+                     f"(upload it with `hf upload {params.username}/{params.project_name} {params.project_name}`).")
+    return Choice(None, (), tuple(found))

@@ -1,0 +1,137 @@
+"""The automatic speed rules: gradient checkpointing from a memory estimate, torchao's 8-bit AdamW for full
+fine-tuning, packing, and the attention kernel for packed rows. Each is a function returning a Choice, with a
+setting that turns it off (docs/plan.md; the figures behind them are in docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from autotrain_unsloth.memory import ModelShape, training_peak_gib
+from autotrain_unsloth.plan.architectures import PACKING_ARCHITECTURES, architecture
+from autotrain_unsloth.plan.types import Choice, chose
+
+# Automatic settings may plan for this share of the GPU's memory (the estimate itself already errs high).
+AUTO_MEMORY_SHARE = 0.85
+# torchao.optim (AdamW8bit's home) exists from this release on.
+TORCHAO_OPTIM_SINCE = (0, 11)
+
+
+def gradient_checkpointing(params, env, backend, method, weights_dtype, autocast, targets, sequence) -> Choice:
+    """value: (checkpointing, memory estimate). Off when training is estimated to fit without it, since
+    recomputing every layer's forward pass costs about a third of the step; else Unsloth's kind or "on"."""
+    kind = "unsloth" if backend == "unsloth" else "on"
+    named = {"unsloth": "'unsloth' (activations offloaded to CPU memory)", "on": "on"}[kind]
+    if params.disable_gradient_checkpointing:
+        return chose(("off", None), "gradient checkpointing off: disable_gradient_checkpointing=True")
+    if not params.auto_gradient_checkpointing:
+        return chose((kind, None), f"gradient checkpointing {named}: auto_gradient_checkpointing=False")
+    if env.out_of_memory_without_checkpointing:
+        return chose((kind, None), f"gradient checkpointing {named}: this job ran out of GPU memory without it")
+    shape = ModelShape(**env.model_shape) if env.model_shape else None
+    if not (env.cuda and env.gpu_memory_gib and shape):
+        missing = "no CUDA GPU" if not env.cuda else "the GPU's memory is unknown" if not env.gpu_memory_gib else (
+            f"the model's size could not be read from its config.json (model_type {env.model_type!r})")
+        return chose((kind, None), f"gradient checkpointing {named}: not sized automatically, {missing}")
+    tokens = params.batch_size * sequence
+    estimate = training_peak_gib(
+        shape, method=method, weights_dtype=weights_dtype, compute_dtype=autocast if autocast != "no" else weights_dtype,
+        tokens=tokens, optimizer=params.optimizer, lora_rank=params.lora_r, lora_targets=targets,
+        lora_dropout=params.lora_dropout > 0, checkpointing=False, backend=backend)
+    budget = round(AUTO_MEMORY_SHARE * env.gpu_memory_gib, 2)
+    estimate = {**estimate, "budget": budget, "gpu": env.gpu_memory_gib}
+    sized = (f"estimated peak without it {estimate['total']} GiB for {params.batch_size} x {sequence} tokens, "
+             f"budget {budget} GiB ({AUTO_MEMORY_SHARE:.0%} of {env.gpu_memory_gib} GiB)")
+    if estimate["total"] <= budget:
+        return chose(("off", estimate), f"gradient checkpointing off (automatic, faster: no recomputed forward pass): "
+                                        f"{sized}; --no-auto-gradient-checkpointing keeps it on")
+    return chose((kind, estimate), f"gradient checkpointing {named}: {sized} does not fit")
+
+
+def optimizer(params, env, method) -> Choice:
+    """The Trainer's optim. Full fine-tuning's adamw_8bit runs as torchao's AdamW8bit: the same block-wise 8-bit
+    AdamW (dynamic quantization map, blocks of 256), compiled into fused kernels, where bitsandbytes' optimizer
+    step took 27% of an 8B full fine-tuning step on an H100."""
+    asked = params.optimizer
+    if asked != "adamw_8bit":
+        return chose(asked, f"optimizer {asked}: as asked")
+    keep = "optimizer adamw_8bit (bitsandbytes): "
+    blockers = [why for blocked, why in (
+        (not params.auto_optimizer, "auto_optimizer=False"),
+        (method != "full", "LoRA trains few weights, so the optimizer step is a small part of each step"),
+        (not env.cuda, "no CUDA GPU"),
+        (params.distributed_backend == "deepspeed", "DeepSpeed builds its own optimizer"),
+        (not _version_at_least(env.torchao_version, TORCHAO_OPTIM_SINCE),
+         (f"torchao {env.torchao_version} is older than 0.11" if env.torchao_version else "torchao is not installed")
+         + " (torchao's AdamW8bit is faster for full fine-tuning)")) if blocked]
+    if blockers:
+        return chose(asked, keep + blockers[0])
+    return chose("adamw_torch_8bit", (
+        "optimizer adamw_8bit runs as torchao's AdamW8bit (optim=adamw_torch_8bit, automatic, faster: the same "
+        "block-wise 8-bit AdamW as bitsandbytes in compiled kernels; the update of every weight is a large part of "
+        "a full fine-tuning step); --no-auto-optimizer keeps bitsandbytes"))
+
+
+def _version_at_least(version: Optional[str], minimum: tuple[int, ...]) -> bool:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return version is not None and Version(version).release[:len(minimum)] >= minimum
+    except InvalidVersion:  # "unknown": installed without metadata
+        return False
+
+
+def packing(params, env, backend) -> Choice:
+    """sft: several examples laid end to end in a row without padding, kept apart by the attention, instead
+    of each example padded to the longest of its batch."""
+    if params.trainer != "sft":
+        return chose(False)
+    if params.packing is False:
+        return chose(False, "sft packing off: packing=False; each example is padded to the longest of its batch")
+    if backend == "unsloth":
+        return chose(True, "sft packing on: examples laid end to end without padding; Unsloth's attention keeps them "
+                           "apart (it refuses packing for models without variable-length support)")
+    known = architecture(env.model_type)
+    if (known and known.packing) or (env.cuda and params.use_flash_attention_2):
+        return chose(True, f"sft packing on: examples laid end to end without padding; model_type {env.model_type!r} "
+                           "restarts attention where position_ids restart, so they stay apart")
+    if params.packing:
+        return chose(False, error=f"packing=True: model_type {env.model_type!r} is not known to keep packed examples "
+                                  f"apart (known: {', '.join(PACKING_ARCHITECTURES)}); pass --no-packing, or "
+                                  "--use-flash-attention-2 on a GPU")
+    return chose(False, f"sft packing off: model_type {env.model_type!r} is not known to keep packed examples apart; "
+                        "each example is padded instead")
+
+
+def packed_attention(params, env, backend, packed, weights_dtype, autocast) -> Choice:
+    """The kernel for padding-free rows. Unsloth lays every sft batch out padding-free, packing or not."""
+    if not (packed or (backend == "unsloth" and params.trainer == "sft")):
+        return chose(None)
+    if backend == "unsloth":
+        own = "packed attention: Unsloth's own dispatch"
+        if env.flash_attn_installed:
+            return chose("unsloth", own + " (flash-attn 2 is installed: its variable-length kernel)")
+        if env.torch_varlen == "gqa":
+            return chose("unsloth", own + " (torch's varlen_attn takes enable_gqa here, and Unsloth uses it)")
+        if not params.auto_packed_attention:
+            return chose("unsloth", own + " (auto_packed_attention=False)")
+        if env.torch_varlen == "no-gqa":
+            return chose("torch-varlen-in-unsloth", (
+                "packed attention: torch's varlen_attn under Unsloth's dispatch (automatic, faster: Unsloth takes it "
+                "only from torch 2.12, and otherwise runs one SDPA call per document length, each planned anew by "
+                "cuDNN; docs/benchmarks.md); checked against Unsloth's per-document SDPA when the model loads, with "
+                "cuDNN's SDPA turned off instead if they disagree; --no-auto-packed-attention keeps Unsloth's"))
+        return chose("sdpa-no-cudnn", "packed attention: Unsloth's per-document SDPA with cuDNN's SDPA off (automatic, "
+                                      "faster: cuDNN plans every new document length anew; this torch has no "
+                                      "varlen_attn); --no-auto-packed-attention keeps cuDNN")
+    if env.cuda and params.use_flash_attention_2:
+        return chose("flash_attention_2", "packed attention: flash attention 2 (use_flash_attention_2=True)")
+    blockers = [why for blocked, why in (
+        (not params.auto_packed_attention, "auto_packed_attention=False"), (not env.cuda, "no CUDA GPU"),
+        (env.torch_varlen is None, "this torch has no varlen_attn"),
+        (weights_dtype == "fp32" and autocast == "no", "fp32 compute (the varlen kernel takes 16-bit)")) if blocked]
+    if blockers:
+        return chose("sdpa-mask", "packed attention: sdpa with transformers' block-diagonal mask from position_ids ("
+                                  + "; ".join(blockers) + ")")
+    return chose("torch-varlen", "packed attention: torch's varlen_attn (automatic, faster: each example's causal "
+                                 "triangle alone, instead of sdpa over the row's whole square under a block-diagonal "
+                                 "mask); --no-auto-packed-attention keeps sdpa")

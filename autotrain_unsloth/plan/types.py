@@ -1,0 +1,165 @@
+"""The plan's types: the environment it is decided for, what was asked, the decision, and one rule's choice.
+A Plan is saved as plan.json before any weights load and read back by the job."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+Backend = Literal["unsloth", "transformers"]
+Method = Literal["full", "lora", "qlora-4bit", "lora-8bit"]
+Dtype = Literal["bf16", "fp16", "fp32"]
+TORCH_DTYPE_NAMES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+PackedAttention = Literal["unsloth", "torch-varlen-in-unsloth", "sdpa-no-cudnn", "torch-varlen", "sdpa-mask",
+                          "flash_attention_2"]
+
+
+class PlanError(ValueError):
+    """The settings cannot run on this machine; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What the machine and the model are, as far as the decision needs to know."""
+
+    unsloth_version: Optional[str] = None  # None: not installed
+    bitsandbytes_installed: bool = False
+    cuda: bool = False
+    bf16: bool = False
+    gpu_count: int = 0
+    gpu_name: Optional[str] = None
+    gpu_memory_gib: Optional[float] = None  # total memory of one GPU
+    torchao_version: Optional[str] = None  # None: not installed
+    model_type: Optional[str] = None
+    model_shape: Optional[dict] = None  # memory.ModelShape as a dict; None when config.json lacks the keys
+    tokenizer_max_length: Optional[int] = None  # the tokenizer's own limit; None when unknown or unbounded
+    unsloth_load_error: Optional[str] = None  # set when a job found that Unsloth cannot load this model
+    out_of_memory_without_checkpointing: bool = False  # set when a job ran out of memory with it auto-off
+    torch_varlen: Optional[str] = None  # attention.torch_varlen_support(): "gqa", "no-gqa" or None
+    flash_attn_installed: bool = False
+
+
+@dataclass(frozen=True)
+class Asked:
+    """The settings the decision reads, as given (shown in the plan's "asked" column)."""
+
+    model: str
+    unsloth: bool
+    peft: bool
+    full_finetuning: bool
+    quantization: Optional[str]
+    mixed_precision: Optional[str]
+    trainer: str
+    target_modules: Optional[str]
+    lora_r: int
+    disable_gradient_checkpointing: bool
+    auto_gradient_checkpointing: bool
+    optimizer: str
+    auto_optimizer: bool
+    packing: Optional[bool]
+    auto_packed_attention: bool
+    block_size: int
+    distributed_backend: Optional[str]
+
+    @classmethod
+    def of(cls, params) -> "Asked":
+        names = [f.name for f in dataclasses.fields(cls)]
+        return cls(**{name: getattr(params, name) for name in names if name != "block_size"},
+                   block_size=params.block_size_int)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The decision: what was asked, what will run, and why."""
+
+    asked: Asked
+    backend: Backend
+    method: Method
+    trainer: str
+    weights_dtype: Dtype  # dtype of the (non-quantized) weights as loaded
+    autocast: Literal["bf16", "fp16", "no"]  # mixed-precision compute during training
+    lora_target_modules: Optional[tuple[str, ...]]  # None for full fine-tuning; ("all-linear",) left to PEFT
+    gradient_checkpointing: Literal["unsloth", "on", "off"]
+    packing: bool  # sft: several examples per row
+    optimizer: str  # the Trainer's optim: as asked, or adamw_8bit run as torchao's (adamw_torch_8bit)
+    sequence_length: int  # tokens per training sequence: the block size, or the packed row's bin
+    eval_strategy: str  # "no" without a validation split
+    save_strategy: str
+    device: Literal["cuda", "cpu"]
+    num_processes: int
+    model_type: Optional[str]
+    reasons: tuple[str, ...]
+    warnings: tuple[str, ...]
+    params_fingerprint: str
+    memory_estimate_gib: Optional[dict] = None  # estimated peak by part, for the planned checkpointing
+    packed_attention: Optional[PackedAttention] = None  # the kernel for padding-free rows; None: not packed
+    environment: dict = field(default_factory=dict)
+    verified: Optional[dict] = None  # filled in by the job after the model has loaded
+
+    @property
+    def quantization(self) -> Optional[str]:
+        return {"qlora-4bit": "int4", "lora-8bit": "int8"}.get(self.method)
+
+    @property
+    def peft(self) -> bool:
+        return self.method != "full"
+
+    def probed_environment(self) -> Environment:
+        """The environment this plan was decided for (to decide again without probing)."""
+        return Environment(**self.environment)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Plan":
+        data = dict(data)
+        data["asked"] = Asked(**data["asked"])
+        for key in ("reasons", "warnings"):
+            data[key] = tuple(data[key])
+        if data["lora_target_modules"] is not None:
+            data["lora_target_modules"] = tuple(data["lora_target_modules"])
+        return cls(**data)
+
+    def save(self, project_dir: str) -> str:
+        """plan.json, written whole or not at all (a unique temporary name, then an atomic rename)."""
+        os.makedirs(project_dir, exist_ok=True)
+        path = os.path.join(project_dir, "plan.json")
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.to_dict(), f, indent=2)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str) -> "Plan":
+        """A saved plan; PlanError when the file is not a plan of this version (the job then plans again)."""
+        try:
+            with open(path) as f:
+                return cls.from_dict(json.load(f))
+        except (json.JSONDecodeError, TypeError, KeyError) as exc:
+            raise PlanError(f"{path} is not a plan this version can read ({type(exc).__name__}: {exc})") from exc
+
+    def render(self) -> str:
+        from autotrain_unsloth.plan.render import render
+
+        return render(self)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One rule's answer: its value, and the reasons, warnings and errors it gives for it."""
+
+    value: Any
+    reasons: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+
+
+def chose(value: Any, reason: Optional[str] = None, *, warning: Optional[str] = None,
+          error: Optional[str] = None) -> Choice:
+    """A Choice with at most one reason, warning and error (the common case)."""
+    return Choice(value, (reason,) if reason else (), (warning,) if warning else (), (error,) if error else ())
