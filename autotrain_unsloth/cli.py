@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import sys
 import typing
 from typing import Any, Callable
@@ -21,7 +22,7 @@ from typing import Any, Callable
 from pydantic import ValidationError
 
 from autotrain_unsloth import __version__
-from autotrain_unsloth.params import SECTIONS, LLMTrainingParams
+from autotrain_unsloth.params import AITRAINING_ONLY, RENAMED_KEYS, SECTIONS, LLMTrainingParams
 
 CLI_BLOCK_SIZE = "1024"  # AutoTrain's CLI default; the Python default is -1
 
@@ -37,6 +38,13 @@ class ArgumentParser(argparse.ArgumentParser):
             unknown = [extra for extra in extras if extra.startswith("-")] or extras
             notes = []
             for extra in unknown:
+                name = extra.split("=")[0].lstrip("-").replace("-", "_")
+                if name in AITRAINING_ONLY or name.startswith(("rl_", "vllm_")):
+                    notes.append(f"{extra} ({name} is an aitraining setting that this backend does not support)")
+                    continue
+                if name in RENAMED_KEYS:
+                    notes.append(f"{extra} (AutoTrain renamed it: --{RENAMED_KEYS[name].replace('_', '-')})")
+                    continue
                 close = difflib.get_close_matches(extra.split("=")[0], flags, n=1, cutoff=0.6)
                 notes.append(f"{extra} (did you mean {close[0]}?)" if close else extra)
             parser.error("unrecognized arguments: " + ", ".join(notes))
@@ -98,10 +106,13 @@ def add_params_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(prog="aitraining", description="AutoTrain-compatible LLM fine-tuning with Unsloth's fast path.",
+    parser = ArgumentParser(prog=os.path.basename(sys.argv[0]) if sys.argv[0].endswith(("autotrain", "aitraining"))
+                            else "aitraining", description="AutoTrain-compatible LLM fine-tuning with Unsloth's fast path.",
                             allow_abbrev=False)
     parser.add_argument("--version", "-v", action="version", version=f"autotrain-unsloth {__version__}")
     parser.add_argument("--config", help="run an AutoTrain YAML config")
+    parser.add_argument("--dry-run", "--dry_run", dest="config_dry_run", action="store_true",
+                        help="with --config: show the plan and stop; loads no weights")
     commands = parser.add_subparsers(dest="command", parser_class=ArgumentParser)
 
     llm = commands.add_parser("llm", help="fine-tune a language model", allow_abbrev=False,
@@ -131,10 +142,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.config:
+            if args.command is not None:
+                # Flags after --config would be ignored: the YAML file is the whole run.
+                parser.error(f"--config runs {args.config} as it is; the `{args.command}` command and its flags are not "
+                             "combined with it (put the settings in the file; --dry-run goes before or after --config)")
             from autotrain_unsloth.config import run_config
 
-            run_config(args.config)
+            run_config(args.config, dry_run=args.config_dry_run)
             return 0
+        if args.config_dry_run:
+            parser.error("--dry-run before a command needs --config; for flags use `llm ... --dry-run`")
         if args.command == "demo":
             from autotrain_unsloth.demo import run_demo
 

@@ -88,11 +88,15 @@ def load_config(path: str) -> tuple[LLMTrainingParams, str]:
     return params_from_config(document, path)
 
 
-def run_config(path: str) -> int:
+def run_config(path: str, dry_run: bool = False) -> int:
     from autotrain_unsloth.project import AutoTrainProject
 
     params, backend = load_config(path)
-    return AutoTrainProject(params=params, backend=backend, process=True).create()
+    project = AutoTrainProject(params=params, backend=backend, process=True)
+    if dry_run:
+        project.plan()
+        return 0
+    return project.create()
 
 
 def _only(section: dict, allowed: set, where: str) -> None:

@@ -16,9 +16,10 @@ import json
 import os
 import re
 import shutil
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from autotrain_unsloth.backends import trust_remote_code
+from autotrain_unsloth.data_files import accepted, data_format, find_split_file, read_data_file
 from autotrain_unsloth.params import LLMTrainingParams
 
 if TYPE_CHECKING:
@@ -42,27 +43,25 @@ def autotrain_data_dir(params: LLMTrainingParams) -> str:
     return os.path.join(params.project_name, "autotrain-data")
 
 
-def find_split_file(data_path: str, split: str) -> Optional[str]:
-    for extension in (".csv", ".jsonl"):
-        path = os.path.join(data_path, split + extension)
-        if os.path.isfile(path):
-            return path
-    return None
-
-
 def check_data_path(params: LLMTrainingParams) -> None:
     """Fail early, before anything is written, on a data path that can't be read."""
     path = params.data_path
     if os.path.isdir(path):
         if find_split_file(path, params.train_split) is None and not _has_saved_dataset(path):
-            raise DataError(f"data_path {path!r}: no {params.train_split}.csv or {params.train_split}.jsonl in this folder "
+            raise DataError(f"data_path {path!r}: no {params.train_split} file ({accepted()}) in this folder "
                             f"(files: {', '.join(sorted(os.listdir(path))[:10]) or 'none'})")
         return
-    if os.path.exists(path):
-        raise DataError(f"data_path {path!r} is a file; give the folder that holds {params.train_split}.csv or .jsonl")
+    if os.path.isfile(path):
+        if data_format(path) is None:
+            raise DataError(f"data_path {path!r}: a file of a kind this backend does not read; give a {accepted()} "
+                            "file, or a folder holding one per split")
+        if params.valid_split:
+            raise DataError(f"valid_split {params.valid_split!r} needs a folder of split files; data_path {path!r} is "
+                            "one file (the training split)")
+        return
     if path.startswith((".", "/", "~")) or not _HUB_ID.match(path):
-        raise DataError(f"data_path {path!r} does not exist; give a folder holding {params.train_split}.csv or "
-                        ".jsonl, or a Hub dataset id")
+        raise DataError(f"data_path {path!r} does not exist; give a data file ({accepted()}), a folder holding "
+                        f"{params.train_split}.<one of those>, or a Hub dataset id")
 
 
 def prepare_local_data(params: LLMTrainingParams) -> LLMTrainingParams:
@@ -71,14 +70,18 @@ def prepare_local_data(params: LLMTrainingParams) -> LLMTrainingParams:
     Hub ids and already-prepared folders are returned unchanged.
     """
     check_data_path(params)
-    train_file = find_split_file(params.data_path, params.train_split) if os.path.isdir(params.data_path) else None
+    if os.path.isfile(params.data_path):
+        train_file = params.data_path
+    else:
+        train_file = find_split_file(params.data_path, params.train_split) if os.path.isdir(params.data_path) else None
     if train_file is None:
         return params
     files = {"train": train_file}
     if params.valid_split:
         valid_file = find_split_file(params.data_path, params.valid_split)
         if valid_file is None:
-            raise DataError(f"valid_split {params.valid_split!r}: no {params.valid_split}.csv or .jsonl in {params.data_path!r}")
+            raise DataError(f"valid_split {params.valid_split!r}: no {params.valid_split} file ({accepted()}) in "
+                            f"{params.data_path!r}")
         files["validation"] = valid_file
 
     from datasets import DatasetDict
@@ -96,16 +99,10 @@ def prepare_local_data(params: LLMTrainingParams) -> LLMTrainingParams:
     return params.model_copy(update=update)
 
 
-def read_split_file(path: str) -> "Dataset":
-    from datasets import load_dataset
-
-    return load_dataset("csv" if path.endswith(".csv") else "json", data_files=path, split="train")
-
-
 def _read_checked(path: str, params: LLMTrainingParams) -> "Dataset":
-    kind = "csv" if path.endswith(".csv") else "json"
+    kind = data_format(path)
     try:
-        dataset = read_split_file(path)
+        dataset = read_data_file(path, params.text_column)
     except Exception as exc:
         raise DataError(f"{path}: cannot be read as {kind} ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
     columns = {name: getattr(params, name) for name in AUTOTRAIN_COLUMNS if getattr(params, name)}
@@ -116,8 +113,9 @@ def _read_checked(path: str, params: LLMTrainingParams) -> "Dataset":
     for index, value in enumerate(dataset[params.text_column]):
         if value is None or (isinstance(value, (str, list)) and len(value) == 0):
             # +2: a header line and 1-based numbering, so the number matches what an editor shows
-            line = index + 2 if kind == "csv" else index + 1
-            raise DataError(f"{path}: line {line}: column {params.text_column!r} is empty; remove the row or fill it")
+            where = (f"line {index + 2}" if kind == "csv" else f"line {index + 1}" if path.endswith(".jsonl")
+                     else f"row {index + 1}")
+            raise DataError(f"{path}: {where}: column {params.text_column!r} is empty; remove the row or fill it")
     if len(dataset) == 0:
         raise DataError(f"{path}: has no rows")
     dataset = dataset.select_columns(list(columns.values()))
@@ -142,8 +140,8 @@ def load_split(params: LLMTrainingParams, split: str) -> "Dataset":
     if os.path.isdir(params.data_path):
         path = find_split_file(params.data_path, split)
         if path is None:
-            raise DataError(f"data_path {params.data_path!r}: no {split}.csv or {split}.jsonl")
-        return read_split_file(path)
+            raise DataError(f"data_path {params.data_path!r}: no {split} file ({accepted()})")
+        return read_data_file(path, params.text_column)
     name, _, hub_split = split.rpartition(":")  # AutoTrain's "config:split"
     return load_dataset(params.data_path, name=name or None, split=hub_split)
 
@@ -174,9 +172,9 @@ def load_tokenizer(params: LLMTrainingParams, max_length: int):
     elif params.chat_template == "zephyr":
         tokenizer.add_special_tokens({"additional_special_tokens": ["<|system|>", "<|user|>", "<|assistant|>"]})
         tokenizer.chat_template = ZEPHYR_TEMPLATE
-    elif params.chat_template == "tokenizer" and not tokenizer.chat_template:
-        raise DataError(f"chat_template='tokenizer', but the tokenizer of {params.model!r} has no chat template; "
-                        "use chat_template chatml or zephyr")
+    elif (params.chat_template == "tokenizer" or params.use_sharegpt_mapping) and not tokenizer.chat_template:
+        raise DataError(f"chat_template='tokenizer' (or use_sharegpt_mapping without a chat_template), but the "
+                        f"tokenizer of {params.model!r} has no chat template; use chat_template chatml or zephyr")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -187,7 +185,7 @@ def render_text(dataset: "Dataset", params: LLMTrainingParams, tokenizer) -> "Da
     column = params.text_column
     if column not in dataset.column_names:
         raise DataError(f"{params.data_path}: no column {column!r}; columns are {', '.join(dataset.column_names)}")
-    if params.chat_template is None:
+    if params.chat_template is None and not params.use_sharegpt_mapping:
         first = dataset[0][column]
         if not isinstance(first, str):
             raise DataError(f"column {column!r} holds {type(first).__name__} values (conversations?); set "

@@ -16,11 +16,13 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 from typing import Any, List, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 IMPLEMENTED_TRAINERS = ("default", "sft")
+PROJECT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,95}")
 
 # Names that older AutoTrain releases used (issue autotrain-advanced#157): point users to today's name.
 RENAMED_KEYS = {
@@ -50,6 +52,25 @@ SECTIONS = {
     "automatic": ("auto_gradient_checkpointing", "auto_optimizer", "auto_packed_attention"),
 }
 
+# aitraining's settings beyond stock AutoTrain's that this backend does not implement: named as such, not as
+# unknown (aitraining 0.0.54, autotrain/trainers/clm/params.py).
+AITRAINING_ONLY = frozenset("""
+max_samples attn_implementation save_strategy save_steps auto_convert_dataset sharegpt_mapping_enabled
+suggested_chat_template column_mapping runtime_mapping map_eos_token conversation_extension apply_chat_template
+use_distillation teacher_model teacher_prompt_template student_prompt_template distill_temperature distill_alpha
+distill_max_teacher_length use_sweep sweep_backend sweep_n_trials sweep_metric sweep_direction sweep_params wandb_sweep
+wandb_sweep_project wandb_sweep_entity wandb_sweep_id wandb_run_id use_enhanced_eval eval_metrics eval_dataset_path
+eval_batch_size eval_save_predictions eval_benchmark chat_format token_weights rl_gamma rl_gae_lambda rl_kl_coef
+rl_value_loss_coef rl_clip_range rl_reward_fn rl_multi_objective rl_reward_weights rl_env_type rl_env_config
+rl_reward_model_path rl_num_ppo_epochs rl_chunk_size rl_mini_batch_size rl_optimize_device_cache rl_value_clip_range
+rl_max_new_tokens rl_top_k rl_top_p rl_temperature custom_loss custom_loss_weights custom_metrics use_forward_backward
+forward_backward_loss_fn forward_backward_custom_fn gradient_accumulation_steps manual_optimizer_control
+optimizer_step_frequency grad_clip_value sample_every_n_steps sample_prompts sample_temperature sample_top_k
+sample_top_p manual_checkpoint_control save_state_every_n_steps load_state_from inference_prompts inference_max_tokens
+inference_temperature inference_top_p inference_top_k inference_output wandb_visualizer wandb_token hub_private
+repo_id resume_from_checkpoint response_only_loss image_column ddp_timeout save_processed_data use_vllm
+""".split())
+
 LORA_FIELDS = ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "merge_adapter")
 PREFERENCE_FIELDS = ("model_ref", "dpo_beta", "max_prompt_length", "max_completion_length",
                      "prompt_text_column", "rejected_text_column")
@@ -62,10 +83,11 @@ class LLMTrainingParams(BaseModel):
 
     # core
     model: str = Field("gpt2", description="Model to fine-tune: a Hub id or a local folder")
-    project_name: str = Field("project-name", description="Output folder (relative to the working directory); "
-        "letters, digits and hyphens")
+    project_name: str = Field("project-name", description="Output folder (relative to the working directory) and Hub "
+                              "repo name: letters, digits, '-', '_', '.'")
     # data
-    data_path: str = Field("data", description="Folder holding {train_split}.csv or .jsonl, or a Hub dataset id")
+    data_path: str = Field("data", description="A data file (.csv, .jsonl, .json, .parquet, .txt), a folder holding "
+                           "{train_split}.<one of those>, or a Hub dataset id")
     train_split: str = Field("train", description="Training split (file name without extension)")
     valid_split: Optional[str] = Field(None, description="Validation split, if any")
     add_eos_token: bool = Field(True, description="Append the EOS token to each text (default trainer)")
@@ -164,11 +186,11 @@ class LLMTrainingParams(BaseModel):
     @field_validator("project_name")
     @classmethod
     def _project_name_rule(cls, value: str) -> str:
-        # AutoTrain's rule: the name doubles as a Hub repo name and a folder in the working directory.
-        if not value.replace("-", "").isalnum() or len(value) > 50:
+        # The name is a folder in the working directory and a Hub repo name: what both allow.
+        if not PROJECT_NAME.fullmatch(value):
             raise ValueError(
-                f"project_name {value!r} must be letters, digits and hyphens only (no '/', '_' or '.'), "
-                "at most 50 characters; it names a folder in the working directory"
+                f"project_name {value!r} must be letters, digits, '-', '_' and '.', not starting with '.', at most "
+                "96 characters (no '/'); it names a folder in the working directory and the Hub repo"
             )
         return value
 
@@ -195,9 +217,6 @@ class LLMTrainingParams(BaseModel):
                             f"use one of {', '.join(IMPLEMENTED_TRAINERS)}.")
         if self.push_to_hub and not (self.username and self.token):
             problems.append("push_to_hub=True needs username and token (--username, --token or HF_TOKEN in YAML hub:).")
-        if self.use_sharegpt_mapping and self.chat_template is None:
-            problems.append("use_sharegpt_mapping=True needs a chat_template to render the conversations "
-                            "(chat_template='tokenizer', 'chatml' or 'zephyr').")
         if self.max_steps == 0 or self.max_steps < -1:
             problems.append(f"max_steps={self.max_steps}: give a positive number of steps, or -1 to train for epochs.")
         if problems:
@@ -220,6 +239,9 @@ class LLMTrainingParams(BaseModel):
             unused = [name for name in PREFERENCE_FIELDS if name in self.model_fields_set and getattr(self, name) is not None]
             if unused:
                 notes.append(f"{', '.join(unused)} not used: only dpo/orpo/reward trainers read them.")
+        if self.use_sharegpt_mapping and self.chat_template is None:
+            notes.append("use_sharegpt_mapping=True without chat_template: the conversations are rendered with the "
+                         "tokenizer's own chat template (chat_template='tokenizer'); the job stops if it has none.")
         if self.trainer != "default" and "add_eos_token" in self.model_fields_set:
             notes.append("add_eos_token is used by the default trainer only; the sft trainer lets TRL add EOS.")
         return notes
@@ -263,6 +285,8 @@ class LLMTrainingParams(BaseModel):
 
 
 def _unknown_key_message(key: str, fields: dict) -> str:
+    if key in AITRAINING_ONLY or key.startswith(("rl_", "vllm_")):
+        return f"{key} is an aitraining setting that this backend does not support"
     if key in RENAMED_KEYS:
         return f"unknown setting {key!r}: AutoTrain renamed it to {RENAMED_KEYS[key]!r}"
     close = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.6)

@@ -48,7 +48,7 @@ def test_missing_column_names_the_columns(in_tmp):
 
 def test_missing_split_file(in_tmp):
     os.makedirs("data")
-    with pytest.raises(DataError, match="no train.csv or train.jsonl"):
+    with pytest.raises(DataError, match="no train file"):
         prepare_local_data(LLMTrainingParams(data_path="data", project_name="p"))
 
 

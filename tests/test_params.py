@@ -62,7 +62,12 @@ def test_project_name_allowed(name):
     assert LLMTrainingParams(project_name=name).project_name == name
 
 
-@pytest.mark.parametrize("name", ["my_run", "runs/one", "a.b", "a" * 51, "../up"])
+@pytest.mark.parametrize("name", ["my_llm_project", "a.b", "v1.2-run_3", "a" * 96])
+def test_project_name_takes_what_a_folder_and_a_hub_repo_take(name):
+    assert LLMTrainingParams(project_name=name).project_name == name  # aitraining's CLI page uses my_llm_project
+
+
+@pytest.mark.parametrize("name", ["runs/one", "a" * 97, "../up", ".hidden", "a b", "x\\y"])
 def test_project_name_follows_autotrain_rule(name):
     with pytest.raises(ValidationError, match="project_name"):
         LLMTrainingParams(project_name=name)

@@ -345,7 +345,8 @@ H100_TORCHAO = dataclasses.replace(H100, torchao_version="0.18.0")
         (dict(unsloth=True, **LORA, **BENCH), H100_TORCHAO, "adamw_8bit", "LoRA trains few weights"),
         (dict(unsloth=True, **QLORA, **BENCH), H100_TORCHAO, "adamw_8bit", "LoRA trains few weights"),
         (dict(unsloth=True, **FULL, **{**BENCH, "optimizer": "adamw_torch"}), H100_TORCHAO, "adamw_torch", "as asked"),
-        (dict(**FULL, **BENCH), dataclasses.replace(CPU, torchao_version="0.18.0"), "adamw_8bit", "no CUDA GPU"),
+        (dict(**FULL, **BENCH), dataclasses.replace(CPU, torchao_version="0.18.0"), "adamw_torch",
+         "needs bitsandbytes on a CUDA GPU"),
         (
             dict(**FULL, mixed_precision="bf16", distributed_backend="deepspeed", **BENCH),
             dataclasses.replace(H100_TORCHAO, unsloth_version=None, gpu_count=2),
@@ -419,3 +420,14 @@ def test_the_plan_owns_the_save_policy_and_names_settings_that_do_nothing():
     assert any("padding='left' sets the saved tokenizer's padding side only" in w for w in left.warnings)
     one_gpu = decide(LLMTrainingParams(distributed_backend="ddp"), GPU)
     assert any("distributed_backend='ddp' not used: one GPU" in w for w in one_gpu.warnings)
+
+
+
+@pytest.mark.parametrize("optimizer", ["paged_adamw_8bit", "adamw_bnb_8bit", "adamw_8bit", "paged_lion_8bit"])
+def test_a_bitsandbytes_optimizer_without_bitsandbytes_becomes_adamw_torch_with_a_warning(optimizer):
+    """AutoTrain's shipped configs ask for paged_adamw_8bit / adamw_bnb_8bit; without bitsandbytes the job died."""
+    for env in (CPU, dataclasses.replace(GPU, bitsandbytes_installed=False)):
+        plan = decide(LLMTrainingParams(optimizer=optimizer, peft=True, quantization=None), env)
+        assert plan.optimizer == "adamw_torch"
+        assert any(f"optimizer={optimizer!r} needs bitsandbytes" in warning for warning in plan.warnings)
+    assert decide(LLMTrainingParams(optimizer=optimizer, peft=True, quantization=None), GPU).optimizer == optimizer

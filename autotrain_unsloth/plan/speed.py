@@ -47,10 +47,27 @@ def gradient_checkpointing(params, env, backend, method, weights_dtype, autocast
     return chose((kind, estimate), f"gradient checkpointing {named}: {sized} does not fit")
 
 
+def needs_bitsandbytes(name: str) -> bool:
+    """transformers' optim names that build a bitsandbytes optimizer (8-bit, paged, Lion, AdEMAMix, RMSprop-bnb)."""
+    return ("bnb" in name or name.startswith(("paged_", "lion", "ademamix")) or name in ("adamw_8bit", "rmsprop_8bit",
+                                                                                         "rmsprop_32bit"))
+
+
 def optimizer(params, env, method) -> Choice:
     """The Trainer's optim. Full fine-tuning's adamw_8bit runs as torchao's AdamW8bit: the same block-wise 8-bit
     AdamW (dynamic quantization map, blocks of 256), compiled into fused kernels, where bitsandbytes' optimizer
-    step took 27% of an 8B full fine-tuning step on an H100."""
+    step took 27% of an 8B full fine-tuning step on an H100. A bitsandbytes optimizer where bitsandbytes cannot
+    run (not installed, or no CUDA GPU) becomes adamw_torch, with a warning."""
+    choice = _fast_optimizer(params, env, method)
+    if not needs_bitsandbytes(choice.value) or (env.bitsandbytes_installed and env.cuda):
+        return choice
+    missing = "bitsandbytes is not installed" if not env.bitsandbytes_installed else "there is no CUDA GPU"
+    return chose("adamw_torch", f"optimizer adamw_torch: {choice.value} needs bitsandbytes on a CUDA GPU, and {missing}",
+                 warning=f"optimizer={params.optimizer!r} needs bitsandbytes on a CUDA GPU and {missing}: training with "
+                         "adamw_torch instead (the same AdamW, with fp32 states: 4x the optimizer memory).")
+
+
+def _fast_optimizer(params, env, method) -> Choice:
     asked = params.optimizer
     if asked != "adamw_8bit":
         return chose(asked, f"optimizer {asked}: as asked")

@@ -1,0 +1,5 @@
+"""`from autotrain.params import LLMTrainingParams` (aitraining's spelling)."""
+
+from autotrain_unsloth.params import LLMTrainingParams
+
+__all__ = ["LLMTrainingParams"]
