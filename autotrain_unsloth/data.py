@@ -19,6 +19,7 @@ import shutil
 from typing import TYPE_CHECKING, Any
 
 from autotrain_unsloth.backends import trust_remote_code
+from autotrain_unsloth.chat_templates import TEMPLATES
 from autotrain_unsloth.data_files import accepted, data_format, find_split_file, read_data_file
 from autotrain_unsloth.params import LLMTrainingParams
 
@@ -62,6 +63,36 @@ def check_data_path(params: LLMTrainingParams) -> None:
     if path.startswith((".", "/", "~")) or not _HUB_ID.match(path):
         raise DataError(f"data_path {path!r} does not exist; give a data file ({accepted()}), a folder holding "
                         f"{params.train_split}.<one of those>, or a Hub dataset id")
+
+
+# aitraining's names for a column of conversations, looked for when the text column is absent.
+CONVERSATION_COLUMNS = ("conversations", "messages", "chats", "dialog", "dialogue")
+
+
+def settle_text_column(params: LLMTrainingParams) -> tuple[LLMTrainingParams, tuple[str, ...]]:
+    """For local data whose text column (left at its default, "text") is absent: the conversation column found
+    instead, rendered with the tokenizer's chat template unless one is named, ShareGPT rows mapped. Returns the
+    settings to use and what was decided, for the plan's warnings."""
+    train_file = params.data_path if os.path.isfile(params.data_path) else (
+        find_split_file(params.data_path, params.train_split) if os.path.isdir(params.data_path) else None)
+    if train_file is None or "text_column" in params.model_fields_set:
+        return params, ()
+    try:
+        rows = read_data_file(train_file, params.text_column)
+    except Exception as exc:
+        raise DataError(f"{train_file}: cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
+    found = next((name for name in CONVERSATION_COLUMNS if name in rows.column_names), None)
+    if params.text_column in rows.column_names or found is None or len(rows) == 0:
+        return params, ()
+    first = rows[0][found]
+    sharegpt = isinstance(first, list) and bool(first) and isinstance(first[0], dict) and "from" in first[0]
+    update = {"text_column": found, "chat_template": params.chat_template or "tokenizer",
+              "use_sharegpt_mapping": params.use_sharegpt_mapping or sharegpt}
+    note = (f"data: {train_file} has no {params.text_column!r} column; training on its {found!r} column"
+            + (" (ShareGPT from/value turns)" if sharegpt else "") + " rendered with "
+            + (f"the {params.chat_template!r} chat template" if params.chat_template else "the tokenizer's chat template")
+            + f" (--text-column {found} --chat-template ... to choose).")
+    return params.model_copy(update=update), (note,)
 
 
 def prepare_local_data(params: LLMTrainingParams) -> LLMTrainingParams:
@@ -146,16 +177,6 @@ def load_split(params: LLMTrainingParams, split: str) -> "Dataset":
     return load_dataset(params.data_path, name=name or None, split=hub_split)
 
 
-CHATML_TEMPLATE = (
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
-ZEPHYR_TEMPLATE = (
-    "{% for message in messages %}{{ '<|' + message['role'] + '|>\n' + message['content'] + eos_token + '\n' }}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
-)
-
-
 def load_tokenizer(params: LLMTrainingParams, max_length: int):
     """The tokenizer with AutoTrain's adjustments: the plan's sequence length as its maximum, padding side, pad
     token, chat template."""
@@ -165,16 +186,18 @@ def load_tokenizer(params: LLMTrainingParams, max_length: int):
     tokenizer.model_max_length = max_length
     if params.padding:
         tokenizer.padding_side = params.padding
-    if params.chat_template == "chatml":
-        tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
-        tokenizer.eos_token = "<|im_end|>"  # so that generation stops at the end of a turn
-        tokenizer.chat_template = CHATML_TEMPLATE
-    elif params.chat_template == "zephyr":
-        tokenizer.add_special_tokens({"additional_special_tokens": ["<|system|>", "<|user|>", "<|assistant|>"]})
-        tokenizer.chat_template = ZEPHYR_TEMPLATE
+    named = TEMPLATES.get(params.chat_template or "")
+    if named:
+        missing = [token for token in named.added_tokens if token not in tokenizer.get_vocab()]
+        if missing:
+            tokenizer.add_special_tokens({"additional_special_tokens": missing})
+        if named.end_of_turn:
+            tokenizer.eos_token = named.end_of_turn  # so that generation stops at the end of a turn
+        tokenizer.chat_template = named.jinja
     elif (params.chat_template == "tokenizer" or params.use_sharegpt_mapping) and not tokenizer.chat_template:
         raise DataError(f"chat_template='tokenizer' (or use_sharegpt_mapping without a chat_template), but the "
-                        f"tokenizer of {params.model!r} has no chat template; use chat_template chatml or zephyr")
+                        f"tokenizer of {params.model!r} has no chat template; name one (chat_template chatml, zephyr, "
+                        "llama-3, ...)")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer

@@ -21,6 +21,8 @@ from typing import Any, List, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from autotrain_unsloth.chat_templates import canonical
+
 IMPLEMENTED_TRAINERS = ("default", "sft")
 PROJECT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,95}")
 
@@ -116,8 +118,9 @@ class LLMTrainingParams(BaseModel):
     weight_decay: float = Field(0.0, ge=0, description="Weight decay")
     max_grad_norm: float = Field(1.0, description="Gradient clipping norm")
     seed: int = Field(42, description="Random seed (data order, LoRA init, dropout)")
-    chat_template: Optional[Literal["tokenizer", "chatml", "zephyr"]] = Field(None, description="Render chat data "
-        "with this template: tokenizer, chatml, zephyr or none")
+    chat_template: Optional[str] = Field(None, description="Render chat data with this template: tokenizer (the "
+        "model's own), chatml, zephyr, llama-3, gemma, mistral, qwen-2.5, phi-3, alpaca, vicuna (and their spellings "
+        "llama3, gemma3, ...) or none")
     # peft
     quantization: Optional[Literal["int4", "int8"]] = Field("int4", description="Quantize the frozen base for LoRA: "
         "int4 (QLoRA), int8 or none; used only with --peft")
@@ -182,6 +185,11 @@ class LLMTrainingParams(BaseModel):
         if isinstance(value, str) and value.strip().lower() in unset:
             return None
         return value
+
+    @field_validator("chat_template")
+    @classmethod
+    def _known_chat_template(cls, value: Optional[str]) -> Optional[str]:
+        return None if value is None else canonical(value)
 
     @field_validator("project_name")
     @classmethod

@@ -8,15 +8,16 @@ to `<project>/autotrain.log`. It returns the job's process id, and raises JobFai
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
 
-from autotrain_unsloth.data import check_data_path, prepare_local_data
+from autotrain_unsloth.data import check_data_path, prepare_local_data, settle_text_column
 from autotrain_unsloth.params import LLMTrainingParams
-from autotrain_unsloth.plan import Plan, PlanError, make_plan
+from autotrain_unsloth.plan import Plan, PlanError, make_plan, probe
 
 LOCAL_BACKENDS = ("local", "local-cli")
 
@@ -41,14 +42,15 @@ class AutoTrainProject:
     def plan(self) -> Plan:
         """The plan this project would follow, printed; loads no weights and writes nothing (a dry run)."""
         check_data_path(self.params)
-        plan = make_plan(self.params)
+        params, notes = settle_text_column(self.params)
+        plan = make_plan(params, dataclasses.replace(probe(params), data_notes=notes))
         print(plan.render(), flush=True)
         return plan
 
     def create(self) -> int:
-        params = self.params
-        check_data_path(params)  # these two raise before anything is written
-        plan = make_plan(params)
+        check_data_path(self.params)  # these two raise before anything is written
+        params, notes = settle_text_column(self.params)
+        plan = make_plan(params, dataclasses.replace(probe(params), data_notes=notes))
         if self.process:
             params = prepare_local_data(params)
             plan = make_plan(params, plan.probed_environment())

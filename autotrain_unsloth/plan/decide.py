@@ -18,7 +18,7 @@ def params_fingerprint(params: LLMTrainingParams) -> str:
 
 
 def decide(params: LLMTrainingParams, env: Environment) -> Plan:
-    choices: list[Choice] = [Choice(None, (), tuple(params.setting_warnings()))]
+    choices: list[Choice] = [Choice(None, (), (*params.setting_warnings(), *env.data_notes))]
 
     def take(choice: Choice):
         choices.append(choice)

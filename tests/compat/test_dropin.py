@@ -53,7 +53,7 @@ def test_sharegpt_without_a_template_anywhere_is_one_sentence(in_tmp, models):
     (in_tmp / "conversations.json").write_text(json.dumps(rows))
     result = aitraining("llm", "--train", "--model", models["llama"], "--data-path", "conversations.json", "--project-name",
                         "no-template", "--text-column", "conversations", "--use-sharegpt-mapping", *QUICK, cwd=in_tmp)
-    assert result.returncode != 0 and "has no chat template; use chat_template chatml or zephyr" in result.stdout + result.stderr
+    assert result.returncode != 0 and "has no chat template; name one" in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("name, write", [
@@ -152,3 +152,31 @@ def test_aitraining_yaml_settings_are_named_too(in_tmp):
     assert result.returncode != 0
     assert "use_vllm is an aitraining setting that this backend does not support" in result.stderr
     assert "save_steps is an aitraining setting" in result.stderr
+
+
+def test_a_conversations_column_is_found_and_the_dry_run_says_so(in_tmp, chat_model):
+    """The usual ShareGPT layout: a `conversations` column and no `text` column, no flags about either."""
+    (in_tmp / "data").mkdir()
+    rows = [{"conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a}]} for q, a in QA]
+    (in_tmp / "data" / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    common = ["llm", "--model", chat_model, "--data-path", "data", "--project-name", "found", *QUICK]
+    dry = aitraining(*common, "--dry-run", cwd=in_tmp)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    assert "training on its 'conversations' column (ShareGPT from/value turns)" in dry.stdout
+    run = aitraining(*common, "--train", cwd=in_tmp)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert trained(in_tmp / "found")
+
+
+@pytest.mark.parametrize("template", ["llama3", "gemma3"])
+def test_aitraining_template_names_train(in_tmp, models, template):
+    """aitraining's CLI lines: `--chat-template llama3`, `--chat-template gemma3` on messages data."""
+    (in_tmp / "chat").mkdir()
+    rows = [{"text": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]} for q, a in QA]
+    (in_tmp / "chat" / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = aitraining("llm", "--train", "--model", models["llama"], "--data-path", "chat", "--project-name", template,
+                        "--chat-template", template, *QUICK, cwd=in_tmp)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert trained(in_tmp / template)
+    saved = json.loads((in_tmp / template / "tokenizer_config.json").read_text())
+    assert saved["eos_token"] == {"llama3": "<|eot_id|>", "gemma3": "<end_of_turn>"}[template]
