@@ -215,3 +215,11 @@ def test_an_unknown_backend_is_one_sentence(tmp_path):
     result = aitraining("llm", "--train", "--backend", "spaces-a10g", "--model", "m", cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "backend 'spaces-a10g' is not available" in result.stderr
+
+
+def test_config_with_a_command_is_refused_rather_than_its_flags_ignored(tmp_path):
+    (tmp_path / "x.yml").write_text("task: llm-sft\nbase_model: m\nproject_name: p\nbackend: local\ndata: {path: d}\n")
+    result = aitraining("--config", "x.yml", "llm", "--dry-run", cwd=tmp_path)
+    assert result.returncode == 2 and "are not combined with it" in result.stderr
+    alone = aitraining("--dry-run", cwd=tmp_path)
+    assert alone.returncode == 2 and "needs --config" in alone.stderr
