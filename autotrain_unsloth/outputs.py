@@ -11,6 +11,7 @@ import glob
 import json
 import os
 
+from autotrain_unsloth.distributed import is_main
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan
 
@@ -20,7 +21,9 @@ METHOD_NAMES = {"full": "full fine-tuning", "lora": "LoRA", "qlora-4bit": "QLoRA
 def save_outputs(trainer, params: LLMTrainingParams, plan: Plan, tokenizer, throughput: dict) -> None:
     project = params.project_name
     trainer.model.config.use_cache = True
-    trainer.save_model(project)
+    trainer.save_model(project)  # every rank calls it (sharded states gather); the Trainer writes on rank 0
+    if not is_main():
+        return  # one copy of each file: rank 0 writes the rest
     tokenizer.save_pretrained(project)
     trainer.state.save_to_json(os.path.join(project, "trainer_state.json"))
     write_run_summary(trainer, plan, project, throughput)

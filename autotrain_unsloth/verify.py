@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 
+from autotrain_unsloth.distributed import say
 from autotrain_unsloth.plan import TORCH_DTYPE_NAMES, Plan
 
 DTYPE_NAMES = {f"torch.{torch_name}": name for name, torch_name in TORCH_DTYPE_NAMES.items()}
@@ -92,8 +93,7 @@ def checkpointing_check(plan: Plan, project_dir: str):  # plan: as verify_loaded
         def on_train_begin(self, args, state, control, model=None, **kwargs):
             active = bool(getattr(model, "is_gradient_checkpointing", False))
             dataclasses.replace(plan, verified={**plan.verified, "gradient_checkpointing_active": active}).save(project_dir)
-            print(f"Gradient checkpointing active at the first step: {active} (planned: {plan.gradient_checkpointing})",
-                  flush=True)
+            say(f"Gradient checkpointing active at the first step: {active} (planned: {plan.gradient_checkpointing})")
             if plan.gradient_checkpointing in ("on", "off") and active != (plan.gradient_checkpointing == "on"):
                 raise PlanMismatch(f"gradient checkpointing planned {plan.gradient_checkpointing}, but it is "
                                    f"{'on' if active else 'off'} at the first step")
@@ -116,7 +116,7 @@ def verify_loaded(model, plan: Plan, project_dir: str, packed_attention: str | N
     facts["matches_plan"] = not problems
     verified = dataclasses.replace(plan, verified=facts)
     verified.save(project_dir)
-    print("Loaded model: " + ", ".join(f"{key}={value}" for key, value in facts.items()), flush=True)
+    say("Loaded model: " + ", ".join(f"{key}={value}" for key, value in facts.items()))
     if problems:
         raise PlanMismatch("the loaded model does not match the plan, stopping before training:\n  - "
                            + "\n  - ".join(problems))

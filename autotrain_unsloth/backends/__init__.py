@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 
+from autotrain_unsloth.distributed import say
+
 
 class UnslothLoadError(RuntimeError):
     """Unsloth cannot load this model; the job falls back to transformers in a fresh process."""
@@ -30,5 +32,5 @@ def resize_for_tokenizer(model, tokenizer) -> list[int]:
     if len(tokenizer) <= rows:
         return []
     model.resize_token_embeddings(len(tokenizer))
-    print(f"Embeddings resized from {rows} to {len(tokenizer)} rows for tokens added by the chat template.", flush=True)
+    say(f"Embeddings resized from {rows} to {len(tokenizer)} rows for tokens added by the chat template.")
     return list(range(rows, len(tokenizer)))

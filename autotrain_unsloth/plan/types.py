@@ -126,9 +126,14 @@ class Plan:
         return cls(**data)
 
     def save(self, project_dir: str) -> str:
-        """plan.json, written whole or not at all (a unique temporary name, then an atomic rename)."""
-        os.makedirs(project_dir, exist_ok=True)
+        """plan.json, written whole or not at all (a unique temporary name, then an atomic rename); by rank 0
+        only when a launcher runs several processes (they all decide the same plan)."""
+        from autotrain_unsloth.distributed import is_main
+
         path = os.path.join(project_dir, "plan.json")
+        if not is_main():
+            return path
+        os.makedirs(project_dir, exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w") as f:
             json.dump(self.to_dict(), f, indent=2)

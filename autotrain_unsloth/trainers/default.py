@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 from autotrain_unsloth.data import load_split, render_text, to_blocks
+from autotrain_unsloth.distributed import say
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan
 from autotrain_unsloth.trainers import recipe
@@ -18,7 +19,7 @@ def datasets(params: LLMTrainingParams, plan: Plan, tokenizer):
                          params.add_eos_token)
 
     train = blocks(params.train_split)
-    print(f"default trainer: {len(train)} blocks of up to {plan.sequence_length} tokens", flush=True)
+    say(f"default trainer: {len(train)} blocks of up to {plan.sequence_length} tokens")
     return train, blocks(params.valid_split) if params.valid_split else None
 
 

@@ -19,8 +19,11 @@ from autotrain_unsloth.verify import checkpointing_check, verify_loaded
 
 
 def run(recipe, params: LLMTrainingParams, plan: Plan, backend) -> None:
+    from accelerate import PartialState
+
     tokenizer = load_tokenizer(params, plan.sequence_length)
-    train_data, valid_data = recipe.datasets(params, plan, tokenizer)
+    with PartialState().main_process_first():  # rank 0 fills the datasets cache, the other ranks then read it
+        train_data, valid_data = recipe.datasets(params, plan, tokenizer)
 
     model = backend.load_model(params, plan, tokenizer, plan.sequence_length)
     plan = verify_loaded(model, plan, params.project_name, backend.install_packed_attention(plan, model))

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from autotrain_unsloth.backends import UnslothLoadError
 from autotrain_unsloth.data import DataError
+from autotrain_unsloth.distributed import say, world_size
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan, PlanError, decide, make_plan, params_fingerprint
 from autotrain_unsloth.verify import PlanMismatch
@@ -30,11 +31,11 @@ def job_plan(params: LLMTrainingParams) -> Plan:
     if os.path.isfile(path):
         plan = Plan.load(path)
         if plan.params_fingerprint == params_fingerprint(params):
-            print(f"Following {path}: {plan.backend} backend, {plan.method}, {plan.trainer} trainer.", flush=True)
+            say(f"Following {path}: {plan.backend} backend, {plan.method}, {plan.trainer} trainer.")
             return plan
-        print(f"{path} was made for other settings; planning again.", flush=True)
+        say(f"{path} was made for other settings; planning again.")
     plan = make_plan(params)
-    print(plan.render(), flush=True)
+    say(plan.render())
     plan.save(params.project_name)
     return plan
 
@@ -73,11 +74,20 @@ RESTART_MESSAGES = {
 }
 
 
+class NoRestartUnderLauncher(RuntimeError):
+    """A failure with a remedy, in a job of several processes: one rank cannot restart alone."""
+
+
 def recover_or_raise(exc: Exception, params: LLMTrainingParams, plan: Plan, training_config: str) -> None:
     """Restart the job with the remedy for this failure (the process is replaced), or raise it."""
     found = remedy(exc, params, plan)
     if found is None:
         raise exc
+    if world_size() > 1:
+        key = next(iter(found))
+        fix = ("--no-unsloth" if key == "unsloth_load_error" else "--no-auto-gradient-checkpointing")
+        raise NoRestartUnderLauncher(f"{exc} -- with {world_size()} processes the job does not restart itself (one rank "
+                                     f"cannot restart alone); run again with {fix}") from exc
     error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     restart_with(params, plan, found, RESTART_MESSAGES[next(iter(found))].format(model=params.model, error=error),
                  training_config)
@@ -101,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             trainer.train(params, plan, backend)
         except Exception as exc:
             recover_or_raise(exc, params, plan, args.training_config)
-    except (PlanError, DataError, PlanMismatch, ValidationError, OSError) as exc:
+    except (PlanError, DataError, PlanMismatch, ValidationError, OSError, NoRestartUnderLauncher) as exc:
         print(f"Error: {exc}", file=sys.stderr, flush=True)
         return 1
     return 0
