@@ -74,8 +74,10 @@ def launch_command(params: LLMTrainingParams, plan: Plan) -> list[str]:
                     str(params.gradient_accumulation), "--num_processes", str(plan.num_processes)]
     else:
         command += ["--multi_gpu", "--num_machines", "1", "--num_processes", str(plan.num_processes)]
-    # The Trainer sets autocast from the plan; accelerate must not add its own on top.
-    command += ["--mixed_precision", "no", "--dynamo_backend", "no"]
+    # The Trainer sets autocast from the plan, and accelerate must not add its own on top; DeepSpeed takes the
+    # plan's precision from accelerate (its config must agree with the Trainer's bf16/fp16).
+    precision = plan.autocast if plan.num_processes > 1 and params.distributed_backend == "deepspeed" else "no"
+    command += ["--mixed_precision", precision, "--dynamo_backend", "no"]
     command += ["-m", "autotrain_unsloth.trainers.clm", "--training_config",
                 os.path.join(params.project_name, "training_params.json")]
     return command

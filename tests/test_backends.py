@@ -144,3 +144,14 @@ def test_unsloth_sets_no_hub_offline_switch_for_the_job(tmp_path, monkeypatch):
     assert hub.HF_HUB_OFFLINE == before and "HF_HUB_OFFLINE" not in __import__("os").environ
     with unsloth_backend.offline_for_local_model("meta-llama/Llama-3.2-1B"):
         assert hub.HF_HUB_OFFLINE == before
+
+
+def test_unsloth_under_ddp_loads_onto_each_process_own_gpu(monkeypatch):
+    import dataclasses as dc
+
+    params = LLMTrainingParams(model="/models/llama", unsloth=True, trainer="sft", peft=True)
+    two = decide(params, dc.replace(GPU_UNSLOTH, gpu_count=2))
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert unsloth_backend.from_pretrained_kwargs(params, two, 512)["device_map"] == {"": 1}
+    one = decide(params, GPU_UNSLOTH)
+    assert "device_map" not in unsloth_backend.from_pretrained_kwargs(params, one, 512)  # Unsloth's own default

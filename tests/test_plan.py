@@ -189,9 +189,42 @@ def test_gradient_checkpointing_kinds():
 def test_devices_and_processes():
     assert (decide(LLMTrainingParams(**LORA), CPU).device, decide(LLMTrainingParams(**LORA), CPU).num_processes) == ("cpu", 0)
     four = dataclasses.replace(GPU_UNSLOTH, gpu_count=4)
-    plan = decide(LLMTrainingParams(unsloth=True, **LORA), four)
-    assert plan.num_processes == 1 and any("4 GPUs found" in warning for warning in plan.warnings)
+    plan = decide(LLMTrainingParams(unsloth=True, batch_size=2, gradient_accumulation=4, **LORA), four)
+    # Unsloth trains under DDP too: one process per visible GPU, the global batch said
+    assert (plan.backend, plan.num_processes) == ("unsloth", 4)
+    assert any("DDP, one process per visible GPU" in r and "global batch 2 x 4 x 4 = 32" in r for r in plan.reasons)
+    assert "cuda x4 (H100) (DDP)" in plan.render()
     assert decide(LLMTrainingParams(**LORA), four).num_processes == 4
+
+
+def test_deepspeed_is_planned_or_refused_before_anything_runs():
+    from autotrain_unsloth.project import launch_command
+
+    two = dataclasses.replace(GPU, gpu_count=2, deepspeed_installed=True)
+    params = LLMTrainingParams(full_finetuning=True, quantization=None, mixed_precision="bf16",
+                               distributed_backend="deepspeed", project_name="ds")
+    plan = decide(params, two)
+    assert plan.num_processes == 2 and "(DeepSpeed ZeRO-3)" in plan.render()
+    command = launch_command(params, plan)
+    assert "--use_deepspeed" in command and command[command.index("--mixed_precision") + 1] == "bf16"
+    with pytest.raises(PlanError, match="needs deepspeed, which is not installed"):
+        decide(params, dataclasses.replace(two, deepspeed_installed=False))
+    with pytest.raises(PlanError, match="not supported on the Unsloth path"):
+        decide(params.model_copy(update={"unsloth": True}), dataclasses.replace(two, unsloth_version="2026.10.8"))
+
+
+def test_launch_command_for_each_plan():
+    from autotrain_unsloth.project import launch_command
+
+    params = LLMTrainingParams(peft=True, quantization=None, project_name="p")
+    for env, expected in ((CPU, ["--cpu", "--num_machines", "1", "--num_processes", "1"]),
+                          (GPU, ["--num_machines", "1", "--num_processes", "1"]),
+                          (dataclasses.replace(GPU, gpu_count=2),
+                           ["--multi_gpu", "--num_machines", "1", "--num_processes", "2"])):
+        command = launch_command(params, decide(params, env))
+        assert command[3:3 + len(expected)] == expected, command
+        assert command[command.index("--mixed_precision") + 1] == "no"  # the Trainer sets autocast from the plan
+        assert command[-3:] == ["autotrain_unsloth.trainers.clm", "--training_config", "p/training_params.json"]
 
 
 def test_unsloth_lora_dropout_costs_speed_and_says_so():
@@ -349,7 +382,7 @@ H100_TORCHAO = dataclasses.replace(H100, torchao_version="0.18.0")
          "needs bitsandbytes on a CUDA GPU"),
         (
             dict(**FULL, mixed_precision="bf16", distributed_backend="deepspeed", **BENCH),
-            dataclasses.replace(H100_TORCHAO, unsloth_version=None, gpu_count=2),
+            dataclasses.replace(H100_TORCHAO, unsloth_version=None, gpu_count=2, deepspeed_installed=True),
             "adamw_8bit",
             "DeepSpeed",
         ),

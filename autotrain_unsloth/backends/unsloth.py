@@ -82,6 +82,8 @@ def from_pretrained_kwargs(params: LLMTrainingParams, plan: Plan, max_seq_length
         use_exact_model_name=True,  # never swap in a different (pre-quantized) repo
         trust_remote_code=trust_remote_code(),
         random_state=params.seed,
+        # Under DDP each process loads the whole model onto its own GPU.
+        **({"device_map": {"": int(os.environ.get("LOCAL_RANK", 0))}} if plan.num_processes > 1 else {}),
     )
 
 

@@ -37,6 +37,7 @@ def probe(params: LLMTrainingParams) -> Environment:
         tokenizer_max_length=read_tokenizer_limit(params.model, params.token),
         torch_varlen=torch_varlen_support(),
         flash_attn_installed=importlib.util.find_spec("flash_attn") is not None,
+        deepspeed_installed=importlib.util.find_spec("deepspeed") is not None,
     )
 
 

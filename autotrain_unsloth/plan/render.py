@@ -27,7 +27,9 @@ def render(plan) -> str:
         ("packed attention", "", plan.packed_attention or "-"),
         ("optimizer", a.optimizer, plan.optimizer),
         ("eval / save", "", f"{plan.eval_strategy} / {plan.save_strategy}"),
-        ("device", a.distributed_backend or "", f"{plan.device} x{max(plan.num_processes, 1)}{gpu}"),
+        ("device", a.distributed_backend or "", f"{plan.device} x{max(plan.num_processes, 1)}{gpu}"
+         + (" (DeepSpeed ZeRO-3)" if plan.num_processes > 1 and a.distributed_backend == "deepspeed"
+            else " (DDP)" if plan.num_processes > 1 else "")),
     ]
     width = [max(len(str(r[i])) for r in rows + [("", "asked", "will run")]) for i in range(3)]
     lines = [f"Plan for model {a.model} (model_type: {plan.model_type or 'unknown'})",

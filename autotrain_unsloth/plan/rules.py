@@ -138,17 +138,24 @@ def devices(params, env, backend, method) -> Choice:
             (params.distributed_backend, f"distributed_backend={params.distributed_backend!r} not used: training on one "
                                          "CPU process.")) if given]
         return Choice(("cpu", 0), ("device cpu: no CUDA GPU",), tuple(notes))
-    if backend == "unsloth" and env.gpu_count > 1:
-        return chose(("cuda", 1), "device cuda x1: the Unsloth path trains on one GPU here",
-                     warning=f"{env.gpu_count} GPUs found; the Unsloth path trains on one (set CUDA_VISIBLE_DEVICES to "
-                             "choose it, or drop --unsloth for multi-GPU transformers training).")
-    if env.gpu_count == 1 and params.distributed_backend:
-        return chose(("cuda", 1), "device cuda x1",
-                     warning=f"distributed_backend={params.distributed_backend!r} not used: one GPU, one process.")
-    error = None
-    if env.gpu_count > 1 and params.distributed_backend == "deepspeed" and method in ("qlora-4bit", "lora-8bit"):
-        error = "quantized LoRA with deepspeed ZeRO-3 is not supported; use distributed_backend=ddp or --quantization none."
-    return chose(("cuda", env.gpu_count), f"device cuda x{env.gpu_count}", error=error)
+    if env.gpu_count == 1:
+        return chose(("cuda", 1), "device cuda x1", warning=(
+            f"distributed_backend={params.distributed_backend!r} not used: one GPU, one process."
+            if params.distributed_backend else None))
+    processes = env.gpu_count
+    step = (f"global batch {params.batch_size} x {params.gradient_accumulation} x {processes} = "
+            f"{params.batch_size * params.gradient_accumulation * processes} sequences a step")
+    deepspeed = params.distributed_backend == "deepspeed"
+    errors = [why for broken, why in (
+        (deepspeed and backend == "unsloth", "distributed_backend='deepspeed' is not supported on the Unsloth path "
+                                             "(it trains under DDP); use distributed_backend=ddp, or drop --unsloth"),
+        (deepspeed and method in ("qlora-4bit", "lora-8bit"), "quantized LoRA with deepspeed ZeRO-3 is not supported; "
+                                                             "use distributed_backend=ddp or --quantization none"),
+        (deepspeed and not env.deepspeed_installed, "distributed_backend='deepspeed' needs deepspeed, which is not "
+                                                    "installed: pip install deepspeed, or distributed_backend=ddp")) if broken]
+    kind = "DeepSpeed ZeRO-3" if deepspeed else "DDP"
+    return Choice(("cuda", processes), (f"device cuda x{processes}: {kind}, one process per visible GPU "
+                                        f"(CUDA_VISIBLE_DEVICES chooses them); {step}",), (), tuple(errors))
 
 
 def notices(params, env, backend, method) -> Choice:

@@ -40,6 +40,7 @@ class Environment:
     out_of_memory_without_checkpointing: bool = False  # set when a job ran out of memory with it auto-off
     torch_varlen: Optional[str] = None  # attention.torch_varlen_support(): "gqa", "no-gqa" or None
     flash_attn_installed: bool = False
+    deepspeed_installed: bool = False
     data_notes: tuple[str, ...] = ()  # what data preparation decided about the columns (shown as warnings)
 
 
