@@ -464,3 +464,24 @@ def test_a_bitsandbytes_optimizer_without_bitsandbytes_becomes_adamw_torch_with_
         assert plan.optimizer == "adamw_torch"
         assert any(f"optimizer={optimizer!r} needs bitsandbytes" in warning for warning in plan.warnings)
     assert decide(LLMTrainingParams(optimizer=optimizer, peft=True, quantization=None), GPU).optimizer == optimizer
+
+
+def test_two_gpus_on_the_unsloth_path_launch_ddp():
+    from autotrain_unsloth.project import launch_command
+
+    params = LLMTrainingParams(unsloth=True, trainer="sft", project_name="u", **QLORA)
+    plan = decide(params, dataclasses.replace(GPU_UNSLOTH, gpu_count=2))
+    assert (plan.backend, plan.method, plan.num_processes) == ("unsloth", "qlora-4bit", 2)
+    command = launch_command(params, plan)
+    assert command[3:8] == ["--multi_gpu", "--num_machines", "1", "--num_processes", "2"]
+
+
+def test_an_explicit_process_count_is_respected(monkeypatch):
+    from autotrain_unsloth.plan.probe import gpu_count
+
+    assert gpu_count(4) == 4
+    monkeypatch.setenv("AUTOTRAIN_FORCE_NUM_PROCESSES", "2")
+    assert gpu_count(4) == 2
+    monkeypatch.setenv("AUTOTRAIN_FORCE_NUM_PROCESSES", "8")
+    with pytest.raises(PlanError, match="from 1 to the 4 visible GPUs"):
+        gpu_count(4)

@@ -28,7 +28,7 @@ def probe(params: LLMTrainingParams) -> Environment:
         bitsandbytes_installed=importlib.util.find_spec("bitsandbytes") is not None,
         cuda=cuda,
         bf16=bool(cuda and torch.cuda.is_bf16_supported()),
-        gpu_count=torch.cuda.device_count() if cuda else 0,
+        gpu_count=gpu_count(torch.cuda.device_count()) if cuda else 0,
         gpu_name=torch.cuda.get_device_name(0) if cuda else None,
         gpu_memory_gib=round(torch.cuda.get_device_properties(0).total_memory / 2**30, 2) if cuda else None,
         torchao_version=_installed_version("torchao"),
@@ -39,6 +39,18 @@ def probe(params: LLMTrainingParams) -> Environment:
         flash_attn_installed=importlib.util.find_spec("flash_attn") is not None,
         deepspeed_installed=importlib.util.find_spec("deepspeed") is not None,
     )
+
+
+def gpu_count(visible: int) -> int:
+    """GPUs to train on: those visible (CUDA_VISIBLE_DEVICES chooses them), or fewer when the process count is
+    forced with aitraining's AUTOTRAIN_FORCE_NUM_PROCESSES."""
+    forced = os.environ.get("AUTOTRAIN_FORCE_NUM_PROCESSES", "").strip()
+    if not forced:
+        return visible
+    if not forced.isdigit() or not 1 <= int(forced) <= visible:
+        raise PlanError(f"AUTOTRAIN_FORCE_NUM_PROCESSES={forced!r}: give a number of processes from 1 to the {visible} "
+                        "visible GPUs")
+    return int(forced)
 
 
 def read_model_config(model: str, token: Optional[str] = None) -> dict:
