@@ -22,7 +22,8 @@ from typing import Any, Callable
 from pydantic import ValidationError
 
 from autotrain_unsloth import __version__
-from autotrain_unsloth.params import AITRAINING_ONLY, RENAMED_KEYS, SECTIONS, LLMTrainingParams
+from autotrain_unsloth.foreign_names import AITRAINING_ONLY, RENAMED_KEYS
+from autotrain_unsloth.params import SECTIONS, LLMTrainingParams
 
 CLI_BLOCK_SIZE = "1024"  # AutoTrain's CLI default; the Python default is -1
 
@@ -192,11 +193,12 @@ def user_error(exc: BaseException) -> bool:
     traceback. Everything else keeps its traceback."""
     from autotrain_unsloth.config import ConfigError
     from autotrain_unsloth.data import DataError
+    from autotrain_unsloth.params import SettingsFileError
     from autotrain_unsloth.plan import PlanError
     from autotrain_unsloth.project import JobFailed
     from autotrain_unsloth.verify import PlanMismatch
 
-    return isinstance(exc, (ConfigError, DataError, PlanError, JobFailed, PlanMismatch))
+    return isinstance(exc, (ConfigError, DataError, PlanError, JobFailed, PlanMismatch, SettingsFileError))
 
 
 def _describe(exc: ValidationError) -> str:

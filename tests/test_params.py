@@ -123,3 +123,22 @@ def test_help_is_grouped_and_shows_every_no_switch():
     for section in ("data settings", "LoRA settings", "automatic settings", "hub settings"):
         assert section + ":" in text
     assert "--no-auto-packed-attention" in text and "--no-packing" in text and "--no-peft" in text
+
+
+def test_a_settings_error_never_shows_the_token():
+    secret = "hf_must_not_appear_in_errors_123"
+    with pytest.raises(ValidationError) as caught:
+        LLMTrainingParams(token=secret, lora_rank=4, lr=-1)
+    assert secret not in str(caught.value) and secret not in repr(caught.value)
+
+
+def test_a_broken_training_params_file_is_one_sentence(tmp_path):
+    import subprocess
+    import sys
+
+    for name, text in (("broken.json", '{"model": "m",'), ("empty.json", "")):
+        (tmp_path / name).write_text(text)
+        result = subprocess.run([sys.executable, "-m", "autotrain_unsloth.trainers.clm", "--training_config", name],
+                                cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        assert f"{name}: not valid JSON (line 1" in result.stderr

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from autotrain_unsloth.backends import UnslothLoadError
 from autotrain_unsloth.data import DataError
 from autotrain_unsloth.distributed import say, world_size
-from autotrain_unsloth.params import LLMTrainingParams
+from autotrain_unsloth.params import LLMTrainingParams, SettingsFileError
 from autotrain_unsloth.plan import Plan, PlanError, decide, make_plan, params_fingerprint
 from autotrain_unsloth.verify import PlanMismatch
 
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             trainer.train(params, plan, backend)
         except Exception as exc:
             recover_or_raise(exc, params, plan, args.training_config)
-    except (PlanError, DataError, PlanMismatch, ValidationError, OSError, NoRestartUnderLauncher) as exc:
+    except (PlanError, DataError, PlanMismatch, ValidationError, OSError, NoRestartUnderLauncher, SettingsFileError) as exc:
         print(f"Error: {exc}", file=sys.stderr, flush=True)
         return 1
     return 0
