@@ -22,7 +22,7 @@ from typing import Any, Callable
 from pydantic import ValidationError
 
 from autotrain_unsloth import __version__
-from autotrain_unsloth.foreign_names import AITRAINING_ONLY, RENAMED_KEYS
+from autotrain_unsloth.foreign_names import RENAMED_KEYS, is_aitraining_only
 from autotrain_unsloth.params import SECTIONS, LLMTrainingParams
 
 CLI_BLOCK_SIZE = "1024"  # AutoTrain's CLI default; the Python default is -1
@@ -40,7 +40,7 @@ class ArgumentParser(argparse.ArgumentParser):
             notes = []
             for extra in unknown:
                 name = extra.split("=")[0].lstrip("-").replace("-", "_")
-                if name in AITRAINING_ONLY or name.startswith(("rl_", "vllm_")):
+                if is_aitraining_only(name):
                     notes.append(f"{extra} ({name} is an aitraining setting that this backend does not support)")
                     continue
                 if name in RENAMED_KEYS:

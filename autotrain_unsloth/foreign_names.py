@@ -30,3 +30,8 @@ sample_top_p manual_checkpoint_control save_state_every_n_steps load_state_from 
 inference_temperature inference_top_p inference_top_k inference_output wandb_visualizer wandb_token hub_private
 repo_id resume_from_checkpoint response_only_loss image_column ddp_timeout save_processed_data use_vllm
 """.split())
+
+
+def is_aitraining_only(name: str) -> bool:
+    """One of aitraining's own settings (its RL and vLLM settings by prefix: there are many)."""
+    return name in AITRAINING_ONLY or name.startswith(("rl_", "vllm_"))

@@ -22,7 +22,7 @@ from typing import Any, List, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from autotrain_unsloth.chat_templates import canonical
-from autotrain_unsloth.foreign_names import AITRAINING_ONLY, RENAMED_KEYS
+from autotrain_unsloth.foreign_names import RENAMED_KEYS, is_aitraining_only
 
 IMPLEMENTED_TRAINERS = ("default", "sft")
 PROJECT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,95}")
@@ -273,7 +273,7 @@ class LLMTrainingParams(BaseModel):
 
 
 def _unknown_key_message(key: str, fields: dict) -> str:
-    if key in AITRAINING_ONLY or key.startswith(("rl_", "vllm_")):
+    if is_aitraining_only(key):
         return f"{key} is an aitraining setting that this backend does not support"
     if key in RENAMED_KEYS:
         return f"unknown setting {key!r}: AutoTrain renamed it to {RENAMED_KEYS[key]!r}"

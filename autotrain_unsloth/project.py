@@ -39,18 +39,20 @@ class AutoTrainProject:
             raise PlanError(f"backend {self.backend!r} is not available in autotrain-unsloth; use one of "
                             f"{', '.join(LOCAL_BACKENDS)}")
 
-    def plan(self) -> Plan:
-        """The plan this project would follow, printed; loads no weights and writes nothing (a dry run)."""
+    def _first_plan(self) -> tuple[LLMTrainingParams, Plan]:
+        """The settings with the data's text column settled, and their plan; raises before anything is written."""
         check_data_path(self.params)
         params, notes = settle_text_column(self.params)
-        plan = make_plan(params, dataclasses.replace(probe(params), data_notes=notes))
+        return params, make_plan(params, dataclasses.replace(probe(params), data_notes=notes))
+
+    def plan(self) -> Plan:
+        """The plan this project would follow, printed; loads no weights and writes nothing (a dry run)."""
+        _, plan = self._first_plan()
         print(plan.render(), flush=True)
         return plan
 
     def create(self) -> int:
-        check_data_path(self.params)  # these two raise before anything is written
-        params, notes = settle_text_column(self.params)
-        plan = make_plan(params, dataclasses.replace(probe(params), data_notes=notes))
+        params, plan = self._first_plan()
         if self.process:
             params = prepare_local_data(params)
             plan = make_plan(params, plan.probed_environment())

@@ -184,12 +184,20 @@ def results_path(gpu: dict, date: str) -> str:
     return os.path.join(BENCH, "results", f"{date}-{slug}.json")
 
 
+def workload_of(record: dict) -> str:
+    return record.get("workload", "dense")  # records made before the instruct workload existed
+
+
+def invocation_of(record: dict):
+    return record.get("invocation", record.get("device_call"))  # earlier records name it device_call
+
+
 def merge(path: str, gpu: dict, date: str, new_records: list[dict], failures: list[dict]) -> dict:
     results = {"device": gpu["name"], "date": date, "versions": versions(), "records": [], "failures": []}
     if os.path.isfile(path):
         with open(path) as f:
             results = {**json.load(f), "versions": results["versions"]}
-    key = lambda r: (r.get("workload", "dense"), r["model"], r["method"], r["path"])  # noqa: E731
+    key = lambda r: (workload_of(r), r["model"], r["method"], r["path"])  # noqa: E731
     replaced = {key(r) for r in new_records + failures}
     results["records"] = [r for r in results["records"] if key(r) not in replaced] + new_records
     results["failures"] = [r for r in results.get("failures", []) if key(r) not in replaced] + failures
@@ -359,7 +367,6 @@ def run(args) -> int:
 
 def report(results: dict) -> str:
     """The markdown table (tokens/s, peak GiB, MFU per path) and the ratios the issues ask for."""
-    workload_of = lambda r: r.get("workload", "dense")  # noqa: E731  (records before the instruct workload)
     by_key = {(workload_of(r), r["model"], r["method"], r["path"]): r for r in results["records"]}
     lines = [f"Device: {results['device']}; date {results['date']}; "
              + ", ".join(f"{k} {v}" for k, v in results["versions"].items() if v), "",
@@ -388,7 +395,7 @@ def report(results: dict) -> str:
         # `*`: the two runs were not measured over the same steps and warm-up
         same = (ra["steps"], ra["warmup_steps"]) == (rb["steps"], rb["warmup_steps"])
         # `+`: measured in different invocations (each may run on a fresh machine)
-        one_call = ra.get("invocation", ra.get("device_call")) == rb.get("invocation", rb.get("device_call"))
+        one_call = invocation_of(ra) == invocation_of(rb)
         return f"{ra['tokens_per_s'] / rb['tokens_per_s']:.3f}" + ("" if same else "*") + ("" if one_call else "+")
 
     for cell in cells:

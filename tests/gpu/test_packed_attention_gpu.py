@@ -16,6 +16,7 @@ import sys
 import pytest
 
 from tests.gpu.test_unsloth_gpu import common_flags, losses, pytestmark, run_cli, torch  # noqa: F401  (the same marks)
+from tests.test_packing import per_token_losses
 
 DOCUMENT_LENGTHS = (37, 230, 11, 512, 96)
 
@@ -36,21 +37,17 @@ def test_torch_varlen_attention_keeps_documents_apart_in_bf16():
     batch = DataCollatorForLanguageModeling(pad_token_id=0, padding_free=True)([{"input_ids": d} for d in documents])
     ids, positions = batch["input_ids"].cuda(), batch["position_ids"].cuda()
 
-    def per_token(model, input_ids, position_ids=None):
-        logits = model(input_ids=input_ids, position_ids=position_ids).logits.float()
-        return torch.nn.functional.cross_entropy(logits[0, :-1], input_ids[0, 1:], reduction="none")
-
     packed = {}
     for attention in (varlen.ATTENTION_NAME, "sdpa"):
         torch.manual_seed(0)
         model = AutoModelForCausalLM.from_config(config, attn_implementation=attention, dtype=torch.bfloat16).cuda()
         ready_for_training(model).eval()
         with torch.no_grad():
-            packed[attention] = per_token(model, ids, positions)
+            packed[attention] = per_token_losses(model, ids, positions)
             if attention == varlen.ATTENTION_NAME:
                 start = 0
                 for document in documents:
-                    alone = per_token(model, torch.tensor([document], device="cuda"))
+                    alone = per_token_losses(model, torch.tensor([document], device="cuda"))
                     inside = packed[attention][start:start + len(document) - 1]
                     assert (inside - alone).abs().max() < 0.05, (len(document), (inside - alone).abs().max())
                     start += len(document)
