@@ -5,6 +5,7 @@ so it holds before torch.distributed is set up."""
 from __future__ import annotations
 
 import os
+import sys
 
 
 def rank() -> int:
@@ -23,3 +24,11 @@ def say(message: str) -> None:
     """Print on rank 0 only (each rank would print the same line)."""
     if is_main():
         print(message, flush=True)
+
+
+def end_process_group() -> None:
+    """Tear down the process group the trainer set up, before the interpreter exits: left to exit, gloo's worker
+    threads can be destroyed while still joinable, which aborts the process (SIGABRT) after a finished run."""
+    distributed = sys.modules.get("torch.distributed")  # never import torch here: Unsloth must come first
+    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        distributed.destroy_process_group()

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from autotrain_unsloth.backends import UnslothLoadError
 from autotrain_unsloth.data import DataError
-from autotrain_unsloth.distributed import say, world_size
+from autotrain_unsloth.distributed import end_process_group, say, world_size
 from autotrain_unsloth.params import LLMTrainingParams, SettingsFileError
 from autotrain_unsloth.plan import Plan, PlanError, decide, make_plan, params_fingerprint
 from autotrain_unsloth.verify import PlanMismatch
@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     except (PlanError, DataError, PlanMismatch, ValidationError, OSError, NoRestartUnderLauncher, SettingsFileError) as exc:
         print(f"Error: {exc}", file=sys.stderr, flush=True)
         return 1
+    finally:
+        end_process_group()
     return 0
 
 
