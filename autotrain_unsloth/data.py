@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from autotrain_unsloth.backends import trust_remote_code
 from autotrain_unsloth.chat_templates import TEMPLATES
-from autotrain_unsloth.data_files import accepted, data_format, find_split_file, read_data_file
+from autotrain_unsloth.chat_tokens import without_bos
+from autotrain_unsloth.data_files import DataError, accepted, data_format, find_split_file, read_data_file
 from autotrain_unsloth.params import LLMTrainingParams
 
 if TYPE_CHECKING:
@@ -32,10 +33,6 @@ SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistan
                   "system": "system", "bot": "assistant", "model": "assistant"}
 GROUP_ROWS = 1000  # rows concatenated together before cutting into blocks (transformers' run_clm default)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?(:[\w.-]+)?$")
-
-
-class DataError(ValueError):
-    """The data cannot be used; the message names the file, row or column and the fix."""
 
 
 # -- parent side -----------------------------------------------------------------------------------------
@@ -141,16 +138,27 @@ def _read_checked(path: str, params: LLMTrainingParams) -> "Dataset":
         if column not in dataset.column_names:
             raise DataError(f"{path}: no column {column!r} ({field}); columns are {', '.join(dataset.column_names)}. "
                             f"Pass --{field.replace('_', '-')} <name> or column_mapping in YAML.")
-    for index, value in enumerate(dataset[params.text_column]):
-        if value is None or (isinstance(value, (str, list)) and len(value) == 0):
-            # +2: a header line and 1-based numbering, so the number matches what an editor shows
-            where = (f"line {index + 2}" if kind == "csv" else f"line {index + 1}" if path.endswith(".jsonl")
-                     else f"row {index + 1}")
-            raise DataError(f"{path}: {where}: column {params.text_column!r} is empty; remove the row or fill it")
+    for field, column in columns.items():
+        for index, value in enumerate(dataset[column]):
+            if value is None or (isinstance(value, (str, list)) and len(value) == 0):
+                raise DataError(f"{path}: {_row_name(path, kind, index)}: column {column!r} ({field}) is empty; remove "
+                                "the row or fill it")
+    if params.trainer in ("dpo", "orpo", "reward"):
+        rejected = dataset[params.rejected_text_column]
+        for index, chosen in enumerate(dataset[params.text_column]):
+            if chosen == rejected[index]:
+                raise DataError(f"{path}: {_row_name(path, kind, index)}: the chosen answer ({params.text_column!r}) "
+                                f"equals the rejected one ({params.rejected_text_column!r}), so there is no preference "
+                                "to learn; remove the row or fix it")
     if len(dataset) == 0:
         raise DataError(f"{path}: has no rows")
     dataset = dataset.select_columns(list(columns.values()))
     return dataset.rename_columns({column: AUTOTRAIN_COLUMNS[field] for field, column in columns.items()})
+
+
+def _row_name(path: str, kind: str, index: int) -> str:
+    # +2: a header line and 1-based numbering, so the number matches what an editor shows
+    return f"line {index + 2}" if kind == "csv" else f"line {index + 1}" if path.endswith(".jsonl") else f"row {index + 1}"
 
 
 def _has_saved_dataset(path: str) -> bool:
@@ -208,7 +216,7 @@ def render_text(dataset: "Dataset", params: LLMTrainingParams, tokenizer) -> "Da
     column = params.text_column
     if column not in dataset.column_names:
         raise DataError(f"{params.data_path}: no column {column!r}; columns are {', '.join(dataset.column_names)}")
-    if params.chat_template is None and not params.use_sharegpt_mapping:
+    if not is_chat(params):
         first = dataset[0][column]
         if not isinstance(first, str):
             raise DataError(f"column {column!r} holds {type(first).__name__} values (conversations?); set "
@@ -217,14 +225,21 @@ def render_text(dataset: "Dataset", params: LLMTrainingParams, tokenizer) -> "Da
         return selected if column == "text" else selected.rename_column(column, "text")
 
     def render(row: dict, index: int) -> dict:
-        messages = _messages(row[column], index, params)
-        return {"text": tokenizer.apply_chat_template(messages, tokenize=False)}
+        messages = conversation(row[column], f"row {index} of column {column!r}", params)
+        # A template that writes the BOS itself, tokenized later by a tokenizer that adds one too, would give two.
+        return {"text": without_bos(tokenizer, tokenizer.apply_chat_template(messages, tokenize=False))}
 
     return dataset.map(render, with_indices=True, remove_columns=dataset.column_names)
 
 
-def _messages(value: Any, index: int, params: LLMTrainingParams) -> list[dict]:
-    where = f"row {index} of column {params.text_column!r}"
+def is_chat(params: LLMTrainingParams) -> bool:
+    """Whether the text columns hold conversations to render with a chat template."""
+    return params.chat_template is not None or params.use_sharegpt_mapping
+
+
+def conversation(value: Any, where: str, params: LLMTrainingParams) -> list[dict]:
+    """One cell as a list of {role, content} messages (a JSON or Python-literal string is parsed, ShareGPT's
+    from/value turns are mapped when asked)."""
     if isinstance(value, str):
         try:
             value = json.loads(value)

@@ -13,6 +13,12 @@ from typing import TYPE_CHECKING, Optional
 if TYPE_CHECKING:
     from datasets import Dataset
 
+
+
+class DataError(ValueError):
+    """The data cannot be used; the message names the file, row or column and the fix."""
+
+
 FORMATS = {".csv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet", ".txt": "text"}
 
 

@@ -28,7 +28,7 @@ forward_backward_loss_fn forward_backward_custom_fn gradient_accumulation_steps 
 optimizer_step_frequency grad_clip_value sample_every_n_steps sample_prompts sample_temperature sample_top_k
 sample_top_p manual_checkpoint_control save_state_every_n_steps load_state_from inference_prompts inference_max_tokens
 inference_temperature inference_top_p inference_top_k inference_output wandb_visualizer wandb_token hub_private
-repo_id resume_from_checkpoint response_only_loss image_column ddp_timeout save_processed_data use_vllm
+repo_id resume_from_checkpoint image_column ddp_timeout save_processed_data use_vllm
 """.split())
 
 

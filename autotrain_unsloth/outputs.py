@@ -30,7 +30,7 @@ def save_outputs(trainer, params: LLMTrainingParams, plan: Plan, tokenizer, thro
     params.save(project)
     write_model_card(params, plan, project)
     if plan.peft and params.merge_adapter:
-        merge_adapter(params, project)
+        merge_adapter(params, plan, project)
     print(f"Saved to {project}/", flush=True)
 
 
@@ -58,15 +58,19 @@ def optimizer_class(trainer) -> str | None:
     return None if optimizer is None else f"{type(optimizer).__module__}.{type(optimizer).__qualname__}"
 
 
-def merge_adapter(params: LLMTrainingParams, project: str) -> None:
+def merge_adapter(params: LLMTrainingParams, plan: Plan, project: str) -> None:
     """Merge the saved LoRA adapter into the base model, in the base model's own dtype, then drop adapter_*."""
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    from autotrain_unsloth.backends import fit_to_tokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(project)
-    base = AutoModelForCausalLM.from_pretrained(params.model, dtype="auto")
-    if len(tokenizer) > base.get_input_embeddings().weight.shape[0]:
-        base.resize_token_embeddings(len(tokenizer))
+    if plan.trainer == "reward":
+        base = AutoModelForSequenceClassification.from_pretrained(params.model, num_labels=1, dtype="auto")
+    else:
+        base = AutoModelForCausalLM.from_pretrained(params.model, dtype="auto")
+    fit_to_tokenizer(base, tokenizer)  # the template's rows, and its end-of-turn token as EOS in both configs
     try:
         merged = PeftModel.from_pretrained(base, project).merge_and_unload()
     except Exception as exc:
@@ -79,8 +83,29 @@ def merge_adapter(params: LLMTrainingParams, project: str) -> None:
     print(f"Adapter merged into {params.model} ({merged.dtype}); adapter files removed.", flush=True)
 
 
+USAGE = {False: """
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+model_path = "PATH_TO_THIS_FOLDER"
+tokenizer = AutoTokenizer.from_pretrained(model_path)
+model = AutoModelForCausalLM.from_pretrained(model_path, device_map="auto", dtype="auto").eval()
+inputs = tokenizer("Hello", return_tensors="pt").to(model.device)
+print(tokenizer.decode(model.generate(**inputs, max_new_tokens=32)[0], skip_special_tokens=True))
+""", True: """
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+model_path = "PATH_TO_THIS_FOLDER"
+tokenizer = AutoTokenizer.from_pretrained(model_path)
+model = AutoModelForSequenceClassification.from_pretrained(model_path, device_map="auto", dtype="auto").eval()
+inputs = tokenizer("Question and the answer to score", return_tensors="pt").to(model.device)
+print(model(**inputs).logits[0, 0].item())  # the reward: higher is preferred
+"""}
+
+
 def write_model_card(params: LLMTrainingParams, plan: Plan, project: str) -> None:
-    tags = ["autotrain", "autotrain-unsloth", "text-generation-inference", "text-generation"]
+    reward = plan.trainer == "reward"
+    tags = ["autotrain", "autotrain-unsloth"] + (["reward-model", "text-classification"] if reward else
+                                                 ["text-generation-inference", "text-generation"])
     if plan.peft:
         tags.append("peft")
     if plan.backend == "unsloth":
@@ -113,13 +138,7 @@ The full settings are in `training_params.json` and the decision in `plan.json`.
 ## Usage
 
 ```python
-from transformers import AutoModelForCausalLM, AutoTokenizer
-
-model_path = "PATH_TO_THIS_FOLDER"
-tokenizer = AutoTokenizer.from_pretrained(model_path)
-model = AutoModelForCausalLM.from_pretrained(model_path, device_map="auto", dtype="auto").eval()
-inputs = tokenizer("Hello", return_tensors="pt").to(model.device)
-print(tokenizer.decode(model.generate(**inputs, max_new_tokens=32)[0], skip_special_tokens=True))
+{USAGE[reward].strip()}
 ```
 """
     with open(os.path.join(project, "README.md"), "w") as f:

@@ -2,8 +2,8 @@
 
 `LLMTrainingParams` keeps all 48 fields of stock AutoTrain's LLM params with their names, types and
 defaults, so a stock `training_params.json` or YAML `params:` block loads unchanged. It adds the fields
-that AutoTrain lacks (`full_finetuning`, `use_sharegpt_mapping`, `max_steps`, `auto_gradient_checkpointing`,
-`auto_optimizer`, `packing`, `auto_packed_attention`). Unlike stock AutoTrain it
+that AutoTrain lacks (`full_finetuning`, `use_sharegpt_mapping`, `max_steps`, `response_only_loss`,
+`auto_gradient_checkpointing`, `auto_optimizer`, `packing`, `auto_packed_attention`). Unlike stock AutoTrain it
 rejects unknown keys (stock silently drops them) and checks the settings against each other: a
 contradiction is an error, a setting that will not be used is a warning (see `setting_warnings`).
 
@@ -23,16 +23,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from autotrain_unsloth.chat_templates import canonical
 from autotrain_unsloth.foreign_names import RENAMED_KEYS, is_aitraining_only
+from autotrain_unsloth.settings_rules import contradictions, unused_settings
 
-IMPLEMENTED_TRAINERS = ("default", "sft")
 PROJECT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,95}")
 
 # The sections of `--help` and docs/params.md, each field in exactly one (tests/test_params.py checks).
 SECTIONS = {
     "model": ("model", "project_name", "trainer", "full_finetuning", "unsloth", "use_flash_attention_2"),
     "data": ("data_path", "train_split", "valid_split", "text_column", "prompt_text_column", "rejected_text_column",
-             "chat_template", "use_sharegpt_mapping", "add_eos_token", "block_size", "model_max_length", "padding",
-             "packing"),
+             "chat_template", "use_sharegpt_mapping", "response_only_loss", "add_eos_token", "block_size",
+             "model_max_length", "padding", "packing"),
     "training": ("lr", "epochs", "max_steps", "batch_size", "gradient_accumulation", "warmup_ratio", "optimizer",
                  "scheduler", "weight_decay", "max_grad_norm", "seed", "mixed_precision", "disable_gradient_checkpointing",
                  "auto_find_batch_size", "logging_steps", "eval_strategy", "save_total_limit", "log",
@@ -44,9 +44,6 @@ SECTIONS = {
     "automatic": ("auto_gradient_checkpointing", "auto_optimizer", "auto_packed_attention"),
 }
 
-LORA_FIELDS = ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "merge_adapter")
-PREFERENCE_FIELDS = ("model_ref", "dpo_beta", "max_prompt_length", "max_completion_length",
-                     "prompt_text_column", "rejected_text_column")
 
 
 class SettingsFileError(ValueError):
@@ -75,7 +72,8 @@ class LLMTrainingParams(BaseModel):
     padding: Optional[Literal["left", "right"]] = Field("right", description="Padding side")
     # trainer
     trainer: Literal["default", "sft", "reward", "dpo", "orpo"] = Field("default", description="default: causal LM on "
-        "raw text; sft: TRL supervised fine-tuning")
+        "raw text; sft: supervised fine-tuning; dpo, orpo: preference tuning on prompt/chosen/rejected; reward: a "
+        "reward model (one score) on chosen/rejected")
     use_flash_attention_2: bool = Field(False, description="Use FlashAttention 2 (CUDA only)")
     log: Literal["none", "wandb", "tensorboard"] = Field("none", description="Where to report metrics")
     disable_gradient_checkpointing: bool = Field(False, description="Turn gradient checkpointing off (faster, more memory)")
@@ -106,14 +104,17 @@ class LLMTrainingParams(BaseModel):
     lora_r: int = Field(16, ge=1, description="LoRA rank")
     lora_alpha: int = Field(32, ge=1, description="LoRA alpha")
     lora_dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout")
-    # dpo / orpo (accepted for compatibility; those trainers are not implemented yet)
-    model_ref: Optional[str] = Field(None, description="Reference model (dpo)")
+    # dpo / orpo
+    model_ref: Optional[str] = Field(None, description="Reference model (dpo without --peft; default: a frozen copy "
+        "of the model)")
     dpo_beta: float = Field(0.1, description="DPO beta")
-    max_prompt_length: int = Field(128, description="Prompt length (dpo, orpo)")
-    max_completion_length: Optional[int] = Field(None, description="Completion length (dpo, orpo)")
+    max_prompt_length: int = Field(128, ge=1, description="Prompt tokens kept, the last ones (dpo, orpo)")
+    max_completion_length: Optional[int] = Field(None, description="Answer tokens kept, the first ones (dpo, orpo); "
+        "none: up to the block size")
     # columns
     prompt_text_column: Optional[str] = Field(None, description="Prompt column (dpo, orpo)")
-    text_column: str = Field("text", description="Column holding the training text or conversation")
+    text_column: str = Field("text", description="Column holding the training text or conversation; the chosen "
+        "answer for dpo, orpo and reward")
     rejected_text_column: Optional[str] = Field(None, description="Rejected-answer column (dpo, orpo, reward)")
     # hub
     push_to_hub: bool = Field(False, description="Upload the result to the Hugging Face Hub")
@@ -128,6 +129,8 @@ class LLMTrainingParams(BaseModel):
     use_sharegpt_mapping: bool = Field(False, description="The text column holds ShareGPT conversations (from/value); "
         "map them to role/content before templating")
     max_steps: int = Field(-1, description="Stop after this many optimizer steps; -1: train for --epochs")
+    response_only_loss: bool = Field(False, description="sft on conversations: compute the loss on the assistant's "
+        "turns only (the prompt tokens get label -100); aitraining's name, off as in AutoTrain")
     auto_gradient_checkpointing: bool = Field(True, description="Turn gradient checkpointing off when the memory "
         "estimate says training fits on the GPU without it (faster); false: AutoTrain's rule, on unless "
         "disable_gradient_checkpointing")
@@ -192,43 +195,14 @@ class LLMTrainingParams(BaseModel):
 
     @model_validator(mode="after")
     def _contradictions(self) -> "LLMTrainingParams":
-        problems = []
-        if self.peft and self.full_finetuning:
-            problems.append("peft=True and full_finetuning=True contradict each other: full fine-tuning trains every "
-                            "weight, LoRA (peft) trains an adapter. Drop one (--no-peft or --no-full-finetuning).")
-        if self.trainer not in IMPLEMENTED_TRAINERS:
-            problems.append(f"trainer={self.trainer!r} is not implemented by autotrain-unsloth yet; "
-                            f"use one of {', '.join(IMPLEMENTED_TRAINERS)}.")
-        if self.push_to_hub and not (self.username and self.token):
-            problems.append("push_to_hub=True needs username and token (--username, --token or HF_TOKEN in YAML hub:).")
-        if self.max_steps == 0 or self.max_steps < -1:
-            problems.append(f"max_steps={self.max_steps}: give a positive number of steps, or -1 to train for epochs.")
+        problems = contradictions(self)
         if problems:
             raise ValueError("\n  - " + "\n  - ".join(problems))
         return self
 
     def setting_warnings(self) -> list[str]:
         """Settings that were given but will not be used, each with the reason. Shown in the plan."""
-        notes = []
-        full = self.full_finetuning or not self.peft
-        if full and self.quantization is not None:
-            why = "full_finetuning=True" if self.full_finetuning else "peft=False"
-            notes.append(f"quantization={self.quantization!r} is not used: with {why} every weight is trained, "
-                         "unquantized; quantization applies to LoRA only (--quantization none silences this).")
-        if full:
-            unused = [name for name in LORA_FIELDS if name in self.model_fields_set]
-            if unused:
-                notes.append(f"{', '.join(unused)} not used: no LoRA adapter is trained without --peft.")
-        if self.trainer in IMPLEMENTED_TRAINERS:
-            unused = [name for name in PREFERENCE_FIELDS if name in self.model_fields_set and getattr(self, name) is not None]
-            if unused:
-                notes.append(f"{', '.join(unused)} not used: only dpo/orpo/reward trainers read them.")
-        if self.use_sharegpt_mapping and self.chat_template is None:
-            notes.append("use_sharegpt_mapping=True without chat_template: the conversations are rendered with the "
-                         "tokenizer's own chat template (chat_template='tokenizer'); the job stops if it has none.")
-        if self.trainer != "default" and "add_eos_token" in self.model_fields_set:
-            notes.append("add_eos_token is used by the default trainer only; the sft trainer lets TRL add EOS.")
-        return notes
+        return unused_settings(self)
 
     # -- persistence ---------------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ def test_empty_row_is_named_and_nothing_is_written(in_tmp):
     os.makedirs("data")
     with open("data/train.csv", "w") as f:
         f.write("text\nfirst row\n\nthird\n\"\"\n")
-    with pytest.raises(DataError, match=r"train.csv: line 4: column 'text' is empty"):
+    with pytest.raises(DataError, match=r"train.csv: line 4: column 'text' \(text_column\) is empty"):
         prepare_local_data(LLMTrainingParams(data_path="data", project_name="p"))
     assert not os.path.exists("p")
 

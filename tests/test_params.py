@@ -54,7 +54,8 @@ def test_contradictions_are_all_reported_at_once():
     message = str(error.value)
     assert "peft=True and full_finetuning=True contradict" in message
     assert "push_to_hub=True needs username and token" in message
-    assert "trainer='dpo' is not implemented" in message
+    assert "trainer='dpo' needs rejected_text_column" in message
+    assert "trainer='dpo' needs prompt_text_column for text rows" in message
 
 
 @pytest.mark.parametrize("name", ["my-run", "Run2", "a" * 50])

@@ -26,11 +26,47 @@ def ready_for_training(model):
     return model
 
 
-def resize_for_tokenizer(model, tokenizer) -> list[int]:
-    """Grow the embeddings when the tokenizer has tokens the model lacks; returns the new token ids."""
+def fit_to_tokenizer(model, tokenizer) -> list[int]:
+    """Make the model agree with the tokenizer: embeddings grown for tokens a chat template added, and the EOS and
+    pad ids of config.json and generation_config.json set to the tokenizer's (a template's end-of-turn token is its
+    EOS, so that generation stops at the end of a turn). Returns the ids of the added tokens."""
     rows = model.get_input_embeddings().weight.shape[0]
-    if len(tokenizer) <= rows:
-        return []
-    model.resize_token_embeddings(len(tokenizer))
-    say(f"Embeddings resized from {rows} to {len(tokenizer)} rows for tokens added by the chat template.")
-    return list(range(rows, len(tokenizer)))
+    added = []
+    if len(tokenizer) > rows:
+        model.resize_token_embeddings(len(tokenizer))
+        say(f"Embeddings resized from {rows} to {len(tokenizer)} rows for tokens added by the chat template.")
+        added = list(range(rows, len(tokenizer)))
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    model.config.eos_token_id, model.config.pad_token_id = eos, pad
+    generation = getattr(model, "generation_config", None)
+    if generation is not None:
+        # Keep the other stop tokens a model lists (Llama 3 Instruct stops at two), the tokenizer's first.
+        others = generation.eos_token_id if isinstance(generation.eos_token_id, list) else [generation.eos_token_id]
+        stops = [eos] + [token for token in others if token is not None and token != eos]
+        generation.eos_token_id = stops[0] if len(stops) == 1 else stops
+        generation.pad_token_id = pad
+    return added
+
+
+def added_tokens_as_planned(plan, added: list[int]) -> list[int]:
+    """The tokens the tokenizer added, checked against the plan (which read the tokenizer's vocabulary)."""
+    if added and plan.new_tokens is None:
+        from autotrain_unsloth.verify import PlanMismatch
+
+        raise PlanMismatch(f"the chat template added {len(added)} tokens to the tokenizer, which the plan did not "
+                           "expect; they would stay untrained. Delete plan.json and run again.")
+    return added
+
+
+def token_rows_to_train(model, added: list[int]) -> dict | None:
+    """PEFT's trainable_token_indices for tokens a chat template added: their rows of the input embedding, and of
+    the output layer unless it shares the embedding's weights, so that the model learns to read and to write them
+    (an end-of-turn token it cannot predict never stops generation)."""
+    if not added:
+        return None
+    names = {module: name.rsplit(".", 1)[-1] for name, module in model.named_modules()}
+    rows = {names[model.get_input_embeddings()]: added}
+    output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if output is not None and output.weight is not model.get_input_embeddings().weight:
+        rows[names[output]] = added
+    return rows

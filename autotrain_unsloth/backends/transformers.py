@@ -6,14 +6,20 @@ from __future__ import annotations
 import os
 
 from autotrain_unsloth.attention import varlen
-from autotrain_unsloth.backends import ready_for_training, resize_for_tokenizer, trust_remote_code
+from autotrain_unsloth.backends import (
+    added_tokens_as_planned,
+    fit_to_tokenizer,
+    ready_for_training,
+    token_rows_to_train,
+    trust_remote_code,
+)
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import TORCH_DTYPE_NAMES, Plan
 
 
 def load_model(params: LLMTrainingParams, plan: Plan, tokenizer, max_seq_length: int):
     import torch
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, BitsAndBytesConfig
 
     dtype = getattr(torch, TORCH_DTYPE_NAMES[plan.weights_dtype])
     kwargs = {"dtype": dtype, "trust_remote_code": trust_remote_code()}
@@ -29,9 +35,12 @@ def load_model(params: LLMTrainingParams, plan: Plan, tokenizer, max_seq_length:
         kwargs["attn_implementation"] = varlen.register()
     elif plan.packed_attention == "flash_attention_2" or (plan.device == "cuda" and params.use_flash_attention_2):
         kwargs["attn_implementation"] = "flash_attention_2"
-    model = ready_for_training(AutoModelForCausalLM.from_pretrained(params.model, **kwargs))
-
-    new_token_ids = resize_for_tokenizer(model, tokenizer)
+    if plan.trainer == "reward":  # a reward model: one score per sequence, read at the last non-pad token
+        model = AutoModelForSequenceClassification.from_pretrained(params.model, num_labels=1, **kwargs)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(params.model, **kwargs)
+    ready_for_training(model)
+    new_token_ids = added_tokens_as_planned(plan, fit_to_tokenizer(model, tokenizer))
     if not plan.peft:
         return model
 
@@ -45,9 +54,10 @@ def load_model(params: LLMTrainingParams, plan: Plan, tokenizer, max_seq_length:
     torch.manual_seed(params.seed)  # LoRA's A matrices are drawn now, before the Trainer seeds anything
     config = LoraConfig(
         r=params.lora_r, lora_alpha=params.lora_alpha, lora_dropout=params.lora_dropout, bias="none",
-        task_type="CAUSAL_LM", target_modules="all-linear" if targets == ("all-linear",) else list(targets),
-        # Tokens added for a chat template start random: train just their embedding rows, not the whole matrix.
-        trainable_token_indices=new_token_ids or None,
+        task_type="SEQ_CLS" if plan.trainer == "reward" else "CAUSAL_LM",  # SEQ_CLS also trains the score head
+        target_modules="all-linear" if targets == ("all-linear",) else list(targets),
+        # Tokens added for a chat template start untrained: train just their rows, not the whole matrices.
+        trainable_token_indices=token_rows_to_train(model, new_token_ids),
     )
     return get_peft_model(model, config)
 

@@ -15,7 +15,13 @@ import contextlib
 import os
 import sys
 
-from autotrain_unsloth.backends import UnslothLoadError, ready_for_training, resize_for_tokenizer, trust_remote_code
+from autotrain_unsloth.backends import (
+    UnslothLoadError,
+    added_tokens_as_planned,
+    fit_to_tokenizer,
+    ready_for_training,
+    trust_remote_code,
+)
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import TORCH_DTYPE_NAMES, Plan
 
@@ -99,6 +105,8 @@ def get_peft_model_kwargs(params: LLMTrainingParams, plan: Plan, max_seq_length:
         max_seq_length=max_seq_length,
         use_rslora=False,
         loftq_config=None,
+        # Tokens a chat template added: Unsloth trains the embedding and output matrices in full (plan: new_tokens).
+        modules_to_save=["embed_tokens", "lm_head"] if plan.new_tokens == "embeddings" else None,
     )
 
 
@@ -128,7 +136,7 @@ def load_model(params: LLMTrainingParams, plan: Plan, tokenizer, max_seq_length:
         raise UnslothLoadError(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from exc
 
     ready_for_training(model)
-    resize_for_tokenizer(model, tokenizer)
+    added_tokens_as_planned(plan, fit_to_tokenizer(model, tokenizer))
     if plan.method == "full":
         return model  # never get_peft_model: full fine-tuning trains the weights themselves
     return FastLanguageModel.get_peft_model(model, **get_peft_model_kwargs(params, plan, max_seq_length))

@@ -28,6 +28,7 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
     method = take(rules.method(params, env, backend))
     weights_dtype, autocast = take(rules.precision(params, env, backend, method))
     targets = take(rules.lora_targets(params, env, backend, method))
+    new_tokens = take(rules.new_tokens(params, env, backend, method))
     take(rules.notices(params, env, backend, method))
     sequence = take(rules.sequence_length(params, env))
     checkpointing, memory_estimate = take(speed.gradient_checkpointing(
@@ -49,5 +50,5 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
         reasons=tuple(reason for choice in choices for reason in choice.reasons),
         warnings=tuple(warning for choice in choices for warning in choice.warnings),
         params_fingerprint=params_fingerprint(params), memory_estimate_gib=memory_estimate,
-        packed_attention=packed_attention, environment=dataclasses.asdict(env),
+        packed_attention=packed_attention, new_tokens=new_tokens, environment=dataclasses.asdict(env),
     )

@@ -9,6 +9,7 @@ import os
 from typing import Optional
 
 from autotrain_unsloth.attention import torch_varlen_support
+from autotrain_unsloth.chat_templates import TEMPLATES
 from autotrain_unsloth.memory import ModelShape
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan.types import Environment, PlanError
@@ -35,6 +36,7 @@ def probe(params: LLMTrainingParams) -> Environment:
         model_type=config["model_type"],
         model_shape=shape.to_dict() if shape else None,
         tokenizer_max_length=read_tokenizer_limit(params.model, params.token),
+        template_tokens_missing=missing_template_tokens(params),
         torch_varlen=torch_varlen_support(),
         flash_attn_installed=importlib.util.find_spec("flash_attn") is not None,
         deepspeed_installed=importlib.util.find_spec("deepspeed") is not None,
@@ -85,6 +87,25 @@ def read_tokenizer_limit(model: str, token: Optional[str] = None) -> Optional[in
     except (OSError, ValueError, AttributeError):
         return None
     return int(limit) if isinstance(limit, (int, float)) and 0 < limit < UNBOUNDED_TOKENIZER else None
+
+
+def missing_template_tokens(params: LLMTrainingParams) -> Optional[tuple[str, ...]]:
+    """The tokens the named chat template adds that the model's tokenizer lacks, read from tokenizer.json (its
+    vocabulary and added tokens) without loading transformers; None when there is no tokenizer.json to read."""
+    named = TEMPLATES.get(params.chat_template or "")
+    if not named or not named.added_tokens:
+        return ()
+    path = os.path.join(params.model, "tokenizer.json") if os.path.isdir(params.model) else _hub_file(
+        params.model, "tokenizer.json", params.token)
+    if not path or not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        vocab = set(data.get("model", {}).get("vocab") or ()) | {token["content"] for token in data.get("added_tokens", [])}
+    except (OSError, ValueError, AttributeError, TypeError, KeyError):
+        return None
+    return tuple(token for token in named.added_tokens if token not in vocab)
 
 
 def _hub_file(model: str, filename: str, token: Optional[str]) -> Optional[str]:

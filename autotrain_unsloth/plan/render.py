@@ -25,6 +25,9 @@ def render(plan) -> str:
         ("packing", {None: "auto", True: "on", False: "off"}[a.packing] if sft else "",
          ("on" if plan.packing else "off") if sft else "- (blocks)"),
         ("packed attention", "", plan.packed_attention or "-"),
+        ("chat template", a.chat_template or "-", (a.chat_template or "-") + (
+            f", added tokens trained: {plan.new_tokens}" if plan.new_tokens else "")
+         + (", loss on the assistant's turns only" if a.response_only_loss else "")),
         ("optimizer", a.optimizer, plan.optimizer),
         ("eval / save", "", f"{plan.eval_strategy} / {plan.save_strategy}"),
         ("device", a.distributed_backend or "", f"{plan.device} x{max(plan.num_processes, 1)}{gpu}"

@@ -8,6 +8,14 @@ from autotrain_unsloth.plan.architectures import UNSLOTH_ARCHITECTURES, architec
 from autotrain_unsloth.plan.types import Choice, chose
 
 UNSLOTH_TRAINERS = ("default", "sft")
+# Why a trainer is not on Unsloth's path here (named in the fallback warning).
+NOT_ON_UNSLOTH = {
+    "reward": "trainer 'reward' trains a sequence classifier (a score head), which Unsloth's fast path does not load",
+    "dpo": "trainer 'dpo' is not verified on Unsloth's path here (its loss curve has not matched the transformers path "
+           "in a GPU test)",
+    "orpo": "trainer 'orpo' is not verified on Unsloth's path here (its loss curve has not matched the transformers "
+            "path in a GPU test)",
+}
 # AutoTrain caps a tokenizer whose own limit is above this at model_max_length.
 AUTOTRAIN_TOKENIZER_CAP = 2048
 AUTOTRAIN_AUTO_BLOCK = 1024  # block_size -1: the tokenizer's limit, at most this
@@ -19,8 +27,8 @@ def backend(params, env) -> Choice:
     blockers = [why for blocked, why in (
         (env.unsloth_version is None, "unsloth is not installed (pip install 'autotrain-unsloth[unsloth]')"),
         (not env.cuda, "no CUDA GPU was found (Unsloth's kernels need one)"),
-        (params.trainer not in UNSLOTH_TRAINERS,
-         f"trainer {params.trainer!r} is not supported by Unsloth here (supported: {', '.join(UNSLOTH_TRAINERS)})"),
+        (params.trainer not in UNSLOTH_TRAINERS, NOT_ON_UNSLOTH.get(params.trainer, f"trainer {params.trainer!r} is "
+                                                                    "not supported by Unsloth here")),
         (env.model_type not in UNSLOTH_ARCHITECTURES, f"model_type {env.model_type!r} is not on Unsloth's fast path "
                                                       f"(supported: {', '.join(UNSLOTH_ARCHITECTURES)})"),
         (bool(env.unsloth_load_error), f"Unsloth failed to load the model ({env.unsloth_load_error})")) if blocked]
@@ -98,6 +106,28 @@ def lora_targets(params, env, backend, method) -> Choice:
         return chose(None, error=f"target_modules='all-linear' has no known expansion for model_type {env.model_type!r}; "
                                  "list the modules (--target-modules q_proj,v_proj,...)")
     return chose(("all-linear",), f"LoRA targets: all-linear, resolved by PEFT for model_type {env.model_type!r}")
+
+
+def new_tokens(params, env, backend, method) -> Choice:
+    """How the tokens a chat template adds to the tokenizer get trained (they start untrained, and a model that
+    cannot write the end-of-turn token never stops)."""
+    missing = env.template_tokens_missing
+    if missing == ():
+        return chose(None)
+    which = (f"chat_template {params.chat_template!r} adds {', '.join(missing)}" if missing
+             else f"chat_template {params.chat_template!r} may add tokens (the tokenizer has no tokenizer.json to check)")
+    if method == "full":
+        return chose("full", f"new tokens: {which}; trained with every other weight")
+    if backend == "transformers":
+        return chose("rows", f"new tokens: {which}; their embedding and output rows are trained beside the LoRA "
+                             "adapter (PEFT trainable_token_indices) and saved with it"
+                             + ("; sft computes the plain loss (TRL's chunked loss would skip those output rows)"
+                                if params.trainer == "sft" else ""))
+    return chose("embeddings", f"new tokens: {which}; the embedding and output matrices are trained in full beside "
+                               "the LoRA adapter (Unsloth's modules_to_save) and saved with it",
+                 warning=f"{which}, which this model has never seen: on the Unsloth path the whole embedding and output "
+                         "matrices are trained and saved with the adapter (more memory, a larger adapter). The "
+                         "model's own template (--chat-template tokenizer) adds none.")
 
 
 def sequence_length(params, env) -> Choice:

@@ -13,6 +13,9 @@ Backend = Literal["unsloth", "transformers"]
 Method = Literal["full", "lora", "qlora-4bit", "lora-8bit"]
 Dtype = Literal["bf16", "fp16", "fp32"]
 TORCH_DTYPE_NAMES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+# How tokens a chat template adds get trained: their rows only (PEFT trainable_token_indices), the embedding and
+# output matrices in full (Unsloth's modules_to_save), or with every weight (full fine-tuning).
+NewTokens = Literal["rows", "embeddings", "full"]
 PackedAttention = Literal["unsloth", "torch-varlen-in-unsloth", "sdpa-no-cudnn", "torch-varlen", "sdpa-mask",
                           "flash_attention_2"]
 
@@ -36,6 +39,7 @@ class Environment:
     model_type: Optional[str] = None
     model_shape: Optional[dict] = None  # memory.ModelShape as a dict; None when config.json lacks the keys
     tokenizer_max_length: Optional[int] = None  # the tokenizer's own limit; None when unknown or unbounded
+    template_tokens_missing: Optional[tuple[str, ...]] = ()  # the chat template's tokens the tokenizer lacks; None: unknown
     unsloth_load_error: Optional[str] = None  # set when a job found that Unsloth cannot load this model
     out_of_memory_without_checkpointing: bool = False  # set when a job ran out of memory with it auto-off
     torch_varlen: Optional[str] = None  # attention.torch_varlen_support(): "gqa", "no-gqa" or None
@@ -58,6 +62,8 @@ class Asked:
     target_modules: Optional[str]
     lora_r: int
     disable_gradient_checkpointing: bool
+    chat_template: Optional[str]
+    response_only_loss: bool
     auto_gradient_checkpointing: bool
     optimizer: str
     auto_optimizer: bool
@@ -98,6 +104,7 @@ class Plan:
     params_fingerprint: str
     memory_estimate_gib: Optional[dict] = None  # estimated peak by part, for the planned checkpointing
     packed_attention: Optional[PackedAttention] = None  # the kernel for padding-free rows; None: not packed
+    new_tokens: Optional[NewTokens] = None  # None: the chat template adds no token
     environment: dict = field(default_factory=dict)
     verified: Optional[dict] = None  # filled in by the job after the model has loaded
 
@@ -120,6 +127,9 @@ class Plan:
     def from_dict(cls, data: dict) -> "Plan":
         data = dict(data)
         data["asked"] = Asked(**data["asked"])
+        environment = data.get("environment") or {}
+        if isinstance(environment.get("template_tokens_missing"), list):  # JSON has no tuples
+            data["environment"] = {**environment, "template_tokens_missing": tuple(environment["template_tokens_missing"])}
         for key in ("reasons", "warnings"):
             data[key] = tuple(data[key])
         if data["lora_target_modules"] is not None:

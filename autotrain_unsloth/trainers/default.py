@@ -10,7 +10,6 @@ from autotrain_unsloth.distributed import say
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan
 from autotrain_unsloth.trainers import recipe
-from autotrain_unsloth.trainers.arguments import optimizer_cls_and_kwargs
 
 
 def datasets(params: LLMTrainingParams, plan: Plan, tokenizer):
@@ -28,7 +27,7 @@ def build(params, plan, model, tokenizer, train, valid, arguments, callbacks):
 
     args = TrainingArguments(**arguments)
     return Trainer(model=model, args=args, train_dataset=train, eval_dataset=valid, data_collator=default_data_collator,
-                   processing_class=tokenizer, optimizer_cls_and_kwargs=optimizer_cls_and_kwargs(args),
+                   processing_class=tokenizer,
                    callbacks=callbacks)
 
 

@@ -1,4 +1,8 @@
-"""The `sft` trainer: TRL's SFTTrainer on text or chat-templated conversations.
+"""The `sft` trainer: TRL's SFTTrainer on text, or on conversations tokenized here with the chat template.
+
+Conversations become token ids before TRL sees them (chat_tokens.py): one BOS, the template's end-of-turn
+tokens and no extra EOS, and with response_only_loss the label -100 outside the assistant's turns. Plain text
+goes to TRL as text (it adds EOS).
 
 Examples are packed when the plan says so: laid end to end without padding (TRL's best-fit packing, which
 makes the batch padding-free), kept apart by the attention the plan chose. The backend has already attached
@@ -9,24 +13,51 @@ from __future__ import annotations
 
 import sys
 
-from autotrain_unsloth.data import load_split, render_text
+from autotrain_unsloth.chat_tokens import tokenize_conversation
+from autotrain_unsloth.data import DataError, conversation, is_chat, load_split, render_text
+from autotrain_unsloth.distributed import say
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan
 from autotrain_unsloth.trainers import recipe
-from autotrain_unsloth.trainers.arguments import optimizer_cls_and_kwargs
 
 
 def datasets(params: LLMTrainingParams, plan: Plan, tokenizer):
-    train = render_text(load_split(params, params.train_split), params, tokenizer)
-    return train, render_text(load_split(params, params.valid_split), params, tokenizer) if params.valid_split else None
+    def rows(split: str):
+        data = load_split(params, split)
+        return tokenized_conversations(data, params, tokenizer) if is_chat(params) else render_text(data, params,
+                                                                                                     tokenizer)
+
+    return rows(params.train_split), rows(params.valid_split) if params.valid_split else None
+
+
+def tokenized_conversations(data, params: LLMTrainingParams, tokenizer):
+    column = params.text_column
+    if column not in data.column_names:
+        raise DataError(f"{params.data_path}: no column {column!r}; columns are {', '.join(data.column_names)}")
+
+    def tokenize(row: dict, index: int) -> dict:
+        where = f"row {index + 1} of column {column!r}"
+        return tokenize_conversation(tokenizer, conversation(row[column], where, params), params.response_only_loss,
+                                     where)
+
+    tokens = data.map(tokenize, with_indices=True, remove_columns=data.column_names)
+    if params.response_only_loss:
+        trained = sum(sum(label != -100 for label in labels) for labels in tokens["labels"])
+        total = sum(len(ids) for ids in tokens["input_ids"])
+        say(f"response_only_loss: {trained:,} of {total:,} tokens ({trained / total:.0%}) are the assistant's and "
+            "carry the loss")
+    return tokens
 
 
 def build(params, plan, model, tokenizer, train, valid, arguments, callbacks):
     from trl import SFTConfig, SFTTrainer
 
-    config = SFTConfig(**arguments, dataset_text_field="text", max_length=plan.sequence_length, packing=plan.packing)
+    # TRL's default chunked loss reads the output layer's weight directly, past PEFT's trainable rows of added
+    # tokens (plan: new_tokens "rows"); the plain loss goes through them.
+    config = SFTConfig(**arguments, dataset_text_field="text", max_length=plan.sequence_length, packing=plan.packing,
+                       loss_type="nll" if plan.new_tokens == "rows" else None)
     return SFTTrainer(model=model, args=config, train_dataset=train, eval_dataset=valid, processing_class=tokenizer,
-                      optimizer_cls_and_kwargs=optimizer_cls_and_kwargs(config), callbacks=callbacks)
+                      callbacks=callbacks)
 
 
 def train(params: LLMTrainingParams, plan: Plan, backend) -> None:

@@ -1,0 +1,118 @@
+"""Preference data for the dpo, orpo and reward trainers, with AutoTrain's column rules: text_column is the
+chosen answer, rejected_text_column the rejected one, prompt_text_column the prompt (dpo, orpo).
+
+Text rows are used as they are (the trainer adds BOS and EOS). With a chat template, each row is a
+conversation: the chosen and rejected cells hold conversations whose last turn is the answer and whose
+earlier turns are the prompt (AutoTrain's rule), or plain answers to the prompt column's user turn. The prompt
+is rendered with the generation prompt, as at inference, and each answer is the rest of its conversation's
+rendering, so prompt + answer is exactly the conversation rendered once.
+
+dpo and orpo keep the last `max_prompt_length` tokens of a prompt and the first `max_completion_length` tokens
+of an answer (TRL's DPO and ORPO trainers of this TRL line no longer take these settings), and say how many
+rows were cut.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from autotrain_unsloth.chat_tokens import render, without_bos
+from autotrain_unsloth.data import conversation, is_chat
+from autotrain_unsloth.data_files import DataError
+from autotrain_unsloth.distributed import say
+from autotrain_unsloth.params import LLMTrainingParams
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+
+def columns(params: LLMTrainingParams) -> dict[str, str]:
+    """The trainer's field -> the dataset column holding it."""
+    named = {"chosen": params.text_column, "rejected": params.rejected_text_column}
+    if params.trainer in ("dpo", "orpo") and params.prompt_text_column:
+        named["prompt"] = params.prompt_text_column
+    return named
+
+
+def check_rows(dataset: "Dataset", params: LLMTrainingParams, split: str) -> None:
+    """A missing or empty column, or a row whose chosen answer equals its rejected one, is an error naming it."""
+    named = columns(params)
+    for field, column in named.items():
+        if column not in dataset.column_names:
+            raise DataError(f"{params.data_path} ({split}): no column {column!r} for the {field} text; columns are "
+                            f"{', '.join(dataset.column_names)}")
+        for index, value in enumerate(dataset[column]):
+            if value is None or (isinstance(value, (str, list)) and len(value) == 0):
+                raise DataError(f"{params.data_path} ({split}): row {index + 1}: column {column!r} ({field}) is empty; "
+                                "remove the row or fill it")
+    for index, (chosen, rejected) in enumerate(zip(dataset[named["chosen"]], dataset[named["rejected"]])):
+        if chosen == rejected:
+            raise DataError(f"{params.data_path} ({split}): row {index + 1}: the chosen answer ({named['chosen']!r}) "
+                            f"equals the rejected one ({named['rejected']!r}); remove the row or fix it")
+
+
+def preference_rows(dataset: "Dataset", params: LLMTrainingParams, tokenizer, split: str) -> "Dataset":
+    """Rows of prompt / chosen / rejected text (reward: chosen / rejected), as the trainers take them."""
+    check_rows(dataset, params, split)
+    named = columns(params)
+    if is_chat(params):
+        rows = dataset.map(lambda row, index: _rendered(row, index, named, params, tokenizer), with_indices=True,
+                           remove_columns=dataset.column_names)
+    else:
+        rows = dataset.select_columns(list(named.values())).rename_columns({v: k for k, v in named.items()})
+    if params.trainer in ("dpo", "orpo"):
+        rows = _clipped(rows, params, tokenizer, split)
+    return rows
+
+
+def _rendered(row: dict, index: int, named: dict, params: LLMTrainingParams, tokenizer) -> dict:
+    where = f"row {index + 1}"
+    prompt = row.get(named.get("prompt", ""))
+    turns = {}
+    for field in ("chosen", "rejected"):
+        value = row[named[field]]
+        if isinstance(value, str) and prompt is not None and not value.lstrip().startswith(("[", "{")):
+            turns[field] = [{"role": "user", "content": prompt}, {"role": "assistant", "content": value}]
+        else:
+            turns[field] = conversation(value, f"{where} of column {named[field]!r}", params)
+            if prompt is not None and len(turns[field]) == 1:
+                turns[field] = [{"role": "user", "content": prompt}, *turns[field]]
+    if params.trainer == "reward":
+        return {field: without_bos(tokenizer, render(tokenizer, turns[field])) for field in ("chosen", "rejected")}
+    history = turns["chosen"][:-1]
+    if len(history) == 0 or turns["rejected"][:-1] != history:
+        raise DataError(f"{where}: the chosen and rejected conversations must share every turn but the last (the "
+                        "prompt) and have one before it; give a prompt column or conversations that do")
+    prompt_text = render(tokenizer, history, generation_prompt=True)
+    answers = {}
+    for field in ("chosen", "rejected"):
+        whole = render(tokenizer, turns[field])
+        if not whole.startswith(prompt_text):
+            raise DataError(f"{where}: the chat template renders the prompt differently when an answer follows it, so "
+                            "the answer cannot be split off; use a template that renders turn by turn (chatml, ...)")
+        answers[field] = whole[len(prompt_text):]
+    return {"prompt": without_bos(tokenizer, prompt_text), **answers}
+
+
+def _clipped(rows: "Dataset", params: LLMTrainingParams, tokenizer, split: str) -> "Dataset":
+    limits = {"prompt": params.max_prompt_length}
+    if params.max_completion_length:
+        limits.update(chosen=params.max_completion_length, rejected=params.max_completion_length)
+
+    def clip(row: dict) -> dict:
+        out, cut = {field: row[field] for field in limits}, False
+        for field, limit in limits.items():
+            ids = tokenizer(row[field], add_special_tokens=False)["input_ids"]
+            if len(ids) > limit:
+                # A prompt keeps its end (what the answer follows); an answer keeps its start.
+                out[field] = tokenizer.decode(ids[-limit:] if field == "prompt" else ids[:limit])
+                cut = True
+        return {**out, "_cut": cut}
+
+    rows = rows.map(clip)
+    cut = sum(rows["_cut"])
+    if cut:
+        say(f"{params.trainer} ({split}): {cut} of {len(rows)} rows cut to max_prompt_length={params.max_prompt_length}"
+            + (f" / max_completion_length={params.max_completion_length}" if params.max_completion_length else "")
+            + " tokens")
+    return rows.remove_columns("_cut")

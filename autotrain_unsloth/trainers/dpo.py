@@ -1,0 +1,53 @@
+"""The `dpo` trainer: TRL's DPOTrainer on prompt / chosen / rejected (preference_data.py), beta = dpo_beta,
+block_size as the maximum length. The reference is the model with its LoRA adapter turned off (--peft), or a
+frozen model: model_ref, else the model itself, loaded as the plan loads the policy's weights (AutoTrain's
+rule: model_ref only without --peft)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from autotrain_unsloth.data import load_split
+from autotrain_unsloth.distributed import say
+from autotrain_unsloth.params import LLMTrainingParams
+from autotrain_unsloth.plan import TORCH_DTYPE_NAMES, Plan
+from autotrain_unsloth.preference_data import preference_rows
+from autotrain_unsloth.trainers import recipe
+
+
+def datasets(params: LLMTrainingParams, plan: Plan, tokenizer):
+    def rows(split: str):
+        return preference_rows(load_split(params, split), params, tokenizer, split)
+
+    return rows(params.train_split), rows(params.valid_split) if params.valid_split else None
+
+
+def reference_model(params: LLMTrainingParams, plan: Plan, tokenizer):
+    """The frozen reference of full-weight DPO."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from autotrain_unsloth.backends import fit_to_tokenizer, trust_remote_code
+
+    source = params.model_ref or params.model
+    kwargs = {"dtype": getattr(torch, TORCH_DTYPE_NAMES[plan.weights_dtype]), "trust_remote_code": trust_remote_code()}
+    if plan.device == "cuda":
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
+    reference = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    fit_to_tokenizer(reference, tokenizer)
+    say(f"dpo reference model: {source} ({plan.weights_dtype}, frozen)")
+    return reference.eval().requires_grad_(False)
+
+
+def build(params, plan, model, tokenizer, train, valid, arguments, callbacks):
+    from trl import DPOConfig, DPOTrainer
+
+    config = DPOConfig(**arguments, beta=params.dpo_beta, max_length=plan.sequence_length)
+    reference = None if plan.peft else reference_model(params, plan, tokenizer)
+    return DPOTrainer(model=model, ref_model=reference, args=config, train_dataset=train, eval_dataset=valid,
+                      processing_class=tokenizer, callbacks=callbacks)
+
+
+def train(params: LLMTrainingParams, plan: Plan, backend) -> None:
+    recipe.run(sys.modules[__name__], params, plan, backend)

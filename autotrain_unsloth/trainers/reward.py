@@ -1,0 +1,30 @@
+"""The `reward` trainer: TRL's RewardTrainer on chosen / rejected (preference_data.py), training a sequence
+classifier with one output, the score (the backend loads it so, with the pad token set). Pairs longer than
+block_size are dropped by TRL, as in AutoTrain; the job says how many."""
+
+from __future__ import annotations
+
+import sys
+
+from autotrain_unsloth.distributed import say
+from autotrain_unsloth.params import LLMTrainingParams
+from autotrain_unsloth.plan import Plan
+from autotrain_unsloth.trainers import recipe
+from autotrain_unsloth.trainers.dpo import datasets  # noqa: F401  (the same preference rows, without a prompt)
+
+
+def build(params, plan, model, tokenizer, train, valid, arguments, callbacks):
+    from trl import RewardConfig, RewardTrainer
+
+    config = RewardConfig(**arguments, max_length=plan.sequence_length)
+    trainer = RewardTrainer(model=model, args=config, train_dataset=train, eval_dataset=valid,
+                            processing_class=tokenizer, callbacks=callbacks)
+    dropped = len(train) - len(trainer.train_dataset)
+    if dropped:
+        say(f"reward: {dropped} of {len(train)} pairs are longer than {plan.sequence_length} tokens and were dropped "
+            "(--block-size to keep them)")
+    return trainer
+
+
+def train(params: LLMTrainingParams, plan: Plan, backend) -> None:
+    recipe.run(sys.modules[__name__], params, plan, backend)
