@@ -33,9 +33,11 @@ def fit_to_tokenizer(model, tokenizer) -> list[int]:
     rows = model.get_input_embeddings().weight.shape[0]
     added = []
     if len(tokenizer) > rows:
-        model.resize_token_embeddings(len(tokenizer))
-        say(f"Embeddings resized from {rows} to {len(tokenizer)} rows for tokens added by the chat template.")
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
         added = list(range(rows, len(tokenizer)))
+        _start_at_the_mean(model, rows)
+        say(f"Embeddings resized from {rows} to {len(tokenizer)} rows for tokens added by the chat template (each new "
+            "row starts at the mean of the others).")
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     model.config.eos_token_id, model.config.pad_token_id = eos, pad
     generation = getattr(model, "generation_config", None)
@@ -46,6 +48,20 @@ def fit_to_tokenizer(model, tokenizer) -> list[int]:
         generation.eos_token_id = stops[0] if len(stops) == 1 else stops
         generation.pad_token_id = pad
     return added
+
+
+def _start_at_the_mean(model, rows: int) -> None:
+    """New rows start at the mean of the existing ones (Unsloth's add_new_tokens does the same): a neutral start,
+    and the same in every process, where transformers' default draws them at random."""
+    import torch
+
+    matrices = [model.get_input_embeddings().weight]
+    output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if output is not None and output.weight is not matrices[0]:
+        matrices.append(output.weight)
+    with torch.no_grad():
+        for weight in matrices:
+            weight[rows:] = weight[:rows].float().mean(dim=0).to(weight.dtype)
 
 
 def added_tokens_as_planned(plan, added: list[int]) -> list[int]:
