@@ -7,14 +7,11 @@ from __future__ import annotations
 from autotrain_unsloth.plan.architectures import UNSLOTH_ARCHITECTURES, architecture
 from autotrain_unsloth.plan.types import Choice, chose
 
-UNSLOTH_TRAINERS = ("default", "sft")
+# dpo and orpo: their loss curves on Unsloth's path match the transformers path's (tests/gpu, docs/plan.md).
+UNSLOTH_TRAINERS = ("default", "sft", "dpo", "orpo")
 # Why a trainer is not on Unsloth's path here (named in the fallback warning).
 NOT_ON_UNSLOTH = {
     "reward": "trainer 'reward' trains a sequence classifier (a score head), which Unsloth's fast path does not load",
-    "dpo": "trainer 'dpo' is not verified on Unsloth's path here (its loss curve has not matched the transformers path "
-           "in a GPU test)",
-    "orpo": "trainer 'orpo' is not verified on Unsloth's path here (its loss curve has not matched the transformers "
-            "path in a GPU test)",
 }
 # AutoTrain caps a tokenizer whose own limit is above this at model_max_length.
 AUTOTRAIN_TOKENIZER_CAP = 2048

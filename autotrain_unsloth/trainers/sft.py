@@ -53,9 +53,11 @@ def build(params, plan, model, tokenizer, train, valid, arguments, callbacks):
     from trl import SFTConfig, SFTTrainer
 
     # TRL's default chunked loss reads the output layer's weight directly, past PEFT's trainable rows of added
-    # tokens (plan: new_tokens "rows"); the plain loss goes through them.
+    # tokens (plan: new_tokens "rows"): the plain loss goes through them. Otherwise loss_type is not passed at all:
+    # Unsloth sets its own default (its fused loss), which an explicit value, None included, would override.
+    chosen = {"loss_type": "nll"} if plan.new_tokens == "rows" else {}
     config = SFTConfig(**arguments, dataset_text_field="text", max_length=plan.sequence_length, packing=plan.packing,
-                       loss_type="nll" if plan.new_tokens == "rows" else None)
+                       **chosen)
     return SFTTrainer(model=model, args=config, train_dataset=train, eval_dataset=valid, processing_class=tokenizer,
                       callbacks=callbacks)
 

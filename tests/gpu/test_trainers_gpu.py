@@ -1,16 +1,14 @@
 """The dpo, orpo and reward trainers and chat templates on a CUDA GPU: reward with --unsloth falls back with the
 warning that names it; dpo and orpo on Unsloth's path against the transformers path, same model, data and seed
-(their loss curves are written to parity-curves.json); a chatml LoRA run on the Unsloth path trains the tokens
-the template adds, trains on the assistant's turns only when asked, and its merged model generates."""
+(their loss curves are written to parity-curves.json; their agreement is why the plan puts them on Unsloth); a
+chatml LoRA run on the Unsloth path trains the tokens the template adds, trains on the assistant's turns only
+when asked, and its merged model generates."""
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -69,35 +67,15 @@ def test_reward_with_unsloth_runs_on_transformers_with_the_named_warning(tiny_mo
     assert sum(accuracy[-5:]) / 5 > 0.5, accuracy
 
 
-def run_on_unsloth(workdir, flags, monkeypatch):
-    """The job with the plan's backend set to Unsloth: dpo and orpo are not on Unsloth's path until this test shows
-    their curves agree, so the plan is written for the job to follow (trainers/clm reads plan.json)."""
-    from autotrain_unsloth.cli import build_parser, params_from_args
-    from autotrain_unsloth.data import prepare_local_data
-    from autotrain_unsloth.plan import make_plan
-
-    project = flags[flags.index("--project-name") + 1]
-    monkeypatch.chdir(workdir)
-    params = prepare_local_data(params_from_args(build_parser().parse_args(["llm", *flags, "--unsloth"])))
-    plan = make_plan(params)
-    dataclasses.replace(plan, backend="unsloth",
-                        gradient_checkpointing="off" if plan.gradient_checkpointing == "off" else "unsloth").save(project)
-    config = params.save(project)
-    result = subprocess.run([sys.executable, "-m", "autotrain_unsloth.trainers.clm", "--training_config", config],
-                            cwd=workdir, capture_output=True, text=True, timeout=900)
-    with open(os.path.join(workdir, f"cli-{project}.log"), "w") as f:
-        f.write(result.stdout + result.stderr)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    with open(os.path.join(workdir, project, "plan.json")) as f:
-        assert json.load(f)["verified"]["matches_plan"] is True
-
-
 @pytest.mark.parametrize("trainer", ["dpo", "orpo"])
-def test_preference_trainer_on_unsloth_against_transformers(tiny_models, workdir, preference_dir, trainer, monkeypatch):
+def test_preference_trainer_on_unsloth_against_transformers(tiny_models, workdir, preference_dir, trainer):
+    """Why dpo and orpo are on Unsloth's path (plan/rules.py): the same curve as the transformers path."""
     model = tiny_models["llama"]
     run_cli(workdir, *preference_flags(model, preference_dir, f"{trainer}-transformers", trainer), "--mixed-precision",
             "bf16")
-    run_on_unsloth(workdir, preference_flags(model, preference_dir, f"{trainer}-unsloth", trainer), monkeypatch)
+    run_cli(workdir, *preference_flags(model, preference_dir, f"{trainer}-unsloth", trainer), "--unsloth")
+    plan = json.load(open(os.path.join(workdir, f"{trainer}-unsloth", "plan.json")))
+    assert (plan["backend"], plan["verified"]["matches_plan"]) == ("unsloth", True), plan["reasons"]
     curves = {path: losses(os.path.join(workdir, f"{trainer}-{path}")) for path in ("transformers", "unsloth")}
     record = os.path.join(workdir, "parity-curves.json")
     saved = json.load(open(record)) if os.path.exists(record) else {}
@@ -135,7 +113,9 @@ def test_chatml_lora_on_unsloth_trains_the_new_tokens_and_the_merged_model_gener
     ids = tokenizer.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>"])
     trained = merged.get_input_embeddings().weight[ids].float().cpu()
     assert all((row - start).abs().max() > 1e-3 for row in trained), "the added tokens' rows did not change"
-    assert tokenizer.eos_token == "<|im_end|>" and merged.generation_config.eos_token_id == ids[1]
+    # The end of a turn is the EOS everywhere; generation also keeps the model's own EOS as a second stop.
+    assert tokenizer.eos_token == "<|im_end|>" and merged.config.eos_token_id == ids[1]
+    assert merged.generation_config.eos_token_id in (ids[1], [ids[1], 2]), merged.generation_config
     prompt = tokenizer.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
                                            tokenize=False, add_generation_prompt=True)
     inputs = tokenizer(prompt, return_tensors="pt").to("cuda")
