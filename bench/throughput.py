@@ -137,7 +137,7 @@ def collect(path: str, project: str) -> dict:
     return {"throughput": summary["throughput"], "loaded": plan["verified"], "packed_attention": plan.get("packed_attention"),
             "gradient_checkpointing": plan["gradient_checkpointing"], "backend": plan["backend"],
             "estimated_peak_gib": (plan.get("memory_estimate_gib") or {}).get("total"),
-            "optimizer_ran": plan["optimizer"]}
+            "optimizer_ran": plan["optimizer"], "processes": plan["num_processes"]}
 
 
 def record(model: str, method: str, path: str, measured: dict, steps: int, args, gpu: dict, wall_s: float) -> dict:
@@ -151,6 +151,7 @@ def record(model: str, method: str, path: str, measured: dict, steps: int, args,
         "model": model, "method": method, "path": path, "tokens_per_s": tokens_per_s,
         "peak_gib": speed["peak_gib"], "mfu": mfu,
         "batch_size": SETTINGS["batch_size"], "seq_len": args.seq_len, "steps": steps,
+        "processes": measured.get("processes", 1),  # one per GPU; tokens/s counts every process's tokens
         # what ran, and how it was measured
         "backend": measured["backend"], "gradient_checkpointing": measured["gradient_checkpointing"],
         "warmup_steps": speed["warmup_steps"], "measured_steps": speed["measured_steps"],
@@ -197,12 +198,12 @@ def merge(path: str, gpu: dict, date: str, new_records: list[dict], failures: li
     if os.path.isfile(path):
         with open(path) as f:
             results = {**json.load(f), "versions": results["versions"]}
-    key = lambda r: (workload_of(r), r["model"], r["method"], r["path"])  # noqa: E731
+    key = lambda r: (workload_of(r), r["model"], r["method"], r["path"], r.get("processes", 1))  # noqa: E731
     replaced = {key(r) for r in new_records + failures}
     results["records"] = [r for r in results["records"] if key(r) not in replaced] + new_records
     results["failures"] = [r for r in results.get("failures", []) if key(r) not in replaced] + failures
     order = {name: i for i, name in enumerate(list(WORKLOADS) + list(SHAPES) + list(METHODS) + list(PATHS))}
-    results["records"].sort(key=lambda r: tuple(order[part] for part in key(r)))
+    results["records"].sort(key=lambda r: (*(order[part] for part in key(r)[:4]), key(r)[4]))
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".tmp", "w") as f:
         json.dump(results, f, indent=1)
