@@ -144,14 +144,16 @@ def record(model: str, method: str, path: str, measured: dict, steps: int, args,
     speed = measured["throughput"]
     tflops = peak_tflops(gpu["name"])
     tokens_per_s = speed["tokens_per_s"]
-    mfu = round(tokens_per_s * flops_per_token(model, method) / (tflops * 1e12), 4) if tflops and tokens_per_s else None
+    processes = measured.get("processes", 1)  # tokens/s counts every GPU's tokens; MFU is per GPU
+    mfu = (round(tokens_per_s * flops_per_token(model, method) / (tflops * 1e12 * processes), 4)
+           if tflops and tokens_per_s else None)
     loaded = measured["loaded"]
     return {
         "workload": args.workload, **({"workload_spec": INSTRUCT} if args.workload == "instruct" else {}),
         "model": model, "method": method, "path": path, "tokens_per_s": tokens_per_s,
         "peak_gib": speed["peak_gib"], "mfu": mfu,
         "batch_size": SETTINGS["batch_size"], "seq_len": args.seq_len, "steps": steps,
-        "processes": measured.get("processes", 1),  # one per GPU; tokens/s counts every process's tokens
+        "processes": processes,  # one per GPU; tokens/s counts every process's tokens
         # what ran, and how it was measured
         "backend": measured["backend"], "gradient_checkpointing": measured["gradient_checkpointing"],
         "warmup_steps": speed["warmup_steps"], "measured_steps": speed["measured_steps"],
