@@ -1,6 +1,6 @@
 """`aitraining --config run.yml`: AutoTrain's YAML format, mapped onto LLMTrainingParams.
 
-    task: llm-sft                  # llm | llm-sft | llm-generic (-> default); llm-dpo/orpo/reward are not implemented
+    task: llm-sft                  # llm | llm-sft | llm-generic (-> default) | llm-dpo | llm-orpo | llm-reward
     base_model: ./my-llama         # -> model
     project_name: my-run
     log: tensorboard

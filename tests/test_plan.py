@@ -485,3 +485,52 @@ def test_an_explicit_process_count_is_respected(monkeypatch):
     monkeypatch.setenv("AUTOTRAIN_FORCE_NUM_PROCESSES", "8")
     with pytest.raises(PlanError, match="from 1 to the 4 visible GPUs"):
         gpu_count(4)
+
+
+PREFERENCE = dict(prompt_text_column="prompt", text_column="chosen", rejected_text_column="rejected")
+
+
+@pytest.mark.parametrize("trainer, backend", [("dpo", "unsloth"), ("orpo", "unsloth"), ("reward", "transformers")])
+def test_preference_trainers_backend(trainer, backend):
+    plan = decide(LLMTrainingParams(model="/m", unsloth=True, trainer=trainer, **LORA, **PREFERENCE), GPU_UNSLOTH)
+    assert plan.backend == backend
+    fallback = [warning for warning in plan.warnings if "Unsloth was asked for but will not run" in warning]
+    assert bool(fallback) == (backend == "transformers")
+    if fallback:
+        assert "trainer 'reward' trains a sequence classifier" in fallback[0]
+
+
+def test_preference_pairs_count_twice_in_the_memory_estimate_and_full_dpo_is_not_sized():
+    sft = decide(LLMTrainingParams(model="/m", unsloth=True, trainer="sft", block_size=2048, **QLORA), H100)
+    dpo = decide(LLMTrainingParams(model="/m", unsloth=True, trainer="dpo", block_size=2048, **QLORA, **PREFERENCE), H100)
+    assert "for 4 x 2048 tokens" in " ".join(dpo.reasons) and "for 2 x 2048 tokens" in " ".join(sft.reasons)
+    assert dpo.memory_estimate_gib["total"] > sft.memory_estimate_gib["total"]
+    full = decide(LLMTrainingParams(model="/m", unsloth=True, trainer="dpo", block_size=2048, **FULL, **PREFERENCE), H100)
+    assert full.gradient_checkpointing == "unsloth" and full.memory_estimate_gib is None
+    assert "frozen reference model" in " ".join(full.reasons)
+
+
+CHATML_MISSING = ("<|im_start|>", "<|im_end|>")
+
+
+@pytest.mark.parametrize("settings, env, expected, warned", [
+    (dict(**LORA), dataclasses.replace(GPU, template_tokens_missing=CHATML_MISSING), "rows", False),
+    (dict(unsloth=True, **LORA), dataclasses.replace(GPU_UNSLOTH, template_tokens_missing=CHATML_MISSING),
+     "embeddings", True),
+    (dict(unsloth=True, **FULL), dataclasses.replace(GPU_UNSLOTH, template_tokens_missing=CHATML_MISSING), "full", False),
+    (dict(unsloth=True, **LORA), dataclasses.replace(GPU_UNSLOTH, template_tokens_missing=None), "embeddings", True),
+    (dict(unsloth=True, **LORA), GPU_UNSLOTH, None, False),
+])
+def test_tokens_a_template_adds_are_trained_as_the_plan_says(settings, env, expected, warned):
+    plan = decide(LLMTrainingParams(model="/m", trainer="sft", chat_template="chatml", **settings), env)
+    assert plan.new_tokens == expected
+    assert any("which this model has never seen" in warning for warning in plan.warnings) == warned
+    assert ("added tokens trained: " + str(expected) in plan.render()) == (expected is not None)
+
+
+def test_probe_reads_which_template_tokens_the_tokenizer_lacks(models):
+    from autotrain_unsloth.plan.probe import missing_template_tokens
+
+    assert missing_template_tokens(LLMTrainingParams(model=models["llama"], chat_template="chatml")) == CHATML_MISSING
+    assert missing_template_tokens(LLMTrainingParams(model=models["llama"], chat_template="tokenizer")) == ()
+    assert missing_template_tokens(LLMTrainingParams(model="/no/such/model", chat_template="chatml")) is None

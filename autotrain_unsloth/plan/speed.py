@@ -28,18 +28,20 @@ def gradient_checkpointing(params, env, backend, method, weights_dtype, autocast
     if env.out_of_memory_without_checkpointing:
         return chose((kind, None), f"gradient checkpointing {named}: this job ran out of GPU memory without it")
     shape = ModelShape(**env.model_shape) if env.model_shape else None
-    if not (env.cuda and env.gpu_memory_gib and shape):
+    if not (env.cuda and env.gpu_memory_gib and shape) or (params.trainer == "dpo" and method == "full"):
         missing = "no CUDA GPU" if not env.cuda else "the GPU's memory is unknown" if not env.gpu_memory_gib else (
-            f"the model's size could not be read from its config.json (model_type {env.model_type!r})")
+            f"the model's size could not be read from its config.json (model_type {env.model_type!r})" if not shape
+            else "full-weight dpo keeps a frozen reference model beside the policy, which the estimate does not count")
         return chose((kind, None), f"gradient checkpointing {named}: not sized automatically, {missing}")
-    tokens = params.batch_size * sequence
+    # Preference trainers run the chosen and the rejected answer of each pair: twice the rows of the batch.
+    tokens = params.batch_size * sequence * (2 if params.trainer in ("dpo", "orpo", "reward") else 1)
     estimate = training_peak_gib(
         shape, method=method, weights_dtype=weights_dtype, compute_dtype=autocast if autocast != "no" else weights_dtype,
         tokens=tokens, optimizer=params.optimizer, lora_rank=params.lora_r, lora_targets=targets,
         lora_dropout=params.lora_dropout > 0, checkpointing=False, backend=backend)
     budget = round(AUTO_MEMORY_SHARE * env.gpu_memory_gib, 2)
     estimate = {**estimate, "budget": budget, "gpu": env.gpu_memory_gib}
-    sized = (f"estimated peak without it {estimate['total']} GiB for {params.batch_size} x {sequence} tokens, "
+    sized = (f"estimated peak without it {estimate['total']} GiB for {tokens // sequence} x {sequence} tokens, "
              f"budget {budget} GiB ({AUTO_MEMORY_SHARE:.0%} of {env.gpu_memory_gib} GiB)")
     if estimate["total"] <= budget:
         return chose(("off", estimate), f"gradient checkpointing off (automatic, faster: no recomputed forward pass): "

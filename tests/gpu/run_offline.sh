@@ -19,7 +19,7 @@ export GPU_TEST_OUT=/tmp/gpu-projects; mkdir -p "$GPU_TEST_OUT"
 if [ "$PART" = tests ]; then
   timeout 540 python3 -m pytest -p xdist -n 4 -p no:benchmark -m gpu tests/gpu -q -rA 2>&1 | grep -vE "it/s\]|examples/s\]" > "$OUT/pytest.log"
   tail -25 "$OUT/pytest.log"
-  cd "$GPU_TEST_OUT" && find . -name plan.json -o -name run_summary.json -o -name 'cli-*.log' -o -name parity-curves.json \
+  cd "$GPU_TEST_OUT" && find . -name plan.json -o -name run_summary.json -o -name 'cli-*.log' -o -name '*-curves.json' \
     | grep -v unsloth_compiled | tar czf "$OUT/projects.tgz" -T -
   exit 0
 fi

@@ -1,7 +1,7 @@
 """The dpo, orpo and reward trainers and chat templates on a CUDA GPU: reward with --unsloth falls back with the
 warning that names it; dpo and orpo on Unsloth's path against the transformers path, same model, data and seed
-(their loss curves are written to parity-curves.json; their agreement is why the plan puts them on Unsloth); a
-chatml LoRA run on the Unsloth path trains the tokens the template adds, trains on the assistant's turns only
+(their loss curves are written to preference-curves.json; their agreement is why the plan puts them on
+Unsloth); a chatml LoRA run on the Unsloth path trains the tokens the template adds, trains on the assistant's turns only
 when asked, and its merged model generates."""
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def test_preference_trainer_on_unsloth_against_transformers(tiny_models, workdir
     plan = json.load(open(os.path.join(workdir, f"{trainer}-unsloth", "plan.json")))
     assert (plan["backend"], plan["verified"]["matches_plan"]) == ("unsloth", True), plan["reasons"]
     curves = {path: losses(os.path.join(workdir, f"{trainer}-{path}")) for path in ("transformers", "unsloth")}
-    record = os.path.join(workdir, "parity-curves.json")
+    record = os.path.join(workdir, "preference-curves.json")
     saved = json.load(open(record)) if os.path.exists(record) else {}
     saved[trainer] = curves
     with open(record, "w") as f:
