@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -180,3 +181,15 @@ def test_aitraining_template_names_train(in_tmp, models, template):
     assert trained(in_tmp / template)
     saved = json.loads((in_tmp / template / "tokenizer_config.json").read_text())
     assert saved["eos_token"] == {"llama3": "<|eot_id|>", "gemma3": "<end_of_turn>"}[template]
+
+
+@pytest.mark.parametrize("task, trainer", [("llm-dpo", "dpo"), ("llm-orpo", "orpo"), ("llm-reward", "reward")])
+def test_preference_tasks_in_yaml_plan_their_trainer(in_tmp, models, task, trainer):
+    (in_tmp / "pref").mkdir()
+    (in_tmp / "pref" / "train.jsonl").write_text(json.dumps({"prompt": "q", "chosen": "yes", "rejected": "no"}) + "\n")
+    (in_tmp / "p.yml").write_text(f"task: {task}\nbase_model: {models['llama']}\nproject_name: p\nbackend: local\n"
+                                  "data:\n  path: pref\n  column_mapping: {prompt_text_column: prompt, text_column: chosen, "
+                                  "rejected_text_column: rejected}\nparams: {peft: true, quantization: null}\n")
+    result = aitraining("--config", "p.yml", "--dry-run", cwd=in_tmp)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert re.search(rf"trainer\s+{trainer}\s+{trainer}", result.stdout), result.stdout
