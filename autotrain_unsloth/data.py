@@ -70,8 +70,7 @@ def settle_text_column(params: LLMTrainingParams) -> tuple[LLMTrainingParams, tu
     """For local data whose text column (left at its default, "text") is absent: the conversation column found
     instead, rendered with the tokenizer's chat template unless one is named, ShareGPT rows mapped. Returns the
     settings to use and what was decided, for the plan's warnings."""
-    train_file = params.data_path if os.path.isfile(params.data_path) else (
-        find_split_file(params.data_path, params.train_split) if os.path.isdir(params.data_path) else None)
+    train_file = local_train_file(params)
     if train_file is None or "text_column" in params.model_fields_set:
         return params, ()
     try:
@@ -92,16 +91,30 @@ def settle_text_column(params: LLMTrainingParams) -> tuple[LLMTrainingParams, tu
     return params.model_copy(update=update), (note,)
 
 
+def local_train_file(params: LLMTrainingParams):
+    """The user's local training file, if the data is one (a file, or a folder of split files)."""
+    if os.path.isfile(params.data_path):
+        return params.data_path
+    return find_split_file(params.data_path, params.train_split) if os.path.isdir(params.data_path) else None
+
+
+def prepared_settings(params: LLMTrainingParams) -> LLMTrainingParams:
+    """The settings as prepare_local_data leaves them (the job's settings), without reading or writing data."""
+    if local_train_file(params) is None:
+        return params
+    update = {"data_path": autotrain_data_dir(params), "train_split": "train",
+              "valid_split": "validation" if params.valid_split else None}
+    update.update({name: AUTOTRAIN_COLUMNS[name] for name in AUTOTRAIN_COLUMNS if getattr(params, name)})
+    return params.model_copy(update=update)
+
+
 def prepare_local_data(params: LLMTrainingParams) -> LLMTrainingParams:
     """AutoTrain's munging for local csv/jsonl files. Returns params pointing at the prepared data.
 
     Hub ids and already-prepared folders are returned unchanged.
     """
     check_data_path(params)
-    if os.path.isfile(params.data_path):
-        train_file = params.data_path
-    else:
-        train_file = find_split_file(params.data_path, params.train_split) if os.path.isdir(params.data_path) else None
+    train_file = local_train_file(params)
     if train_file is None:
         return params
     files = {"train": train_file}
@@ -121,10 +134,7 @@ def prepare_local_data(params: LLMTrainingParams) -> LLMTrainingParams:
     splits.save_to_disk(staging)
     shutil.rmtree(target, ignore_errors=True)
     os.replace(staging, target)
-    update = {"data_path": target, "train_split": "train",
-              "valid_split": "validation" if params.valid_split else None}
-    update.update({name: AUTOTRAIN_COLUMNS[name] for name in AUTOTRAIN_COLUMNS if getattr(params, name)})
-    return params.model_copy(update=update)
+    return prepared_settings(params)
 
 
 def _read_checked(path: str, params: LLMTrainingParams) -> "Dataset":

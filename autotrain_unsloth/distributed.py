@@ -32,3 +32,16 @@ def end_process_group() -> None:
     distributed = sys.modules.get("torch.distributed")  # never import torch here: Unsloth must come first
     if distributed is not None and distributed.is_available() and distributed.is_initialized():
         distributed.destroy_process_group()
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank when it is true on any (one small all-reduce; nothing to do with one process)."""
+    distributed = sys.modules.get("torch.distributed")
+    if world_size() == 1 or distributed is None or not distributed.is_initialized():
+        return flag
+    import torch
+
+    device = f"cuda:{torch.cuda.current_device()}" if distributed.get_backend() == "nccl" else "cpu"
+    value = torch.tensor([int(flag)], device=device)
+    distributed.all_reduce(value, op=distributed.ReduceOp.MAX)
+    return bool(value.item())

@@ -15,7 +15,7 @@ RENAMED_KEYS = {
 # aitraining's settings beyond stock AutoTrain's that this backend does not implement: named as such, not as
 # unknown (aitraining 0.0.54, autotrain/trainers/clm/params.py).
 AITRAINING_ONLY = frozenset("""
-max_samples attn_implementation save_strategy save_steps auto_convert_dataset sharegpt_mapping_enabled
+max_samples attn_implementation save_strategy auto_convert_dataset sharegpt_mapping_enabled
 suggested_chat_template column_mapping runtime_mapping map_eos_token conversation_extension apply_chat_template
 use_distillation teacher_model teacher_prompt_template student_prompt_template distill_temperature distill_alpha
 distill_max_teacher_length use_sweep sweep_backend sweep_n_trials sweep_metric sweep_direction sweep_params wandb_sweep
@@ -28,7 +28,7 @@ forward_backward_loss_fn forward_backward_custom_fn gradient_accumulation_steps 
 optimizer_step_frequency grad_clip_value sample_every_n_steps sample_prompts sample_temperature sample_top_k
 sample_top_p manual_checkpoint_control save_state_every_n_steps load_state_from inference_prompts inference_max_tokens
 inference_temperature inference_top_p inference_top_k inference_output wandb_visualizer wandb_token hub_private
-repo_id resume_from_checkpoint image_column ddp_timeout save_processed_data use_vllm
+repo_id image_column ddp_timeout save_processed_data use_vllm
 """.split())
 
 

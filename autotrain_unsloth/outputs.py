@@ -26,11 +26,11 @@ def save_outputs(trainer, params: LLMTrainingParams, plan: Plan, tokenizer, thro
         return  # one copy of each file: rank 0 writes the rest
     tokenizer.save_pretrained(project)
     trainer.state.save_to_json(os.path.join(project, "trainer_state.json"))
-    write_run_summary(trainer, plan, project, throughput)
     params.save(project)
     write_model_card(params, plan, project)
     if plan.peft and params.merge_adapter:
         merge_adapter(params, plan, project)
+    write_run_summary(trainer, plan, project, throughput)  # last: its presence says the run finished
     print(f"Saved to {project}/", flush=True)
 
 
@@ -47,8 +47,10 @@ def write_run_summary(trainer, plan: Plan, project: str, throughput: dict) -> No
         "peak_gpu_memory_gib": throughput["peak_gib"],
         "throughput": throughput,
     }
-    with open(os.path.join(project, "run_summary.json"), "w") as f:
+    path = os.path.join(project, "run_summary.json")
+    with open(path + ".tmp", "w") as f:
         json.dump(summary, f, indent=2)
+    os.replace(path + ".tmp", path)
 
 
 def optimizer_class(trainer) -> str | None:

@@ -37,6 +37,7 @@ SECTIONS = {
                  "scheduler", "weight_decay", "max_grad_norm", "seed", "mixed_precision", "disable_gradient_checkpointing",
                  "auto_find_batch_size", "logging_steps", "eval_strategy", "save_total_limit", "log",
                  "distributed_backend"),
+    "checkpoints": ("save_steps", "save_minutes", "resume_from_checkpoint", "overwrite_project"),
     "LoRA": ("peft", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "merge_adapter"),
     "quantization": ("quantization",),
     "preference trainer (dpo, orpo, reward)": ("model_ref", "dpo_beta", "max_prompt_length", "max_completion_length"),
@@ -129,6 +130,13 @@ class LLMTrainingParams(BaseModel):
     use_sharegpt_mapping: bool = Field(False, description="The text column holds ShareGPT conversations (from/value); "
         "map them to role/content before templating")
     max_steps: int = Field(-1, description="Stop after this many optimizer steps; -1: train for --epochs")
+    save_steps: int = Field(0, ge=0, description="Save a checkpoint every N optimizer steps, whatever the validation "
+        "split (0: by time only); save_total_limit of them are kept")
+    save_minutes: float = Field(30, ge=0, description="Save a checkpoint every N minutes of training (0: by steps only)")
+    resume_from_checkpoint: Optional[str] = Field("auto", description="auto: resume from the newest complete "
+        "checkpoint in the project folder made for these settings; a checkpoint folder; or none: start over")
+    overwrite_project: bool = Field(False, description="Replace a finished run in the project folder (otherwise the "
+        "run stops rather than overwrite it)")
     response_only_loss: bool = Field(False, description="sft on conversations: compute the loss on the assistant's "
         "turns only (the prompt tokens get label -100); aitraining's name, off as in AutoTrain")
     auto_gradient_checkpointing: bool = Field(True, description="Turn gradient checkpointing off when the memory "
@@ -156,7 +164,8 @@ class LLMTrainingParams(BaseModel):
 
     @field_validator("valid_split", "padding", "mixed_precision", "chat_template", "quantization",
                      "target_modules", "model_ref", "max_completion_length", "prompt_text_column",
-                     "rejected_text_column", "username", "token", "distributed_backend", mode="before")
+                     "rejected_text_column", "username", "token", "distributed_backend", "resume_from_checkpoint",
+                     mode="before")
     @classmethod
     def _none_spellings(cls, value: Any, info) -> Any:
         # AutoTrain's CLI and UIs send "None"/"none" for an unset optional; mixed_precision also knows "no".

@@ -8,11 +8,15 @@ to `<project>/autotrain.log`. It returns the job's process id, and raises JobFai
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shlex
+import shutil
+import signal
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 
 from autotrain_unsloth.data import check_data_path, prepare_local_data, settle_text_column
@@ -24,8 +28,13 @@ LOCAL_BACKENDS = ("local", "local-cli")
 
 class JobFailed(RuntimeError):
     def __init__(self, returncode: int, log_path: str):
-        super().__init__(f"training failed with exit code {returncode}; the output is in {log_path}")
-        self.returncode = returncode
+        if returncode < 0 or returncode > 128:  # ended by a signal: the job's last lines say how to resume
+            number = -returncode if returncode < 0 else returncode - 128
+            super().__init__(f"the job stopped on {signal.Signals(number).name}; the output is in {log_path}")
+            self.returncode = 128 + number  # the shell's convention for a process ended by a signal
+        else:
+            super().__init__(f"training failed with exit code {returncode}; the output is in {log_path}")
+            self.returncode = returncode
 
 
 @dataclass
@@ -53,6 +62,8 @@ class AutoTrainProject:
 
     def create(self) -> int:
         params, plan = self._first_plan()
+        if params.overwrite_project and plan.probed_environment().project_finished:
+            shutil.rmtree(params.project_name)  # the plan said so (rules.resume); nothing of this run is written yet
         if self.process:
             params = prepare_local_data(params)
             plan = make_plan(params, plan.probed_environment())
@@ -93,8 +104,12 @@ def run_job(params: LLMTrainingParams, plan: Plan, token: str | None = None) -> 
         env["HF_TOKEN"] = token  # the child reads it from the environment; it is never written down
     log_path = os.path.join(params.project_name, "autotrain.log")
     print("Launching: " + shlex.join(command), flush=True)
-    with open(log_path, "ab") as log:
-        child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    with open(log_path, "ab") as log, _forwarding_stop_signals() as forward:
+        # A session of its own: SIGTERM or Ctrl-C reach the job through the handler below, once, as SIGTERM, and
+        # the job saves a checkpoint before it stops; this process keeps streaming its last words meanwhile.
+        child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+        forward.append(child)
         while chunk := child.stdout.read1(65536):
             if token:
                 chunk = chunk.replace(token.encode(), b"*****")
@@ -105,6 +120,27 @@ def run_job(params: LLMTrainingParams, plan: Plan, token: str | None = None) -> 
         raise JobFailed(returncode, log_path)
     print(f"Job {child.pid} finished: {params.project_name}/", flush=True)
     return child.pid
+
+
+@contextlib.contextmanager
+def _forwarding_stop_signals():
+    """While the job runs, SIGTERM and SIGINT sent to this process are passed to the job's process group."""
+    children: list = []
+
+    def forward(number, frame):
+        for child in children:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield children  # handlers can only be set from the main thread; the job then gets signals itself
+        return
+    saved = {number: signal.signal(number, forward) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield children
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)
 
 
 def _echo(chunk: bytes) -> None:

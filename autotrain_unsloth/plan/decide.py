@@ -37,6 +37,8 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
     packed_attention = take(speed.packed_attention(params, env, backend, packing, weights_dtype, autocast))
     optimizer = take(speed.optimizer(params, env, method))
     eval_strategy, save_strategy = take(rules.save_policy(params))
+    take(rules.checkpoint_schedule(params))
+    resume_from = take(rules.resume(params, env))
     device, processes = take(rules.devices(params, env, backend, method))
 
     errors = [error for choice in choices for error in choice.errors]
@@ -50,5 +52,5 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
         reasons=tuple(reason for choice in choices for reason in choice.reasons),
         warnings=tuple(warning for choice in choices for warning in choice.warnings),
         params_fingerprint=params_fingerprint(params), memory_estimate_gib=memory_estimate,
-        packed_attention=packed_attention, new_tokens=new_tokens, environment=dataclasses.asdict(env),
+        packed_attention=packed_attention, new_tokens=new_tokens, resume_from=resume_from, environment=dataclasses.asdict(env),
     )

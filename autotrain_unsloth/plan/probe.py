@@ -10,6 +10,7 @@ from typing import Optional
 
 from autotrain_unsloth.attention import torch_varlen_support
 from autotrain_unsloth.chat_templates import TEMPLATES
+from autotrain_unsloth.checkpoints import differing_settings, is_finished, latest_checkpoint, read_marker, resume_settings
 from autotrain_unsloth.memory import ModelShape
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan.types import Environment, PlanError
@@ -37,6 +38,8 @@ def probe(params: LLMTrainingParams) -> Environment:
         model_shape=shape.to_dict() if shape else None,
         tokenizer_max_length=read_tokenizer_limit(params.model, params.token),
         template_tokens_missing=missing_template_tokens(params),
+        checkpoint=resume_candidate(params),
+        project_finished=is_finished(params.project_name),
         torch_varlen=torch_varlen_support(),
         flash_attn_installed=importlib.util.find_spec("flash_attn") is not None,
         deepspeed_installed=importlib.util.find_spec("deepspeed") is not None,
@@ -87,6 +90,27 @@ def read_tokenizer_limit(model: str, token: Optional[str] = None) -> Optional[in
     except (OSError, ValueError, AttributeError):
         return None
     return int(limit) if isinstance(limit, (int, float)) and 0 < limit < UNBOUNDED_TOKENIZER else None
+
+
+def resume_candidate(params: LLMTrainingParams) -> Optional[dict]:
+    """The checkpoint resume_from_checkpoint points at (auto: the newest complete one in the project folder), with
+    the settings that differ from the job's: {"path", "step", "differing"} or {"path", "missing": True}."""
+    from autotrain_unsloth.data import prepared_settings
+
+    asked = params.resume_from_checkpoint
+    if asked is None:
+        return None
+    if asked == "auto":
+        found = latest_checkpoint(params.project_name)
+        if found is None:
+            return None
+    else:
+        marker = read_marker(asked)
+        if marker is None:
+            return {"path": asked, "missing": True}
+        found = {"path": asked, "step": marker.get("step"), "settings": marker.get("settings", {})}
+    return {"path": found["path"], "step": found["step"],
+            "differing": differing_settings(found["settings"], resume_settings(prepared_settings(params)))}
 
 
 def missing_template_tokens(params: LLMTrainingParams) -> Optional[tuple[str, ...]]:

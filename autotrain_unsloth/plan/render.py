@@ -30,6 +30,7 @@ def render(plan) -> str:
          + (", loss on the assistant's turns only" if a.response_only_loss else "")),
         ("optimizer", a.optimizer, plan.optimizer),
         ("eval / save", "", f"{plan.eval_strategy} / {plan.save_strategy}"),
+        ("resume", a.resume_from_checkpoint or "none", plan.resume_from or "- (step 0)"),
         ("device", a.distributed_backend or "", f"{plan.device} x{max(plan.num_processes, 1)}{gpu}"
          + (" (DeepSpeed ZeRO-3)" if plan.num_processes > 1 and a.distributed_backend == "deepspeed"
             else " (DDP)" if plan.num_processes > 1 else "")),

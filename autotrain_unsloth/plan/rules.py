@@ -148,13 +148,45 @@ def sequence_length(params, env) -> Choice:
 
 
 def save_policy(params) -> Choice:
-    """value: (eval_strategy, save_strategy). Checkpoints follow evaluation, as in AutoTrain."""
+    """value: (eval_strategy, save_strategy). The Trainer's own checkpoints follow evaluation, as in AutoTrain; the
+    scheduled ones (checkpoint_schedule) come on top, whatever the split."""
     if params.valid_split is None:
-        return chose(("no", "no"), "evaluation and checkpoints off: no valid_split (the final model is saved)",
+        return chose(("no", "no"), "evaluation off: no valid_split (checkpoints on the schedule below)",
                      warning=("eval_strategy not used: there is no valid_split to evaluate on."
                               if "eval_strategy" in params.model_fields_set else None))
     strategy = params.eval_strategy
-    return chose((strategy, strategy), f"evaluation and checkpoints every {strategy}: valid_split {params.valid_split!r}")
+    return chose((strategy, strategy), f"evaluation and a checkpoint every {strategy}: valid_split {params.valid_split!r}")
+
+
+def resume(params, env) -> Choice:
+    """value: the checkpoint folder training resumes from, or None. A finished run is never overwritten silently."""
+    project = params.project_name
+    if env.project_finished and not params.overwrite_project:
+        return chose(None, error=f"the project folder {project}/ holds a finished run (run_summary.json); use a new "
+                                 "--project-name, or --overwrite-project to replace it")
+    if env.project_finished:
+        return chose(None, f"resume: none; the finished run in {project}/ is replaced (overwrite_project=True)",
+                     warning=f"overwrite_project=True: the finished run in {project}/ is deleted before this one starts.")
+    found = env.checkpoint
+    if params.resume_from_checkpoint is None:
+        return chose(None, "resume: none (resume_from_checkpoint none); training starts at step 0")
+    if found is None:
+        return chose(None, f"resume: no complete checkpoint in {project}/; training starts at step 0")
+    if found.get("missing"):
+        return chose(None, error=f"resume_from_checkpoint {found['path']!r} is not a complete checkpoint (no "
+                                 "autotrain_unsloth_checkpoint.json in it); give a checkpoint-<step> folder, auto, or none")
+    if found["differing"]:
+        return chose(None, error=f"{found['path']} was made for other settings ({', '.join(found['differing'])} "
+                                 "differ); run with the settings it was made for, --resume-from-checkpoint none to "
+                                 "start over, or a new --project-name")
+    return chose(found["path"], f"resume: from {found['path']} (step {found['step']}; made for these settings)")
+
+
+def checkpoint_schedule(params) -> Choice:
+    every = [f"every {params.save_steps} steps" if params.save_steps else "",
+             f"every {params.save_minutes:g} minutes" if params.save_minutes else ""]
+    shown = " and ".join(part for part in every if part) or "never on a schedule (save_steps 0, save_minutes 0)"
+    return chose(None, f"checkpoints: {shown}, and on SIGTERM or Ctrl-C; the newest {params.save_total_limit} kept")
 
 
 def devices(params, env, backend, method) -> Choice:

@@ -45,6 +45,8 @@ class Environment:
     torch_varlen: Optional[str] = None  # attention.torch_varlen_support(): "gqa", "no-gqa" or None
     flash_attn_installed: bool = False
     deepspeed_installed: bool = False
+    checkpoint: Optional[dict] = None  # probe.resume_candidate: the checkpoint to resume from, if any
+    project_finished: bool = False  # the project folder holds a finished run (run_summary.json)
     data_notes: tuple[str, ...] = ()  # what data preparation decided about the columns (shown as warnings)
 
 
@@ -62,6 +64,7 @@ class Asked:
     target_modules: Optional[str]
     lora_r: int
     disable_gradient_checkpointing: bool
+    resume_from_checkpoint: Optional[str]
     chat_template: Optional[str]
     response_only_loss: bool
     auto_gradient_checkpointing: bool
@@ -105,6 +108,7 @@ class Plan:
     memory_estimate_gib: Optional[dict] = None  # estimated peak by part, for the planned checkpointing
     packed_attention: Optional[PackedAttention] = None  # the kernel for padding-free rows; None: not packed
     new_tokens: Optional[NewTokens] = None  # None: the chat template adds no token
+    resume_from: Optional[str] = None  # the checkpoint folder training resumes from; None: step 0
     environment: dict = field(default_factory=dict)
     verified: Optional[dict] = None  # filled in by the job after the model has loaded
 

@@ -9,6 +9,7 @@ Everything else, including which attention packed rows run with and what gets sa
 
 from __future__ import annotations
 
+from autotrain_unsloth.checkpoints import Stopped, checkpoint_callback
 from autotrain_unsloth.data import load_tokenizer
 from autotrain_unsloth.outputs import save_outputs
 from autotrain_unsloth.params import LLMTrainingParams
@@ -16,6 +17,12 @@ from autotrain_unsloth.plan import Plan
 from autotrain_unsloth.trainers.arguments import optimizer_cls_and_kwargs, training_arguments
 from autotrain_unsloth.trainers.throughput import throughput_callback
 from autotrain_unsloth.verify import checkpointing_check, verify_loaded
+
+
+def signal_name(number: int) -> str:
+    import signal
+
+    return signal.Signals(number).name
 
 
 def run(recipe, params: LLMTrainingParams, plan: Plan, backend) -> None:
@@ -29,10 +36,16 @@ def run(recipe, params: LLMTrainingParams, plan: Plan, backend) -> None:
     plan = verify_loaded(model, plan, params.project_name, backend.install_packed_attention(plan, model))
 
     speed = throughput_callback()
+    checkpoints = checkpoint_callback(params, params.project_name)
     trainer = recipe.build(params, plan, model, tokenizer, train_data, valid_data,
                            arguments=training_arguments(params, plan, len(train_data)),
-                           callbacks=[checkpointing_check(plan, params.project_name), speed])
+                           callbacks=[checkpointing_check(plan, params.project_name), speed, checkpoints])
     # Set here, not passed: TRL's preference trainers do not forward optimizer_cls_and_kwargs to the Trainer.
     trainer.optimizer_cls_and_kwargs = optimizer_cls_and_kwargs(trainer.args)
-    trainer.train()
+    trainer.train(resume_from_checkpoint=plan.resume_from)
+    if checkpoints.stop_signal is not None:
+        step = trainer.state.global_step
+        raise Stopped(f"stopped by {signal_name(checkpoints.stop_signal)} at step {step}; the checkpoint is "
+                      f"{params.project_name}/checkpoint-{step}. Run the same command again to resume from it.",
+                      checkpoints.stop_signal)
     save_outputs(trainer, params, plan, tokenizer, speed.summary())

@@ -148,11 +148,11 @@ def test_settings_this_backend_lacks_are_named(flags, message):
 
 def test_aitraining_yaml_settings_are_named_too(in_tmp):
     (in_tmp / "x.yml").write_text("task: llm-sft\nbase_model: m\nproject_name: p\nbackend: local\ndata: {path: d}\n"
-                                  "params: {use_vllm: true, save_steps: 100}\n")
+                                  "params: {use_vllm: true, save_strategy: steps}\n")
     result = aitraining("--config", "x.yml", cwd=in_tmp)
     assert result.returncode != 0
     assert "use_vllm is an aitraining setting that this backend does not support" in result.stderr
-    assert "save_steps is an aitraining setting" in result.stderr
+    assert "save_strategy is an aitraining setting" in result.stderr
 
 
 def test_a_conversations_column_is_found_and_the_dry_run_says_so(in_tmp, chat_model):

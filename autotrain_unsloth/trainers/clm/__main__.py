@@ -19,6 +19,7 @@ import sys
 from pydantic import ValidationError
 
 from autotrain_unsloth.backends import UnslothLoadError
+from autotrain_unsloth.checkpoints import Stopped
 from autotrain_unsloth.data import DataError
 from autotrain_unsloth.distributed import end_process_group, say, world_size
 from autotrain_unsloth.params import LLMTrainingParams, SettingsFileError
@@ -109,8 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         trainer = importlib.import_module(f"autotrain_unsloth.trainers.{plan.trainer}")
         try:
             trainer.train(params, plan, backend)
+        except Stopped:
+            raise
         except Exception as exc:
             recover_or_raise(exc, params, plan, args.training_config)
+    except Stopped as exc:
+        say(str(exc))
+        return exc.exit_code
     except (PlanError, DataError, PlanMismatch, ValidationError, OSError, NoRestartUnderLauncher, SettingsFileError) as exc:
         print(f"Error: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -1,0 +1,111 @@
+"""Checkpoints on a schedule, resuming from them, and stopping cleanly on SIGTERM or Ctrl-C.
+
+The Trainer writes `<project>/checkpoint-<step>/` (weights, optimizer, scheduler, RNG states, trainer state);
+this module decides when, and marks each one complete by writing MARKER into it last, atomically, with the
+settings it was made for. A checkpoint without the marker was cut short and is never resumed from. A run is
+finished when `run_summary.json` exists: outputs.py writes it last.
+
+Only the settings that shape the training itself must match to resume (RESUME_FREE lists the others: how long
+to train, how often to log or save, where to upload).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import signal
+import time
+from typing import Optional
+
+MARKER = "autotrain_unsloth_checkpoint.json"
+FINISHED = "run_summary.json"
+RESUME_FREE = frozenset({"max_steps", "epochs", "logging_steps", "save_steps", "save_minutes", "save_total_limit",
+                         "resume_from_checkpoint", "overwrite_project", "push_to_hub", "username", "token", "log"})
+
+
+def resume_settings(params) -> dict:
+    return {key: value for key, value in params.public_dict().items() if key not in RESUME_FREE}
+
+
+def latest_checkpoint(project: str) -> Optional[dict]:
+    """The newest complete checkpoint in the project folder: {"path", "step", "settings"}; None if there is none."""
+    found = []
+    for path in glob.glob(os.path.join(project, "checkpoint-*")):
+        match = re.fullmatch(r"checkpoint-(\d+)", os.path.basename(path))
+        marker = read_marker(path)
+        if match and marker is not None:
+            found.append({"path": path, "step": int(match.group(1)), "settings": marker.get("settings", {})})
+    return max(found, key=lambda checkpoint: checkpoint["step"]) if found else None
+
+
+def read_marker(path: str) -> Optional[dict]:
+    try:
+        with open(os.path.join(path, MARKER)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def differing_settings(saved: dict, current: dict) -> list[str]:
+    return sorted(key for key in set(saved) | set(current) if saved.get(key) != current.get(key))
+
+
+def is_finished(project: str) -> bool:
+    return os.path.isfile(os.path.join(project, FINISHED))
+
+
+class Stopped(RuntimeError):
+    """The job was asked to stop (SIGTERM, Ctrl-C) and saved a checkpoint first; the message says how to resume."""
+
+    def __init__(self, message: str, signal_number: int):
+        super().__init__(message)
+        self.exit_code = 128 + signal_number
+
+
+def checkpoint_callback(params, project: str):
+    """A Trainer callback: a checkpoint every `save_steps` steps and every `save_minutes` minutes, and one at the
+    next step boundary after SIGTERM or SIGINT, after which training stops (`stop_signal` says which)."""
+    from transformers import TrainerCallback
+
+    from autotrain_unsloth.distributed import any_rank, is_main
+
+    settings = resume_settings(params)
+
+    class Checkpoints(TrainerCallback):
+        stop_signal: Optional[int] = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.last_save = time.monotonic()
+            for number in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(number, self._request_stop)
+
+        def _request_stop(self, number, frame):
+            self.stop_signal = number  # acted on at the next step boundary, where the state is whole
+
+        def on_step_end(self, args, state, control, **kwargs):
+            due = (params.save_steps > 0 and state.global_step % params.save_steps == 0) or (
+                params.save_minutes > 0 and time.monotonic() - self.last_save >= 60 * params.save_minutes)
+            # Every rank must save and stop at the same step: rank 0's clock and any rank's signal decide for all.
+            stop = any_rank(self.stop_signal is not None)
+            if any_rank(due) or stop:
+                control.should_save = True
+            if stop:
+                control.should_training_stop = True
+                self.stop_signal = self.stop_signal or signal.SIGTERM
+
+        def on_save(self, args, state, control, **kwargs):
+            self.last_save = time.monotonic()
+            path = os.path.join(project, f"checkpoint-{state.global_step}")
+            if is_main() and os.path.isdir(path):
+                tmp = os.path.join(path, MARKER + ".tmp")
+                with open(tmp, "w") as f:
+                    json.dump({"step": state.global_step, "settings": settings}, f, indent=1)
+                os.replace(tmp, os.path.join(path, MARKER))
+
+        def on_train_end(self, args, state, control, **kwargs):
+            for number in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(number, signal.SIG_DFL)
+
+    return Checkpoints()
