@@ -10,17 +10,17 @@ chat template, and turn conversations into text.
 
 from __future__ import annotations
 
-import ast
 import itertools
-import json
 import os
 import re
 import shutil
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from autotrain_unsloth.backends import trust_remote_code
 from autotrain_unsloth.chat_templates import TEMPLATES
 from autotrain_unsloth.chat_tokens import without_bos
+from autotrain_unsloth.conversations import conversation, is_chat
+from autotrain_unsloth.data_checks import check_file, check_rows
 from autotrain_unsloth.data_files import DataError, accepted, data_format, find_split_file, read_data_file
 from autotrain_unsloth.params import LLMTrainingParams
 
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 
 AUTOTRAIN_COLUMNS = {"text_column": "autotrain_text", "prompt_text_column": "autotrain_prompt",
                      "rejected_text_column": "autotrain_rejected_text"}
-SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-                  "system": "system", "bot": "assistant", "model": "assistant"}
 GROUP_ROWS = 1000  # rows concatenated together before cutting into blocks (transformers' run_clm default)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?(:[\w.-]+)?$")
 
@@ -71,6 +69,8 @@ def settle_text_column(params: LLMTrainingParams) -> tuple[LLMTrainingParams, tu
     instead, rendered with the tokenizer's chat template unless one is named, ShareGPT rows mapped. Returns the
     settings to use and what was decided, for the plan's warnings."""
     train_file = local_train_file(params)
+    if train_file is not None:
+        check_file(train_file)  # before anything reads it: its problems named by line
     if train_file is None or "text_column" in params.model_fields_set:
         return params, ()
     try:
@@ -139,36 +139,15 @@ def prepare_local_data(params: LLMTrainingParams) -> LLMTrainingParams:
 
 def _read_checked(path: str, params: LLMTrainingParams) -> "Dataset":
     kind = data_format(path)
+    check_file(path)
     try:
         dataset = read_data_file(path, params.text_column)
     except Exception as exc:
         raise DataError(f"{path}: cannot be read as {kind} ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
     columns = {name: getattr(params, name) for name in AUTOTRAIN_COLUMNS if getattr(params, name)}
-    for field, column in columns.items():
-        if column not in dataset.column_names:
-            raise DataError(f"{path}: no column {column!r} ({field}); columns are {', '.join(dataset.column_names)}. "
-                            f"Pass --{field.replace('_', '-')} <name> or column_mapping in YAML.")
-    for field, column in columns.items():
-        for index, value in enumerate(dataset[column]):
-            if value is None or (isinstance(value, (str, list)) and len(value) == 0):
-                raise DataError(f"{path}: {_row_name(path, kind, index)}: column {column!r} ({field}) is empty; remove "
-                                "the row or fill it")
-    if params.trainer in ("dpo", "orpo", "reward"):
-        rejected = dataset[params.rejected_text_column]
-        for index, chosen in enumerate(dataset[params.text_column]):
-            if chosen == rejected[index]:
-                raise DataError(f"{path}: {_row_name(path, kind, index)}: the chosen answer ({params.text_column!r}) "
-                                f"equals the rejected one ({params.rejected_text_column!r}), so there is no preference "
-                                "to learn; remove the row or fix it")
-    if len(dataset) == 0:
-        raise DataError(f"{path}: has no rows")
+    check_rows(dataset, params, path, columns)
     dataset = dataset.select_columns(list(columns.values()))
     return dataset.rename_columns({column: AUTOTRAIN_COLUMNS[field] for field, column in columns.items()})
-
-
-def _row_name(path: str, kind: str, index: int) -> str:
-    # +2: a header line and 1-based numbering, so the number matches what an editor shows
-    return f"line {index + 2}" if kind == "csv" else f"line {index + 1}" if path.endswith(".jsonl") else f"row {index + 1}"
 
 
 def _has_saved_dataset(path: str) -> bool:
@@ -240,38 +219,6 @@ def render_text(dataset: "Dataset", params: LLMTrainingParams, tokenizer) -> "Da
         return {"text": without_bos(tokenizer, tokenizer.apply_chat_template(messages, tokenize=False))}
 
     return dataset.map(render, with_indices=True, remove_columns=dataset.column_names)
-
-
-def is_chat(params: LLMTrainingParams) -> bool:
-    """Whether the text columns hold conversations to render with a chat template."""
-    return params.chat_template is not None or params.use_sharegpt_mapping
-
-
-def conversation(value: Any, where: str, params: LLMTrainingParams) -> list[dict]:
-    """One cell as a list of {role, content} messages (a JSON or Python-literal string is parsed, ShareGPT's
-    from/value turns are mapped when asked)."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            try:
-                value = ast.literal_eval(value)
-            except (ValueError, SyntaxError) as exc:
-                raise DataError(f"{where}: with a chat template the column must hold a list of messages; "
-                                f"this is plain text ({value[:60]!r}...)") from exc
-    if not isinstance(value, list) or not all(isinstance(m, dict) for m in value):
-        raise DataError(f"{where}: expected a list of messages like [{{'role': 'user', 'content': '...'}}]")
-    if params.use_sharegpt_mapping:
-        try:
-            return [{"role": SHAREGPT_ROLES[m["from"]], "content": m["value"]} for m in value]
-        except KeyError as exc:
-            raise DataError(f"{where}: ShareGPT messages need 'from' ({', '.join(SHAREGPT_ROLES)}) and 'value'; "
-                            f"missing or unknown {exc}") from exc
-    if value and "from" in value[0] and "role" not in value[0]:
-        raise DataError(f"{where}: messages use ShareGPT keys (from/value); pass --use-sharegpt-mapping")
-    if any("role" not in m or "content" not in m for m in value):
-        raise DataError(f"{where}: every message needs 'role' and 'content'")
-    return [{"role": m["role"], "content": m["content"]} for m in value]
 
 
 def to_blocks(dataset: "Dataset", tokenizer, block_size: int, add_eos_token: bool) -> "Dataset":

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from autotrain_unsloth.chat_tokens import render, without_bos
-from autotrain_unsloth.data import conversation, is_chat
+from autotrain_unsloth.conversations import conversation, is_chat
 from autotrain_unsloth.data_files import DataError
 from autotrain_unsloth.distributed import say
 from autotrain_unsloth.params import LLMTrainingParams

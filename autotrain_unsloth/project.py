@@ -90,7 +90,8 @@ def launch_command(params: LLMTrainingParams, plan: Plan) -> list[str]:
     # The Trainer sets autocast from the plan, and accelerate must not add its own on top; DeepSpeed takes the
     # plan's precision from accelerate (its config must agree with the Trainer's bf16/fp16).
     precision = plan.autocast if plan.num_processes > 1 and params.distributed_backend == "deepspeed" else "no"
-    command += ["--mixed_precision", precision, "--dynamo_backend", "no"]
+    # --quiet: a failed job's own message is the error; the launcher's traceback about it would only bury it.
+    command += ["--mixed_precision", precision, "--dynamo_backend", "no", "--quiet"]
     command += ["-m", "autotrain_unsloth.trainers.clm", "--training_config",
                 os.path.join(params.project_name, "training_params.json")]
     return command

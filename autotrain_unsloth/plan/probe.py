@@ -72,10 +72,46 @@ def read_model_config(model: str, token: Optional[str] = None) -> dict:
         if path is None:
             raise PlanError(f"model {model!r}: could not read its config.json from the Hub or the cache")
     with open(path) as f:
-        config = json.load(f)
+        try:
+            config = json.load(f)
+        except json.JSONDecodeError as exc:
+            raise PlanError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); the model's "
+                            "config.json is damaged: download or save the model again") from None
+    if os.path.isdir(model):
+        check_model_files(model)
     if not isinstance(config, dict) or not config.get("model_type"):
         raise PlanError(f"model {model!r}: config.json has no model_type")
     return config
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json")
+
+
+def check_model_files(folder: str) -> None:
+    """A local model folder has tokenizer files, and its safetensors files are whole (each file's header says
+    how long its data is): cheap checks, before any weights load."""
+    if not any(os.path.isfile(os.path.join(folder, name)) for name in TOKENIZER_FILES):
+        raise PlanError(f"model folder {folder!r} has no tokenizer files ({', '.join(TOKENIZER_FILES)}); save the "
+                        "tokenizer with the model (tokenizer.save_pretrained(folder))")
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".safetensors"):
+            _check_safetensors(os.path.join(folder, name))
+
+
+def _check_safetensors(path: str) -> None:
+    size = os.path.getsize(path)
+    try:
+        with open(path, "rb") as f:
+            length = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(length)) if 8 + length <= size else None
+        end = max((entry["data_offsets"][1] for key, entry in (header or {}).items() if key != "__metadata__"),
+                  default=0)
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        header, end = None, 0
+    if header is None or 8 + length + end > size:
+        raise PlanError(f"{path}: truncated or damaged ({size:,} bytes"
+                        + (f", its header describes {8 + length + end:,}" if header is not None else "")
+                        + "); download or save the model again")
 
 
 def read_tokenizer_limit(model: str, token: Optional[str] = None) -> Optional[int]:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import sys
 
 from autotrain_unsloth.chat_tokens import tokenize_conversation
-from autotrain_unsloth.data import DataError, conversation, is_chat, load_split, render_text
+from autotrain_unsloth.conversations import conversation, is_chat
+from autotrain_unsloth.data import DataError, load_split, render_text
 from autotrain_unsloth.distributed import say
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan

@@ -1,0 +1,86 @@
+"""The user's data files checked before anything is written or loaded, each problem one sentence naming the
+file, the line (as an editor numbers it) or row, the column, and the fix: bytes that are not UTF-8, a JSON line
+that does not parse, an empty file, a missing or empty column, a number where text belongs, a malformed
+conversation, a preference pair whose answers are the same."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from autotrain_unsloth.conversations import conversation, is_chat
+from autotrain_unsloth.data_files import DataError, data_format
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+
+def check_file(path: str) -> None:
+    kind = data_format(path)
+    if kind == "parquet":
+        return  # binary: the reader's own error names the file
+    anything = False
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):  # line by line: a data file can be larger than memory
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{path}: line {number}: not UTF-8 text (byte 0x{line[exc.start]:02x} at column "
+                                f"{exc.start + 1}); save the file as UTF-8") from exc
+            anything = anything or bool(text.strip())
+            if path.endswith(".jsonl") and text.strip():
+                try:
+                    row = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{path}: line {number}: not valid JSON ({exc.msg} at column {exc.colno}); fix "
+                                    "or remove the line") from exc
+                if not isinstance(row, dict):
+                    raise DataError(f"{path}: line {number}: a JSON line must be an object of columns, like "
+                                    '{"text": "..."}')
+    if not anything:
+        raise DataError(f"{path}: the file is empty; give "
+                        + ("a header line and one line per example" if kind == "csv" else "one example per line"))
+    with open(path, "rb") as f:
+        array = path.endswith(".json") and f.read(64).lstrip()[:1] == b"["
+    if array:
+        try:
+            with open(path, encoding="utf-8") as f:
+                json.load(f)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
+
+
+def row_name(path: str, index: int) -> str:
+    """How an editor finds row `index` (0-based): csv has a header line; JSON lines are one row a line."""
+    kind = data_format(path)
+    return f"line {index + 2}" if kind == "csv" else f"line {index + 1}" if path.endswith(".jsonl") else f"row {index + 1}"
+
+
+def check_rows(dataset: "Dataset", params, path: str, columns: dict[str, str]) -> None:
+    """columns: setting name -> the column it names."""
+    for field, column in columns.items():
+        if column not in dataset.column_names:
+            raise DataError(f"{path}: no column {column!r} ({field}); columns are {', '.join(dataset.column_names)}. "
+                            f"Pass --{field.replace('_', '-')} <name> or column_mapping in YAML.")
+    if len(dataset) == 0:
+        raise DataError(f"{path}: has no rows")
+    chat = is_chat(params)
+    for field, column in columns.items():
+        for index, value in enumerate(dataset[column]):
+            where = f"{path}: {row_name(path, index)}: column {column!r}"
+            if value is None or (isinstance(value, (str, list)) and len(value) == 0):
+                raise DataError(f"{where} ({field}) is empty; remove the row or fill it")
+            if chat and not (field == "prompt_text_column" and isinstance(value, str)):
+                if not (isinstance(value, str) and params.trainer in ("dpo", "orpo")
+                        and not value.lstrip().startswith(("[", "{"))):  # a plain answer to the prompt column
+                    conversation(value, where, params)
+            elif not isinstance(value, str):
+                raise DataError(f"{where} holds {type(value).__name__} {str(value)[:40]!r}, not text; quote it, or "
+                                "set --chat-template if the column holds conversations")
+    if params.trainer in ("dpo", "orpo", "reward"):
+        rejected = dataset[params.rejected_text_column]
+        for index, chosen in enumerate(dataset[params.text_column]):
+            if chosen == rejected[index]:
+                raise DataError(f"{path}: {row_name(path, index)}: the chosen answer ({params.text_column!r}) equals "
+                                f"the rejected one ({params.rejected_text_column!r}), so there is no preference to "
+                                "learn; remove the row or fix it")
