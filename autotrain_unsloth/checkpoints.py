@@ -22,7 +22,8 @@ from typing import Optional
 MARKER = "autotrain_unsloth_checkpoint.json"
 FINISHED = "run_summary.json"
 RESUME_FREE = frozenset({"max_steps", "epochs", "logging_steps", "save_steps", "save_minutes", "save_total_limit",
-                         "resume_from_checkpoint", "overwrite_project", "push_to_hub", "username", "token", "log"})
+                         "resume_from_checkpoint", "overwrite_project", "push_to_hub", "username", "token", "log",
+                         "repo_id", "hub_private"})
 
 
 def resume_settings(params) -> dict:

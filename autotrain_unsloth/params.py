@@ -41,7 +41,7 @@ SECTIONS = {
     "LoRA": ("peft", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "merge_adapter"),
     "quantization": ("quantization",),
     "preference trainer (dpo, orpo, reward)": ("model_ref", "dpo_beta", "max_prompt_length", "max_completion_length"),
-    "hub": ("push_to_hub", "username", "token"),
+    "hub": ("push_to_hub", "username", "token", "repo_id", "hub_private"),
     "automatic": ("auto_gradient_checkpointing", "auto_optimizer", "auto_packed_attention"),
 }
 
@@ -120,7 +120,8 @@ class LLMTrainingParams(BaseModel):
     # hub
     push_to_hub: bool = Field(False, description="Upload the result to the Hugging Face Hub")
     username: Optional[str] = Field(None, description="Hub user or organisation")
-    token: Optional[str] = Field(None, repr=False, description="Hub token; never written to a file or log")
+    token: Optional[str] = Field(None, repr=False, description="Hub token (else HF_TOKEN or the login cache); never "
+        "written to a file or log")
     # unsloth
     unsloth: bool = Field(False, description="Use Unsloth's fast path when the GPU, model and trainer allow it")
     distributed_backend: Optional[Literal["ddp", "deepspeed"]] = Field(None, description="Multi-GPU backend: ddp or deepspeed")
@@ -130,6 +131,8 @@ class LLMTrainingParams(BaseModel):
     use_sharegpt_mapping: bool = Field(False, description="The text column holds ShareGPT conversations (from/value); "
         "map them to role/content before templating")
     max_steps: int = Field(-1, description="Stop after this many optimizer steps; -1: train for --epochs")
+    repo_id: Optional[str] = Field(None, description="Hub repo to push to; default {username}/{project_name}")
+    hub_private: bool = Field(True, description="Create the Hub repo private (AutoTrain's choice); false: public")
     save_steps: int = Field(0, ge=0, description="Save a checkpoint every N optimizer steps, whatever the validation "
         "split (0: by time only); save_total_limit of them are kept")
     save_minutes: float = Field(30, ge=0, description="Save a checkpoint every N minutes of training (0: by steps only)")
@@ -164,7 +167,7 @@ class LLMTrainingParams(BaseModel):
 
     @field_validator("valid_split", "padding", "mixed_precision", "chat_template", "quantization",
                      "target_modules", "model_ref", "max_completion_length", "prompt_text_column",
-                     "rejected_text_column", "username", "token", "distributed_backend", "resume_from_checkpoint",
+                     "rejected_text_column", "username", "token", "distributed_backend", "resume_from_checkpoint", "repo_id",
                      mode="before")
     @classmethod
     def _none_spellings(cls, value: Any, info) -> Any:

@@ -103,6 +103,8 @@ def run_job(params: LLMTrainingParams, plan: Plan, token: str | None = None) -> 
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if token:
         env["HF_TOKEN"] = token  # the child reads it from the environment; it is never written down
+    # Masked in everything the job prints, whichever way it came: the setting or the environment.
+    secrets = [secret.encode() for secret in {token, env.get("HF_TOKEN")} if secret]
     log_path = os.path.join(params.project_name, "autotrain.log")
     print("Launching: " + shlex.join(command), flush=True)
     with open(log_path, "ab") as log, _forwarding_stop_signals() as forward:
@@ -112,8 +114,8 @@ def run_job(params: LLMTrainingParams, plan: Plan, token: str | None = None) -> 
                                  start_new_session=True)
         forward.append(child)
         while chunk := child.stdout.read1(65536):
-            if token:
-                chunk = chunk.replace(token.encode(), b"*****")
+            for secret in secrets:
+                chunk = chunk.replace(secret, b"*****")
             log.write(chunk)
             _echo(chunk)
         returncode = child.wait()

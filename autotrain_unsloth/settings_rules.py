@@ -31,8 +31,9 @@ def contradictions(p) -> list[str]:
     if p.response_only_loss and p.chat_template is None and not p.use_sharegpt_mapping:
         problems.append("response_only_loss=True needs conversations rendered with a chat template (it marks the "
                         "assistant's turns): set --chat-template (tokenizer, chatml, ...).")
-    if p.push_to_hub and not (p.username and p.token):
-        problems.append("push_to_hub=True needs username and token (--username, --token or HF_TOKEN in YAML hub:).")
+    if p.push_to_hub and not (p.username or p.repo_id):
+        problems.append("push_to_hub=True needs username (or repo_id) to name the repo: --username, or hub: username "
+                        "in YAML.")
     if p.max_steps == 0 or p.max_steps < -1:
         problems.append(f"max_steps={p.max_steps}: give a positive number of steps, or -1 to train for epochs.")
     return problems

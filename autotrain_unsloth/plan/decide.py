@@ -38,6 +38,7 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
     optimizer = take(speed.optimizer(params, env, method))
     eval_strategy, save_strategy = take(rules.save_policy(params))
     take(rules.checkpoint_schedule(params))
+    take(rules.publish(params, env))
     resume_from = take(rules.resume(params, env))
     device, processes = take(rules.devices(params, env, backend, method))
 

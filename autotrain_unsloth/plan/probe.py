@@ -40,6 +40,7 @@ def probe(params: LLMTrainingParams) -> Environment:
         template_tokens_missing=missing_template_tokens(params),
         checkpoint=resume_candidate(params),
         project_finished=is_finished(params.project_name),
+        hub_token_found=params.push_to_hub and _hub_token_found(params),
         torch_varlen=torch_varlen_support(),
         flash_attn_installed=importlib.util.find_spec("flash_attn") is not None,
         deepspeed_installed=importlib.util.find_spec("deepspeed") is not None,
@@ -166,6 +167,12 @@ def missing_template_tokens(params: LLMTrainingParams) -> Optional[tuple[str, ..
     except (OSError, ValueError, AttributeError, TypeError, KeyError):
         return None
     return tuple(token for token in named.added_tokens if token not in vocab)
+
+
+def _hub_token_found(params: LLMTrainingParams) -> bool:
+    from autotrain_unsloth.publish import hub_token
+
+    return bool(hub_token(params))
 
 
 def _hub_file(model: str, filename: str, token: Optional[str]) -> Optional[str]:

@@ -182,6 +182,17 @@ def resume(params, env) -> Choice:
     return chose(found["path"], f"resume: from {found['path']} (step {found['step']}; made for these settings)")
 
 
+def publish(params, env) -> Choice:
+    if not params.push_to_hub:
+        return chose(None)
+    repo = params.repo_id or f"{params.username}/{params.project_name}"
+    if not env.hub_token_found:
+        return chose(None, error=f"push_to_hub=True: no Hub token (--token, HF_TOKEN, or `hf auth login`) to create "
+                                 f"{repo} with")
+    return chose(None, f"push_to_hub: after training, {params.project_name}/ is uploaded to {repo} "
+                       f"({'private' if params.hub_private else 'public'}; checkpoints, prepared data and the log stay)")
+
+
 def checkpoint_schedule(params) -> Choice:
     every = [f"every {params.save_steps} steps" if params.save_steps else "",
              f"every {params.save_minutes:g} minutes" if params.save_minutes else ""]
@@ -228,7 +239,4 @@ def notices(params, env, backend, method) -> Choice:
     if "padding" in params.model_fields_set and params.padding != "right":
         found.append(f"padding={params.padding!r} sets the saved tokenizer's padding side only: training rows are "
                      "packed, or padded on the right by TRL's collator.")
-    if params.push_to_hub:
-        found.append(f"push_to_hub=True: uploading is not implemented yet; the result stays in {params.project_name}/ "
-                     f"(upload it with `hf upload {params.username}/{params.project_name} {params.project_name}`).")
     return Choice(None, (), tuple(found))

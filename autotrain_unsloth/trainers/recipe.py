@@ -14,6 +14,7 @@ from autotrain_unsloth.data import load_tokenizer
 from autotrain_unsloth.outputs import save_outputs
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan
+from autotrain_unsloth.publish import push_to_hub
 from autotrain_unsloth.trainers.arguments import optimizer_cls_and_kwargs, training_arguments
 from autotrain_unsloth.trainers.throughput import throughput_callback
 from autotrain_unsloth.verify import checkpointing_check, verify_loaded
@@ -49,3 +50,4 @@ def run(recipe, params: LLMTrainingParams, plan: Plan, backend) -> None:
                       f"{params.project_name}/checkpoint-{step}. Run the same command again to resume from it.",
                       checkpoints.stop_signal)
     save_outputs(trainer, params, plan, tokenizer, speed.summary())
+    push_to_hub(params)

@@ -24,6 +24,7 @@ from autotrain_unsloth.data import DataError
 from autotrain_unsloth.distributed import end_process_group, say, world_size
 from autotrain_unsloth.params import LLMTrainingParams, SettingsFileError
 from autotrain_unsloth.plan import Plan, PlanError, decide, make_plan, params_fingerprint
+from autotrain_unsloth.publish import UploadFailed
 from autotrain_unsloth.verify import PlanMismatch
 
 
@@ -110,14 +111,15 @@ def main(argv: list[str] | None = None) -> int:
         trainer = importlib.import_module(f"autotrain_unsloth.trainers.{plan.trainer}")
         try:
             trainer.train(params, plan, backend)
-        except Stopped:
+        except (Stopped, UploadFailed):
             raise
         except Exception as exc:
             recover_or_raise(exc, params, plan, args.training_config)
     except Stopped as exc:
         say(str(exc))
         return exc.exit_code
-    except (PlanError, DataError, PlanMismatch, ValidationError, OSError, NoRestartUnderLauncher, SettingsFileError) as exc:
+    except (PlanError, DataError, PlanMismatch, ValidationError, OSError, NoRestartUnderLauncher, SettingsFileError,
+            UploadFailed) as exc:
         print(f"Error: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
