@@ -53,7 +53,7 @@ def test_contradictions_are_all_reported_at_once():
         LLMTrainingParams(peft=True, full_finetuning=True, push_to_hub=True, trainer="dpo")
     message = str(error.value)
     assert "peft=True and full_finetuning=True contradict" in message
-    assert "push_to_hub=True needs username and token" in message
+    assert "push_to_hub=True needs username (or repo_id)" in message
     assert "trainer='dpo' needs rejected_text_column" in message
     assert "trainer='dpo' needs prompt_text_column for text rows" in message
 

@@ -237,11 +237,14 @@ def test_settings_the_job_will_not_honour_are_said():
         LLMTrainingParams(
             unsloth=True, use_flash_attention_2=True, push_to_hub=True, username="me", token="hf_plan_secret", **LORA
         ),
-        GPU_UNSLOTH,
+        dataclasses.replace(GPU_UNSLOTH, hub_token_found=True),
     )
     assert any("use_flash_attention_2 not used on the Unsloth path" in warning for warning in plan.warnings)
-    assert any("push_to_hub=True: uploading is not implemented yet" in warning for warning in plan.warnings)
+    assert any("push_to_hub: after training, project-name/ is uploaded to me/project-name (private" in reason
+               for reason in plan.reasons)
     assert "hf_plan_secret" not in json.dumps(plan.to_dict())
+    with pytest.raises(PlanError, match="push_to_hub=True: no Hub token"):
+        decide(LLMTrainingParams(push_to_hub=True, username="me"), GPU_UNSLOTH)
 
 
 def test_decide_is_pure_and_round_trips():
