@@ -24,6 +24,8 @@ def probe(params: LLMTrainingParams) -> Environment:
 
     cuda = torch.cuda.is_available()
     config = read_model_config(params.model, params.token)
+    if os.path.isdir(params.model):
+        check_model_files(params.model)
     shape = ModelShape.from_config(config)
     return Environment(
         unsloth_version=_installed_version("unsloth"),
@@ -78,8 +80,6 @@ def read_model_config(model: str, token: Optional[str] = None) -> dict:
         except json.JSONDecodeError as exc:
             raise PlanError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); the model's "
                             "config.json is damaged: download or save the model again") from None
-    if os.path.isdir(model):
-        check_model_files(model)
     if not isinstance(config, dict) or not config.get("model_type"):
         raise PlanError(f"model {model!r}: config.json has no model_type")
     return config
