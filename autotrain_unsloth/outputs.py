@@ -27,9 +27,12 @@ def save_outputs(trainer, params: LLMTrainingParams, plan: Plan, tokenizer, thro
     tokenizer.save_pretrained(project)
     trainer.state.save_to_json(os.path.join(project, "trainer_state.json"))
     params.save(project)
-    write_model_card(params, plan, project)
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    write_model_card(params, plan, project, losses[-1] if losses else None, trainer.state.global_step)
+    if plan.peft and params.merged_copy:
+        merge_adapter(params, plan, project, os.path.join(project, "merged"))
     if plan.peft and params.merge_adapter:
-        merge_adapter(params, plan, project)
+        merge_adapter(params, plan, project, project)
     write_run_summary(trainer, plan, project, throughput)  # last: its presence says the run finished
     print(f"Saved to {project}/", flush=True)
 
@@ -60,8 +63,10 @@ def optimizer_class(trainer) -> str | None:
     return None if optimizer is None else f"{type(optimizer).__module__}.{type(optimizer).__qualname__}"
 
 
-def merge_adapter(params: LLMTrainingParams, plan: Plan, project: str) -> None:
-    """Merge the saved LoRA adapter into the base model, in the base model's own dtype, then drop adapter_*."""
+def merge_adapter(params: LLMTrainingParams, plan: Plan, project: str, target: str) -> None:
+    """Merge the saved LoRA adapter into the base model's own 16-bit weights (for QLoRA too: the 4-bit copy was
+    for training only) and save it into `target`: the project folder itself (merge_adapter, adapter files then
+    removed, as in AutoTrain) or a folder beside the adapter (merged_copy)."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -78,11 +83,16 @@ def merge_adapter(params: LLMTrainingParams, plan: Plan, project: str) -> None:
     except Exception as exc:
         raise RuntimeError(f"merging the adapter into {params.model} failed ({exc}); the adapter itself is saved in "
             f"{project}/") from exc
-    merged.save_pretrained(project)
-    tokenizer.save_pretrained(project)
-    for path in glob.glob(os.path.join(project, "adapter_*")):
-        os.remove(path)
-    print(f"Adapter merged into {params.model} ({merged.dtype}); adapter files removed.", flush=True)
+    merged.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    where = "its 16-bit weights" + (" (the 4-bit copy was for training only)" if plan.quantization else "")
+    if target == project:
+        for path in glob.glob(os.path.join(project, "adapter_*")):
+            os.remove(path)
+        print(f"Adapter merged into {params.model}, {where}, {merged.dtype}; adapter files removed.", flush=True)
+    else:
+        print(f"Adapter merged into {params.model}, {where}, {merged.dtype}: {target}/ (the adapter stays in "
+              f"{project}/).", flush=True)
 
 
 USAGE = {False: """
@@ -104,7 +114,7 @@ print(model(**inputs).logits[0, 0].item())  # the reward: higher is preferred
 """}
 
 
-def write_model_card(params: LLMTrainingParams, plan: Plan, project: str) -> None:
+def write_model_card(params: LLMTrainingParams, plan: Plan, project: str, final_loss=None, steps: int = 0) -> None:
     reward = plan.trainer == "reward"
     tags = ["autotrain", "autotrain-unsloth"] + (["reward-model", "text-classification"] if reward else
                                                  ["text-generation-inference", "text-generation"])
@@ -119,6 +129,8 @@ def write_model_card(params: LLMTrainingParams, plan: Plan, project: str) -> Non
         front += ["datasets:", f"- {params.data_path}"]
     front += ["license: other", "---"]
     merged = plan.peft and params.merge_adapter
+    merged_note = ("\n\nA copy merged into the base model's 16-bit weights is in `merged/`: load it as below with "
+                   "`model_path` ending in `/merged`." if plan.peft and params.merged_copy else "")
     lora = (f"r={params.lora_r}, alpha={params.lora_alpha}, targets {', '.join(plan.lora_target_modules or ())}"
             if plan.peft else "-")
     length = params.epochs if params.max_steps < 0 else f"{params.max_steps} steps"
@@ -134,8 +146,9 @@ Fine-tuned from `{params.model}` with the `{plan.trainer}` trainer.
 | precision | {plan.weights_dtype} weights, autocast {plan.autocast} |
 | LoRA | {lora} |
 | learning rate, epochs, batch | {params.lr}, {length}, {params.batch_size} x {params.gradient_accumulation} |
-
-The full settings are in `training_params.json` and the decision in `plan.json`.
+| steps, final training loss | {steps}, {f"{final_loss:.4f}" if final_loss is not None else "-"} |
+{"".join(f"| note | {warning} |" + chr(10) for warning in plan.warnings if "Unsloth was asked for" in warning)}
+The full settings are in `training_params.json` and the decision in `plan.json`.{merged_note}
 
 ## Usage
 

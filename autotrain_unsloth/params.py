@@ -38,7 +38,7 @@ SECTIONS = {
                  "auto_find_batch_size", "logging_steps", "eval_strategy", "save_total_limit", "log",
                  "distributed_backend"),
     "checkpoints": ("save_steps", "save_minutes", "resume_from_checkpoint", "overwrite_project"),
-    "LoRA": ("peft", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "merge_adapter"),
+    "LoRA": ("peft", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "merge_adapter", "merged_copy"),
     "quantization": ("quantization",),
     "preference trainer (dpo, orpo, reward)": ("model_ref", "dpo_beta", "max_prompt_length", "max_completion_length"),
     "hub": ("push_to_hub", "username", "token", "repo_id", "hub_private"),
@@ -101,6 +101,8 @@ class LLMTrainingParams(BaseModel):
         "int4 (QLoRA), int8 or none; used only with --peft")
     target_modules: Optional[str] = Field("all-linear", description="LoRA target modules: comma list, or all-linear")
     merge_adapter: bool = Field(False, description="Merge the LoRA adapter into the base weights after training")
+    merged_copy: bool = Field(False, description="Also save the adapter merged into the 16-bit base weights in "
+        "<project>/merged, beside the adapter")
     peft: bool = Field(False, description="Train a LoRA adapter instead of all weights")
     lora_r: int = Field(16, ge=1, description="LoRA rank")
     lora_alpha: int = Field(32, ge=1, description="LoRA alpha")

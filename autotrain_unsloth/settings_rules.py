@@ -3,7 +3,7 @@ were given but will not be used (warnings, shown in the plan). Each message name
 
 from __future__ import annotations
 
-LORA_FIELDS = ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "merge_adapter")
+LORA_FIELDS = ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "merge_adapter", "merged_copy")
 # Which trainers read each preference setting.
 PREFERENCE_USERS = {"model_ref": ("dpo",), "dpo_beta": ("dpo",), "max_prompt_length": ("dpo", "orpo"),
                     "max_completion_length": ("dpo", "orpo"), "prompt_text_column": ("dpo", "orpo"),

@@ -66,3 +66,25 @@ def test_push_without_a_token_anywhere_stops_before_training(in_tmp, models, dat
     flags = flags[:flags.index("--token")]
     result = aitraining(*flags, "--dry-run", cwd=in_tmp, env={"HF_TOKEN": "", "HF_HOME": str(in_tmp / "hf-home")})
     assert result.returncode != 0 and "push_to_hub=True: no Hub token" in result.stderr
+
+
+def test_a_merged_copy_beside_the_adapter_generates_what_base_plus_adapter_does(in_tmp, models, data_dir):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    result = aitraining("llm", "--train", "--model", models["llama"], "--data-path", data_dir, "--project-name", "m",
+                        "--trainer", "sft", "--max-steps", "15", "--batch-size", "4", "--block-size", "64", "--lr", "1e-2",
+                        "--peft", "--quantization", "none", "--merged-copy", cwd=in_tmp)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (in_tmp / "m" / "adapter_model.safetensors").exists() and (in_tmp / "m" / "merged" / "config.json").exists()
+    tokenizer = AutoTokenizer.from_pretrained(in_tmp / "m")
+    inputs = tokenizer("Question: What is the capital of France?\nAnswer:", return_tensors="pt")
+    adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(models["llama"]), in_tmp / "m").eval()
+    merged = AutoModelForCausalLM.from_pretrained(in_tmp / "m" / "merged").eval()
+    with torch.no_grad():
+        expected = adapted.generate(**inputs, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        got = merged.generate(**inputs, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    assert got.tolist() == expected.tolist()
+    card = (in_tmp / "m" / "README.md").read_text()
+    assert "`merged/`" in card and "final training loss" in card
