@@ -29,10 +29,17 @@ def save_outputs(trainer, params: LLMTrainingParams, plan: Plan, tokenizer, thro
     params.save(project)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     write_model_card(params, plan, project, losses[-1] if losses else None, trainer.state.global_step)
-    if plan.peft and params.merged_copy:
-        merge_adapter(params, plan, project, os.path.join(project, "merged"))
+    merged = os.path.join(project, "merged")
+    if plan.peft and (params.merged_copy or (params.export_gguf and not params.merge_adapter)):
+        merge_adapter(params, plan, project, merged)
     if plan.peft and params.merge_adapter:
         merge_adapter(params, plan, project, project)
+    if params.export_gguf:
+        from autotrain_unsloth.gguf_export import export
+
+        source = merged if plan.peft and not params.merge_adapter else project
+        path = export(source, os.path.join(project, f"{params.project_name}-{params.export_gguf}.gguf"), params.export_gguf)
+        print(f"GGUF written: {path}", flush=True)
     write_run_summary(trainer, plan, project, throughput)  # last: its presence says the run finished
     print(f"Saved to {project}/", flush=True)
 
@@ -130,7 +137,11 @@ def write_model_card(params: LLMTrainingParams, plan: Plan, project: str, final_
     front += ["license: other", "---"]
     merged = plan.peft and params.merge_adapter
     merged_note = ("\n\nA copy merged into the base model's 16-bit weights is in `merged/`: load it as below with "
-                   "`model_path` ending in `/merged`." if plan.peft and params.merged_copy else "")
+                   "`model_path` ending in `/merged`." if plan.peft and not params.merge_adapter and
+                   (params.merged_copy or params.export_gguf) else "")
+    if params.export_gguf:
+        merged_note += (f"\n\nGGUF for llama.cpp and Ollama: `{params.project_name}-{params.export_gguf}.gguf` "
+                        f"(`llama-cli -m {params.project_name}-{params.export_gguf}.gguf`).")
     lora = (f"r={params.lora_r}, alpha={params.lora_alpha}, targets {', '.join(plan.lora_target_modules or ())}"
             if plan.peft else "-")
     length = params.epochs if params.max_steps < 0 else f"{params.max_steps} steps"

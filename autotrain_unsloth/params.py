@@ -39,6 +39,7 @@ SECTIONS = {
                  "distributed_backend"),
     "checkpoints": ("save_steps", "save_minutes", "resume_from_checkpoint", "overwrite_project"),
     "LoRA": ("peft", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "merge_adapter", "merged_copy"),
+    "export": ("export_gguf",),
     "quantization": ("quantization",),
     "preference trainer (dpo, orpo, reward)": ("model_ref", "dpo_beta", "max_prompt_length", "max_completion_length"),
     "hub": ("push_to_hub", "username", "token", "repo_id", "hub_private"),
@@ -101,6 +102,8 @@ class LLMTrainingParams(BaseModel):
         "int4 (QLoRA), int8 or none; used only with --peft")
     target_modules: Optional[str] = Field("all-linear", description="LoRA target modules: comma list, or all-linear")
     merge_adapter: bool = Field(False, description="Merge the LoRA adapter into the base weights after training")
+    export_gguf: Optional[Literal["f16", "bf16", "q8_0"]] = Field(None, description="Also write the model as GGUF "
+        "(llama.cpp, Ollama): <project>/<project_name>-<type>.gguf; llama, mistral, qwen2, gemma")
     merged_copy: bool = Field(False, description="Also save the adapter merged into the 16-bit base weights in "
         "<project>/merged, beside the adapter")
     peft: bool = Field(False, description="Train a LoRA adapter instead of all weights")
@@ -169,8 +172,8 @@ class LLMTrainingParams(BaseModel):
 
     @field_validator("valid_split", "padding", "mixed_precision", "chat_template", "quantization",
                      "target_modules", "model_ref", "max_completion_length", "prompt_text_column",
-                     "rejected_text_column", "username", "token", "distributed_backend", "resume_from_checkpoint", "repo_id",
-                     mode="before")
+                     "rejected_text_column", "username", "token", "distributed_backend", "resume_from_checkpoint",
+                     "repo_id", "export_gguf", mode="before")
     @classmethod
     def _none_spellings(cls, value: Any, info) -> Any:
         # AutoTrain's CLI and UIs send "None"/"none" for an unset optional; mixed_precision also knows "no".

@@ -39,6 +39,7 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
     eval_strategy, save_strategy = take(rules.save_policy(params))
     take(rules.checkpoint_schedule(params))
     take(rules.publish(params, env))
+    take(rules.gguf_export(params, env, method))
     resume_from = take(rules.resume(params, env))
     device, processes = take(rules.devices(params, env, backend, method))
 

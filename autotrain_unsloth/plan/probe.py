@@ -46,6 +46,7 @@ def probe(params: LLMTrainingParams) -> Environment:
         torch_varlen=torch_varlen_support(),
         flash_attn_installed=importlib.util.find_spec("flash_attn") is not None,
         deepspeed_installed=importlib.util.find_spec("deepspeed") is not None,
+        gguf_installed=importlib.util.find_spec("gguf") is not None,
     )
 
 

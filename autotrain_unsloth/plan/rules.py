@@ -193,6 +193,24 @@ def publish(params, env) -> Choice:
                        f"({'private' if params.hub_private else 'public'}; checkpoints, prepared data and the log stay)")
 
 
+def gguf_export(params, env, method) -> Choice:
+    from autotrain_unsloth.gguf_export import LAYOUTS
+
+    kind = params.export_gguf
+    if kind is None:
+        return chose(None)
+    blockers = [why for blocked, why in (
+        (params.trainer == "reward", "the reward trainer's model is a classifier, which GGUF's text models are not"),
+        (env.model_type not in LAYOUTS, f"model_type {env.model_type!r} is not one GGUF export knows "
+                                        f"({', '.join(LAYOUTS)})"),
+        (not env.gguf_installed, "the gguf package is not installed (pip install 'autotrain-unsloth[gguf]')")) if blocked]
+    if blockers:
+        return chose(None, error=f"export_gguf={kind!r}: " + "; ".join(blockers))
+    source = ("the trained weights" if method == "full" else "the merged model" if params.merge_adapter
+              else "the adapter merged into the 16-bit base, kept in merged/")
+    return chose(None, f"GGUF: {params.project_name}/{params.project_name}-{kind}.gguf from {source}")
+
+
 def checkpoint_schedule(params) -> Choice:
     every = [f"every {params.save_steps} steps" if params.save_steps else "",
              f"every {params.save_minutes:g} minutes" if params.save_minutes else ""]
