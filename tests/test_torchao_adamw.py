@@ -57,6 +57,37 @@ def test_compiled_once_updates_the_weights_exactly_as_torchao():
     assert type(optimizers[1].state[ours[0]]["exp_avg"]).__name__ == "OptimState8bit"
 
 
+def test_a_checkpointed_optimizer_resumes_exactly(tmp_path):
+    """What a resumed run does with adamw_torch_8bit: the Trainer saves optimizer.state_dict() in the checkpoint and
+    loads it into a fresh optimizer; the next steps equal those of the run that never stopped."""
+    from autotrain_unsloth.trainers.torchao_adamw import AdamW8bitCompiledOnce
+
+    def grads(step):
+        generator = torch.Generator().manual_seed(100 + step)
+        return [torch.randn(shape, generator=generator, dtype=torch.bfloat16) for shape in SHAPES]
+
+    def run(params, optimizer, steps):
+        for step in steps:
+            for param, grad in zip(params, grads(step)):
+                param.grad = grad
+            optimizer.step()
+
+    whole = _params(0)
+    optimizer = AdamW8bitCompiledOnce(whole, lr=1e-2)
+    run(whole, optimizer, range(4))
+
+    stopped = _params(0)
+    first = AdamW8bitCompiledOnce(stopped, lr=1e-2)
+    run(stopped, first, range(2))
+    torch.save(first.state_dict(), tmp_path / "optimizer.pt")
+    resumed = [torch.nn.Parameter(p.detach().clone()) for p in stopped]
+    second = AdamW8bitCompiledOnce(resumed, lr=1e-2)
+    second.load_state_dict(torch.load(tmp_path / "optimizer.pt", weights_only=True))  # as the Trainer loads it
+    run(resumed, second, range(2, 4))
+    for p_whole, p_resumed in zip(whole, resumed):
+        assert torch.equal(p_whole, p_resumed)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("trainer", ["default", "sft"])
 def test_trainers_run_adamw_torch_8bit_as_the_compiled_once_class(in_tmp, models, data_dir, trainer):
