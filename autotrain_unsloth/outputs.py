@@ -28,7 +28,8 @@ def save_outputs(trainer, params: LLMTrainingParams, plan: Plan, tokenizer, thro
     trainer.state.save_to_json(os.path.join(project, "trainer_state.json"))
     params.save(project)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    write_model_card(params, plan, project, losses[-1] if losses else None, trainer.state.global_step)
+    rows = len(trainer.train_dataset) if trainer.train_dataset is not None else None
+    write_model_card(params, plan, project, losses[-1] if losses else None, trainer.state.global_step, rows)
     merged = os.path.join(project, "merged")
     if plan.peft and (params.merged_copy or (params.export_gguf and not params.merge_adapter)):
         merge_adapter(params, plan, project, merged)
@@ -121,7 +122,8 @@ print(model(**inputs).logits[0, 0].item())  # the reward: higher is preferred
 """}
 
 
-def write_model_card(params: LLMTrainingParams, plan: Plan, project: str, final_loss=None, steps: int = 0) -> None:
+def write_model_card(params: LLMTrainingParams, plan: Plan, project: str, final_loss=None, steps: int = 0,
+                     rows: int | None = None) -> None:
     reward = plan.trainer == "reward"
     tags = ["autotrain", "autotrain-unsloth"] + (["reward-model", "text-classification"] if reward else
                                                  ["text-generation-inference", "text-generation"])
@@ -157,6 +159,7 @@ Fine-tuned from `{params.model}` with the `{plan.trainer}` trainer.
 | precision | {plan.weights_dtype} weights, autocast {plan.autocast} |
 | LoRA | {lora} |
 | learning rate, epochs, batch | {params.lr}, {length}, {params.batch_size} x {params.gradient_accumulation} |
+| data | `{params.data_path}`{f", {rows:,} training rows" + (" (packed)" if plan.packing else "") if rows else ""} |
 | steps, final training loss | {steps}, {f"{final_loss:.4f}" if final_loss is not None else "-"} |
 {"".join(f"| note | {warning} |" + chr(10) for warning in plan.warnings if "Unsloth was asked for" in warning)}
 The full settings are in `training_params.json` and the decision in `plan.json`.{merged_note}
