@@ -200,3 +200,40 @@ def test_long_prompts_are_cut_to_max_prompt_length_keeping_their_end(models, cap
     assert len(tokenizer(rows[0]["prompt"], add_special_tokens=False)["input_ids"]) <= 16
     assert rows[0]["prompt"].endswith("and the end") and rows[1]["prompt"] == "short"
     assert "1 of 2 rows cut to max_prompt_length=16" in capsys.readouterr().out
+
+
+ENTRY_POINTS = [(trainer, entry) for trainer in ("dpo", "orpo", "reward") for entry in ("cli", "yaml", "api")
+                if (trainer, entry) not in (("dpo", "cli"), ("orpo", "yaml"), ("reward", "api"))]  # those: above
+
+
+@pytest.mark.parametrize("trainer, entry", ENTRY_POINTS)
+def test_every_preference_trainer_through_every_entry_point(in_tmp, models, preference_dir, trainer, entry):
+    columns = {"text_column": "chosen", "rejected_text_column": "rejected",
+               **({"prompt_text_column": "prompt"} if trainer != "reward" else {})}
+    settings = dict(block_size=64, max_steps=20, batch_size=4, gradient_accumulation=1, logging_steps=1, warmup_ratio=0,
+                    lr=1e-2, peft=True, quantization=None)
+    project = f"{trainer}-{entry}"
+    if entry == "cli":
+        flags = [f"--{key.replace('_', '-')}" if value is True else [f"--{key.replace('_', '-')}", str(value)]
+                 for key, value in {**columns, **settings, "quantization": "none"}.items()]
+        flat = [part for flag in flags for part in ([flag] if isinstance(flag, str) else flag)]
+        result = aitraining("llm", "--train", "--model", models["llama"], "--data-path", preference_dir,
+                            "--project-name", project, "--trainer", trainer, *flat, cwd=in_tmp)
+        assert result.returncode == 0, result.stderr[-3000:]
+    elif entry == "yaml":
+        import yaml
+
+        config = {"task": f"llm-{trainer}", "base_model": models["llama"], "project_name": project, "backend": "local",
+                  "data": {"path": preference_dir, "column_mapping": columns}, "params": settings}
+        (in_tmp / "run.yml").write_text(yaml.safe_dump(config))
+        result = aitraining("--config", "run.yml", cwd=in_tmp)
+        assert result.returncode == 0, result.stderr[-3000:]
+    else:
+        params = LLMTrainingParams(model=models["llama"], data_path=preference_dir, project_name=project,
+                                   trainer=trainer, **columns, **settings)
+        AutoTrainProject(params=params, backend="local", process=True).create()
+    steps = history(project)
+    assert mean(s["loss"] for s in steps[-5:]) < mean(s["loss"] for s in steps[:5]), steps
+    plan = json.loads((in_tmp / project / "plan.json").read_text())
+    assert (plan["trainer"], plan["verified"]["matches_plan"]) == (trainer, True)
+    assert (in_tmp / project / "adapter_model.safetensors").exists()
