@@ -39,16 +39,11 @@ host shows the opposite (docs/benchmarks.md; bench/step_profile.py says where it
 from __future__ import annotations
 
 import argparse
-import bisect
 import datetime
-import functools
-import importlib.metadata
-import itertools
 import json
 import os
 import shlex
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -58,17 +53,16 @@ REPO = os.path.dirname(BENCH)
 sys.path.insert(0, BENCH)
 sys.path.insert(0, REPO)
 
-from workload import INSTRUCT, PROJECTIONS, SETTINGS, SHAPES, WORKLOADS, write_data, write_instruct_data  # noqa: E402
+from clocks import clock_summary, start_clock_sampler  # noqa: E402
+from records import median_run, merge, results_path  # noqa: E402
+from report import report  # noqa: E402
+from workload import INSTRUCT, METHODS, PATHS, PROJECTIONS, SETTINGS, SHAPES, WORKLOADS, write_data, write_instruct_data  # noqa: E402
 
 from autotrain_unsloth.memory import ModelShape  # noqa: E402
 
-PATHS = ("ours", "unsloth-script", "transformers", "ours-auto", "ours-transformers")
-METHODS = ("qlora", "lora", "full")
 # Dense (no sparsity) bf16 tensor-core peak per GPU, vendor datasheets; the first name found in the device's wins.
 PEAK_BF16_TFLOPS = (("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.4), ("H200 NVL", 835.0), ("H200", 989.4),
                     ("A100", 312.0), ("L40S", 362.1), ("A10G", 70.0), ("L4", 121.0))
-VERSIONS = ("torch", "transformers", "unsloth", "unsloth_zoo", "trl", "peft", "accelerate", "bitsandbytes", "datasets",
-            "torchao")
 
 
 def device() -> dict:
@@ -171,105 +165,6 @@ def record(model: str, method: str, path: str, measured: dict, steps: int, args,
     }
 
 
-def versions() -> dict:
-    found = {}
-    for name in VERSIONS:
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = None
-    found["python"] = sys.version.split()[0]
-    return found
-
-
-def results_path(gpu: dict, date: str) -> str:
-    slug = gpu["name"].lower().replace("nvidia ", "").replace(" ", "-")
-    return os.path.join(BENCH, "results", f"{date}-{slug}.json")
-
-
-def workload_of(record: dict) -> str:
-    return record.get("workload", "dense")  # records made before the instruct workload existed
-
-
-def invocation_of(record: dict):
-    return record.get("invocation", record.get("device_call"))  # earlier records name it device_call
-
-
-def merge(path: str, gpu: dict, date: str, new_records: list[dict], failures: list[dict]) -> dict:
-    results = {"device": gpu["name"], "date": date, "versions": versions(), "records": [], "failures": []}
-    if os.path.isfile(path):
-        with open(path) as f:
-            results = {**json.load(f), "versions": results["versions"]}
-    key = lambda r: (workload_of(r), r["model"], r["method"], r["path"], r.get("processes", 1))  # noqa: E731
-    replaced = {key(r) for r in new_records + failures}
-    results["records"] = [r for r in results["records"] if key(r) not in replaced] + new_records
-    results["failures"] = [r for r in results.get("failures", []) if key(r) not in replaced] + failures
-    order = {name: i for i, name in enumerate(list(WORKLOADS) + list(SHAPES) + list(METHODS) + list(PATHS))}
-    results["records"].sort(key=lambda r: (*(order[part] for part in key(r)[:4]), key(r)[4]))
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(results, f, indent=1)
-    os.replace(path + ".tmp", path)
-    return results
-
-
-# nvidia-smi's clocks_throttle_reasons bits: 0x4 software power cap; 0x8 hardware slowdown, 0x20 software
-# thermal slowdown, 0x40 hardware thermal slowdown, 0x80 hardware power brake.
-POWER_CAP = 0x4
-THERMAL_OR_HARDWARE = 0x8 | 0x20 | 0x40 | 0x80
-SMI_QUERY = "timestamp,clocks.sm,power.draw,clocks_throttle_reasons.active"
-
-
-def start_clock_sampler(path: str):
-    """nvidia-smi writing SMI_QUERY every 500 ms to `path` (None where there is no nvidia-smi)."""
-    smi = shutil.which("nvidia-smi")
-    if not smi:
-        return None
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]
-    with open(path, "w") as out:  # the child keeps its own copy of the file
-        return subprocess.Popen([smi, "-i", visible if visible.isdigit() else "0", f"--query-gpu={SMI_QUERY}",
-                                 "--format=csv,noheader,nounits", "-lms", "500"], stdout=out, stderr=subprocess.STDOUT)
-
-
-def clock_summary(lines: list[str], window: list[float] | None, step_s: list[float] | None = None) -> dict | None:
-    """The SM clock, power and throttling over the samples taken inside `window` (Unix start and end of the
-    measured steps); None without samples there. With the steps' times, also the median clock of the samples
-    that fell in the slower half of the steps and in the faster half: if the clock sets the pace, the slower
-    steps ran at the lower clock."""
-    if not window:
-        return None
-    samples = []  # (time, SM MHz, W, throttle reasons)
-    for line in lines:
-        fields = [f.strip() for f in line.split(",")]
-        if len(fields) != 4:
-            continue
-        try:
-            at = datetime.datetime.strptime(fields[0], "%Y/%m/%d %H:%M:%S.%f").timestamp()
-            sample = (at, float(fields[1]), float(fields[2]), int(fields[3], 16))
-        except ValueError:  # a header, an "[N/A]", an error line
-            continue
-        if window[0] <= at <= window[1]:
-            samples.append(sample)
-    if not samples:
-        return None
-    clocks = [c for _, c, _, _ in samples]
-    summary = {"samples": len(samples), "sm_mhz_median": statistics.median(clocks), "sm_mhz_min": min(clocks),
-               "sm_mhz_max": max(clocks), "power_w_median": statistics.median(p for _, _, p, _ in samples),
-               "power_capped_share": round(sum(1 for *_, r in samples if r & POWER_CAP) / len(samples), 3),
-               "thermal_or_hardware_slowdown_share":
-                   round(sum(1 for *_, r in samples if r & THERMAL_OR_HARDWARE) / len(samples), 3)}
-    if step_s:
-        ends = list(itertools.accumulate(step_s, initial=window[0]))[1:]
-        middle = statistics.median(step_s)
-        halves = {"slower": [], "faster": []}
-        for at, clock, _, _ in samples:
-            step = min(bisect.bisect_left(ends, at), len(step_s) - 1)
-            halves["slower" if step_s[step] > middle else "faster"].append(clock)
-        for half, found in halves.items():
-            summary[f"sm_mhz_median_{half}_steps"] = statistics.median(found) if found else None
-    return summary
-
-
 def run_one(name, model, method, path, model_dir, data_dir, runs, env, args, gpu) -> tuple[dict | None, dict | None]:
     """One run in its own process: (record, None), or (None, failure with the log's tail)."""
     project = os.path.join(runs, name)
@@ -312,13 +207,6 @@ def run_one(name, model, method, path, model_dir, data_dir, runs, env, args, gpu
             elif item.endswith((".safetensors", ".bin", ".pt")):
                 os.remove(full)
     return entry, failure
-
-
-def median_run(entries: list[dict]) -> dict:
-    """A cell's record: the run with the median tokens/s (the lower middle of an even count), with every
-    run's tokens/s in run order."""
-    middle = sorted(entries, key=lambda e: e["tokens_per_s"])[(len(entries) - 1) // 2]
-    return {**middle, "runs_tokens_per_s": [e["tokens_per_s"] for e in entries]}
 
 
 def run(args) -> int:
@@ -366,74 +254,6 @@ def run(args) -> int:
                         merge(out, gpu, date, [median_run(measured[path])], [])
     print(f"results: {out}", flush=True)
     return 1 if failures else 0
-
-
-def report(results: dict) -> str:
-    """The markdown table (tokens/s, peak GiB, MFU per path) and the ratios the issues ask for."""
-    by_key = {(workload_of(r), r["model"], r["method"], r["path"]): r for r in results["records"]}
-    lines = [f"Device: {results['device']}; date {results['date']}; "
-             + ", ".join(f"{k} {v}" for k, v in results["versions"].items() if v), "",
-             "| workload | model | method | path | tokens/s | peak GiB | MFU | checkpointing | optimizer | packed attention "
-             "| 4-bit layers | steps (warm-up) |",
-             "|---|---|---|---|---:|---:|---:|---|---|---|---:|---|"]
-    for r in results["records"]:
-        mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "-"
-        runs = r.get("runs_tokens_per_s") or []
-        spread = f" ({len(runs)} runs: {min(runs):,.0f}-{max(runs):,.0f})" if len(runs) > 1 else ""
-        lines.append(f"| {workload_of(r)} | {r['model']} | {r['method']} | {r['path']} | {r['tokens_per_s']:,.0f}{spread} "
-                     f"| {_shown(r['peak_gib'], '.2f')} | {mfu} | {r['gradient_checkpointing']} "
-                     f"| {r.get('optimizer_ran', r['optimizer'])} | {r.get('packed_attention') or '-'} "
-                     f"| {r['linear_4bit_layers']} | {r['steps']} ({r['warmup_steps']}) |")
-    lines += ["", "| workload | model | method | ours / unsloth-script | ours / transformers | ours-auto / unsloth-script "
-              "| ours-auto peak GiB | ours-auto / its dense | ours-transformers / transformers |",
-              "|---|---|---|---:|---:|---:|---:|---:|---:|"]
-    cells = sorted({(workload_of(r), r["model"], r["method"]) for r in results["records"]},
-                   key=lambda c: (WORKLOADS.index(c[0]), list(SHAPES).index(c[1]), METHODS.index(c[2])))
-
-    def ratio_of(cell, a, b, b_workload=None):
-        ra = by_key.get((*cell, a))
-        rb = by_key.get((b_workload or cell[0], *cell[1:], b))
-        if not (ra and rb and ra["tokens_per_s"] and rb["tokens_per_s"]):
-            return "-"
-        # `*`: the two runs were not measured over the same steps and warm-up
-        same = (ra["steps"], ra["warmup_steps"]) == (rb["steps"], rb["warmup_steps"])
-        # `+`: measured in different invocations (each may run on a fresh machine)
-        one_call = invocation_of(ra) == invocation_of(rb)
-        return f"{ra['tokens_per_s'] / rb['tokens_per_s']:.3f}" + ("" if same else "*") + ("" if one_call else "+")
-
-    for cell in cells:
-        ratio = functools.partial(ratio_of, cell)
-        auto = by_key.get((*cell, "ours-auto"))
-        lines.append(f"| {' | '.join(cell)} | {ratio('ours', 'unsloth-script')} | {ratio('ours', 'transformers')} | "
-                     f"{ratio('ours-auto', 'unsloth-script')} | {_shown(auto and auto['peak_gib'], '.2f')} | "
-                     f"{ratio('ours-auto', 'ours-auto', 'dense') if cell[0] != 'dense' else '-'} | "
-                     f"{ratio('ours-transformers', 'transformers')} |")
-    if any("*" in line for line in lines[-len(cells):]):
-        lines += ["", "`*`: the two runs were measured over different steps or warm-up; not a like-for-like ratio."]
-    if any("+" in line for line in lines[-len(cells) - 2:]):
-        lines += ["", "`+`: the two runs were made in different invocations (see their `invocation`)."]
-    sampled = [r for r in results["records"] if r.get("gpu_clocks")]
-    if sampled:
-        lines += ["", "GPU during the measured steps (nvidia-smi every 0.5 s):", "",
-                  ("| workload | model | method | path | SM MHz median (min-max) | in slower / faster steps | power W median "
-                   "| at power cap | thermal/hardware slowdown |"), "|---|---|---|---|---|---|---:|---:|---:|"]
-        for r in sampled:
-            c = r["gpu_clocks"]
-            slower, faster = (_shown(c.get(f"sm_mhz_median_{half}_steps"), ",.0f") for half in ("slower", "faster"))
-            lines.append(f"| {workload_of(r)} | {r['model']} | {r['method']} | {r['path']} | "
-                f"{c['sm_mhz_median']:,.0f} ({c['sm_mhz_min']:,.0f}-"
-                         f"{c['sm_mhz_max']:,.0f}) | {slower} / {faster} | {c['power_w_median']:,.0f} "
-                         f"| {c['power_capped_share']:.0%} "
-                         f"| {c['thermal_or_hardware_slowdown_share']:.0%} |")
-    if results.get("failures"):
-        lines += ["", "Failed runs: " + ", ".join(f"{workload_of(f)} {f['model']} {f['method']} {f['path']} ({f['returncode']})"
-                                                  for f in results["failures"])]
-    return "\n".join(lines)
-
-
-def _shown(value, spec: str) -> str:
-    """A table cell: the value in `spec`'s format, or "-" where there is none."""
-    return "-" if value is None else format(value, spec)
 
 
 def main(argv=None) -> int:

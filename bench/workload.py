@@ -31,6 +31,8 @@ SETTINGS = dict(batch_size=2, seq_len=2048, gradient_accumulation=1, optimizer="
 # The instruction-length workload: token counts per row (the BOS token included), log-normal around the median.
 INSTRUCT = dict(rows=4000, median_tokens=250, sigma=0.8, min_tokens=16, max_tokens=2000, seed=0)
 WORKLOADS = ("dense", "instruct")
+PATHS = ("ours", "unsloth-script", "transformers", "ours-auto", "ours-transformers")
+METHODS = ("qlora", "lora", "full")
 
 _LLAMA3 = dict(num_attention_heads=32, num_key_value_heads=8, vocab_size=128256, rms_norm_eps=1e-5,
                max_position_embeddings=131072, bos_token_id=128000, eos_token_id=128001, hidden_act="silu")

@@ -121,7 +121,7 @@ def test_out_of_memory_is_retried_only_when_checkpointing_was_turned_off_automat
     import torch
 
     from autotrain_unsloth.trainers.clm.__main__ import remedy
-    from tests.test_plan import H100
+    from tests.test_plan_automatic import H100
 
     auto = LLMTrainingParams(model="/m", trainer="sft", peft=True, quantization=None)
     plan = decide(auto, H100)

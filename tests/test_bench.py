@@ -70,7 +70,7 @@ def test_bench_rejects_unknown_names(tmp_path):
 
 def test_report_marks_ratios_from_different_invocations():
     sys.path.insert(0, os.path.join(REPO, "bench"))
-    from throughput import report
+    from report import report
 
     def record(path, tokens_per_s, call):
         return {"model": "llama-3.1-8b", "method": "full", "path": path, "tokens_per_s": tokens_per_s, "peak_gib": 50.0,
@@ -113,7 +113,7 @@ def test_repeats_rotate_the_paths_and_record_the_median_run(tmp_path):
 def test_clock_summary_keeps_the_samples_inside_the_measured_steps():
     """nvidia-smi's own lines (csv, noheader, nounits), as sampled on the H100 during an 8B full run."""
     sys.path.insert(0, os.path.join(REPO, "bench"))
-    from throughput import clock_summary
+    from clocks import clock_summary
 
     lines = ["2026/11/23 14:53:26.960, 1665, 321.76, 0x0000000000000004",  # before the window
              "2026/11/23 14:53:30.961, 1965, 589.74, 0x0000000000000004",

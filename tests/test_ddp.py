@@ -47,7 +47,7 @@ def test_a_remedy_does_not_restart_one_rank_alone(monkeypatch):
 
     from autotrain_unsloth.plan import decide
     from autotrain_unsloth.trainers.clm.__main__ import NoRestartUnderLauncher, recover_or_raise
-    from tests.test_plan import H100
+    from tests.test_plan_automatic import H100
 
     params = LLMTrainingParams(model="/m", trainer="sft", peft=True, quantization=None)
     plan = decide(params, H100)
