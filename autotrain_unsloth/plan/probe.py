@@ -147,8 +147,11 @@ def resume_candidate(params: LLMTrainingParams) -> Optional[dict]:
         if marker is None:
             return {"path": asked, "missing": True}
         found = {"path": asked, "step": marker.get("step"), "settings": marker.get("settings", {})}
-    return {"path": found["path"], "step": found["step"],
-            "differing": differing_settings(found["settings"], resume_settings(prepared_settings(params)))}
+    # The job records the settings it ran with: after AutoTrain's data preparation when it was launched by the
+    # project (data in <project>/autotrain-data), as given when it was launched directly. Either may match.
+    differing = min((differing_settings(found["settings"], resume_settings(candidate))
+                     for candidate in (params, prepared_settings(params))), key=len)
+    return {"path": found["path"], "step": found["step"], "differing": differing}
 
 
 def missing_template_tokens(params: LLMTrainingParams) -> Optional[tuple[str, ...]]:
