@@ -89,8 +89,8 @@ def checkpoint_callback(params, project: str):
             due = (params.save_steps > 0 and state.global_step % params.save_steps == 0) or (
                 params.save_minutes > 0 and time.monotonic() - self.last_save >= 60 * params.save_minutes)
             # Every rank must save and stop at the same step: rank 0's clock and any rank's signal decide for all.
-            stop = any_rank(self.stop_signal is not None)
-            if any_rank(due) or stop:
+            due, stop = any_rank(due, self.stop_signal is not None)
+            if due or stop:
                 control.should_save = True
             if stop:
                 control.should_training_stop = True

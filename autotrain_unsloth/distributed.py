@@ -34,14 +34,14 @@ def end_process_group() -> None:
         distributed.destroy_process_group()
 
 
-def any_rank(flag: bool) -> bool:
-    """True on every rank when it is true on any (one small all-reduce; nothing to do with one process)."""
+def any_rank(*flags: bool) -> tuple[bool, ...]:
+    """Each flag true on every rank when it is true on any (one small all-reduce; nothing to do with one process)."""
     distributed = sys.modules.get("torch.distributed")
     if world_size() == 1 or distributed is None or not distributed.is_initialized():
-        return flag
+        return flags
     import torch
 
     device = f"cuda:{torch.cuda.current_device()}" if distributed.get_backend() == "nccl" else "cpu"
-    value = torch.tensor([int(flag)], device=device)
-    distributed.all_reduce(value, op=distributed.ReduceOp.MAX)
-    return bool(value.item())
+    values = torch.tensor([int(flag) for flag in flags], device=device)
+    distributed.all_reduce(values, op=distributed.ReduceOp.MAX)
+    return tuple(bool(value) for value in values.tolist())

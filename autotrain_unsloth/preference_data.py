@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from autotrain_unsloth import data_checks
 from autotrain_unsloth.chat_tokens import render, without_bos
 from autotrain_unsloth.conversations import conversation, is_chat
 from autotrain_unsloth.data_files import DataError
@@ -35,20 +36,12 @@ def columns(params: LLMTrainingParams) -> dict[str, str]:
 
 
 def check_rows(dataset: "Dataset", params: LLMTrainingParams, split: str) -> None:
-    """A missing or empty column, or a row whose chosen answer equals its rejected one, is an error naming it."""
-    named = columns(params)
-    for field, column in named.items():
-        if column not in dataset.column_names:
-            raise DataError(f"{params.data_path} ({split}): no column {column!r} for the {field} text; columns are "
-                            f"{', '.join(dataset.column_names)}")
-        for index, value in enumerate(dataset[column]):
-            if value is None or (isinstance(value, (str, list)) and len(value) == 0):
-                raise DataError(f"{params.data_path} ({split}): row {index + 1}: column {column!r} ({field}) is empty; "
-                                "remove the row or fill it")
-    for index, (chosen, rejected) in enumerate(zip(dataset[named["chosen"]], dataset[named["rejected"]])):
-        if chosen == rejected:
-            raise DataError(f"{params.data_path} ({split}): row {index + 1}: the chosen answer ({named['chosen']!r}) "
-                            f"equals the rejected one ({named['rejected']!r}); remove the row or fix it")
+    """The checks the project runs on local files (data_checks.py), for data that did not come through them (a Hub
+    dataset): a missing or empty column, or a row whose chosen answer equals its rejected one, named by row."""
+    named = {"text_column": params.text_column, "rejected_text_column": params.rejected_text_column}
+    if "prompt" in columns(params):
+        named["prompt_text_column"] = params.prompt_text_column
+    data_checks.check_rows(dataset, params, f"{params.data_path} ({split})", named)
 
 
 def preference_rows(dataset: "Dataset", params: LLMTrainingParams, tokenizer, split: str) -> "Dataset":

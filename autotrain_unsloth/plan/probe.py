@@ -14,6 +14,7 @@ from autotrain_unsloth.checkpoints import differing_settings, is_finished, lates
 from autotrain_unsloth.memory import ModelShape
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan.types import Environment, PlanError
+from autotrain_unsloth.publish import hub_token
 
 # A tokenizer_config.json's model_max_length above this means "no limit" (transformers writes 1e30 for that).
 UNBOUNDED_TOKENIZER = 10**9
@@ -42,7 +43,7 @@ def probe(params: LLMTrainingParams) -> Environment:
         template_tokens_missing=missing_template_tokens(params),
         checkpoint=resume_candidate(params),
         project_finished=is_finished(params.project_name),
-        hub_token_found=params.push_to_hub and _hub_token_found(params),
+        hub_token_found=params.push_to_hub and bool(hub_token(params)),
         torch_varlen=torch_varlen_support(),
         flash_attn_installed=importlib.util.find_spec("flash_attn") is not None,
         deepspeed_installed=importlib.util.find_spec("deepspeed") is not None,
@@ -171,12 +172,6 @@ def missing_template_tokens(params: LLMTrainingParams) -> Optional[tuple[str, ..
     except (OSError, ValueError, AttributeError, TypeError, KeyError):
         return None
     return tuple(token for token in named.added_tokens if token not in vocab)
-
-
-def _hub_token_found(params: LLMTrainingParams) -> bool:
-    from autotrain_unsloth.publish import hub_token
-
-    return bool(hub_token(params))
 
 
 def _hub_file(model: str, filename: str, token: Optional[str]) -> Optional[str]:

@@ -24,8 +24,7 @@ def backend(params, env) -> Choice:
     blockers = [why for blocked, why in (
         (env.unsloth_version is None, "unsloth is not installed (pip install 'autotrain-unsloth[unsloth]')"),
         (not env.cuda, "no CUDA GPU was found (Unsloth's kernels need one)"),
-        (params.trainer not in UNSLOTH_TRAINERS, NOT_ON_UNSLOTH.get(params.trainer, f"trainer {params.trainer!r} is "
-                                                                    "not supported by Unsloth here")),
+        (params.trainer not in UNSLOTH_TRAINERS, NOT_ON_UNSLOTH.get(params.trainer)),
         (env.model_type not in UNSLOTH_ARCHITECTURES, f"model_type {env.model_type!r} is not on Unsloth's fast path "
                                                       f"(supported: {', '.join(UNSLOTH_ARCHITECTURES)})"),
         (bool(env.unsloth_load_error), f"Unsloth failed to load the model ({env.unsloth_load_error})")) if blocked]
