@@ -2,19 +2,51 @@
 map): Llama, Mistral, Qwen2 and Gemma with a byte-level BPE tokenizer (tokenizer.json), as f16, bf16 or q8_0.
 
 The tensors are llama.cpp's layout, as its converter (convert_hf_to_gguf.py) writes them: Llama and Mistral's
-q/k projections permuted to its rotary order, Gemma's norms stored as 1 + weight, a tied output layer left out.
-1-D tensors (norms) stay f32, as there. A SentencePiece tokenizer is refused with a pointer to that converter.
+q/k projections permuted to its rotary order, Gemma's norms stored as 1 + weight, a tied output layer left out,
+Llama 3's rotary scaling as its rope_freqs factors. 1-D tensors (norms) stay f32, as there. A SentencePiece
+tokenizer, or another rotary scaling, is refused with a pointer to that converter.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 
 # model_type -> (gguf architecture name, q/k permuted, norms + 1)
 LAYOUTS = {"llama": ("llama", True, False), "mistral": ("llama", True, False), "qwen2": ("qwen2", False, False),
            "gemma": ("gemma", False, True)}
 TYPES = ("f16", "bf16", "q8_0")
+ROPE_TYPES = ("default", "llama3")  # the rotary scalings written here; others would run with the wrong positions
+
+
+def rope_settings(config: dict) -> tuple[float, str, dict]:
+    """(theta, rope type, its parameters) from config.json: transformers 5 writes `rope_parameters` (theta
+    inside), older versions `rope_theta` and `rope_scaling` at the top level."""
+    parameters = config.get("rope_parameters") or config.get("rope_scaling") or {}
+    theta = parameters.get("rope_theta", config.get("rope_theta", 10000.0))
+    return float(theta), parameters.get("rope_type", parameters.get("type", "default")), parameters
+
+
+def llama3_rope_factors(config: dict):
+    """Llama 3's frequency scaling as the per-frequency divisors llama.cpp reads from rope_freqs.weight."""
+    import numpy as np
+
+    theta, _, rope = rope_settings(config)
+    head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+    factor, low, high = rope.get("factor", 8.0), rope.get("low_freq_factor", 1.0), rope.get("high_freq_factor", 4.0)
+    context = rope.get("original_max_position_embeddings", 8192)
+    factors = []
+    for frequency in 1.0 / theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim):
+        wavelength = 2 * math.pi / frequency
+        if wavelength < context / high:
+            factors.append(1.0)
+        elif wavelength > context / low:
+            factors.append(factor)
+        else:
+            smooth = (context / wavelength - low) / (high - low)
+            factors.append(1 / ((1 - smooth) / factor + smooth))
+    return np.array(factors, dtype=np.float32)
 
 
 class GGUFExportError(RuntimeError):
@@ -41,13 +73,16 @@ def llama_cpp_tensor(name: str, array, config: dict):
 def export(model_dir: str, out_path: str, kind: str) -> str:
     """Write model_dir (a saved 16- or 32-bit transformers model with its tokenizer) as GGUF; returns out_path."""
     import gguf
-    import numpy as np
-    from safetensors.numpy import load_file
+    from safetensors.torch import load_file
 
     with open(os.path.join(model_dir, "config.json")) as f:
         config = json.load(f)
     if config["model_type"] not in LAYOUTS:
         raise GGUFExportError(f"GGUF export knows {', '.join(LAYOUTS)}; model_type {config['model_type']!r} is not one")
+    theta, rope_type, _ = rope_settings(config)
+    if rope_type not in ROPE_TYPES:
+        raise GGUFExportError(f"GGUF export writes the rotary scalings {', '.join(ROPE_TYPES)}; this model's is "
+                              f"{rope_type!r}: use llama.cpp's convert_hf_to_gguf.py on the merged model")
     tokenizer_path = os.path.join(model_dir, "tokenizer.json")
     with open(tokenizer_path) as f:
         tokenizer = json.load(f)
@@ -74,11 +109,13 @@ def export(model_dir: str, out_path: str, kind: str) -> str:
     head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
     writer.add_key_length(head_dim)
     writer.add_value_length(head_dim)
-    writer.add_rope_freq_base(config.get("rope_theta", 10000.0))
+    writer.add_rope_freq_base(theta)
     writer.add_layer_norm_rms_eps(config.get("rms_norm_eps", 1e-6))
     writer.add_file_type(file_type)
     _add_vocabulary(writer, tokenizer, model_dir, config)
 
+    if rope_type == "llama3":
+        writer.add_tensor(gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FREQS] + ".weight", llama3_rope_factors(config))
     tied = config.get("tie_word_embeddings", False)
     for path in sorted(p for p in os.listdir(model_dir) if p.endswith(".safetensors")):
         for name, array in load_file(os.path.join(model_dir, path)).items():
@@ -87,7 +124,7 @@ def export(model_dir: str, out_path: str, kind: str) -> str:
             target = names.get_name(name, try_suffixes=(".weight", ".bias"))
             if target is None:
                 raise GGUFExportError(f"{name}: no GGUF tensor name for it in the {arch_name} layout")
-            data = llama_cpp_tensor(name, array.astype(np.float32), config)
+            data = llama_cpp_tensor(name, array.float().numpy(), config)  # bf16 has no numpy type
             if data.ndim == 1 or (qtype == gguf.GGMLQuantizationType.Q8_0 and data.shape[-1] % 32):
                 writer.add_tensor(target, data)  # norms stay f32, as llama.cpp's converter keeps them
             else:

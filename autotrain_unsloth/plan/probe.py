@@ -11,6 +11,7 @@ from typing import Optional
 from autotrain_unsloth.attention import torch_varlen_support
 from autotrain_unsloth.chat_templates import TEMPLATES
 from autotrain_unsloth.checkpoints import differing_settings, is_finished, latest_checkpoint, read_marker, resume_settings
+from autotrain_unsloth.gguf_export import rope_settings
 from autotrain_unsloth.memory import ModelShape
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan.types import Environment, PlanError
@@ -38,6 +39,7 @@ def probe(params: LLMTrainingParams) -> Environment:
         gpu_memory_gib=round(torch.cuda.get_device_properties(0).total_memory / 2**30, 2) if cuda else None,
         torchao_version=_installed_version("torchao"),
         model_type=config["model_type"],
+        rope_type=rope_settings(config)[1],
         model_shape=shape.to_dict() if shape else None,
         tokenizer_max_length=read_tokenizer_limit(params.model, params.token),
         template_tokens_missing=missing_template_tokens(params),

@@ -193,7 +193,7 @@ def publish(params, env) -> Choice:
 
 
 def gguf_export(params, env, method) -> Choice:
-    from autotrain_unsloth.gguf_export import LAYOUTS
+    from autotrain_unsloth.gguf_export import LAYOUTS, ROPE_TYPES
 
     kind = params.export_gguf
     if kind is None:
@@ -202,6 +202,9 @@ def gguf_export(params, env, method) -> Choice:
         (params.trainer == "reward", "the reward trainer's model is a classifier, which GGUF's text models are not"),
         (env.model_type not in LAYOUTS, f"model_type {env.model_type!r} is not one GGUF export knows "
                                         f"({', '.join(LAYOUTS)})"),
+        (env.rope_type not in ROPE_TYPES, f"the rotary scaling {env.rope_type!r} is not one GGUF export writes "
+                                          f"({', '.join(ROPE_TYPES)}); use llama.cpp's convert_hf_to_gguf.py on "
+                                          "the merged model"),
         (not env.gguf_installed, "the gguf package is not installed (pip install 'autotrain-unsloth[gguf]')")) if blocked]
     if blockers:
         return chose(None, error=f"export_gguf={kind!r}: " + "; ".join(blockers))

@@ -37,6 +37,7 @@ class Environment:
     gpu_memory_gib: Optional[float] = None  # total memory of one GPU
     torchao_version: Optional[str] = None  # None: not installed
     model_type: Optional[str] = None
+    rope_type: str = "default"  # the rotary scaling of config.json (GGUF export writes some of them)
     model_shape: Optional[dict] = None  # memory.ModelShape as a dict; None when config.json lacks the keys
     tokenizer_max_length: Optional[int] = None  # the tokenizer's own limit; None when unknown or unbounded
     template_tokens_missing: Optional[tuple[str, ...]] = ()  # the chat template's tokens the tokenizer lacks; None: unknown
