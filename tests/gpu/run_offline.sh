@@ -3,9 +3,11 @@
 # access whose Python has CUDA torch, transformers, peft and accelerate: installs the wheels in .whl/ (the
 # `[unsloth]` extra and its dependencies, downloaded elsewhere with `pip download`), and leaves logs and JSON
 # under $OUT (default /tmp/gpu-out).
-#   bash tests/gpu/run_offline.sh tests|commands
+#   bash tests/gpu/run_offline.sh tests [test files...]    (default: all of tests/gpu)
+#   bash tests/gpu/run_offline.sh commands
 set -uo pipefail
-PART=${1:?say which part: tests or commands}
+PART=${1:?say which part: tests or commands}; shift
+TESTS=("$@"); [ ${#TESTS[@]} -gt 0 ] || TESTS=(tests/gpu)
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=$PWD:/tmp/site HF_HUB_OFFLINE=1 UNSLOTH_DISABLE_STATISTICS=1 PYTHONUNBUFFERED=1
@@ -17,9 +19,9 @@ PY
 cat "$OUT/versions.json"
 export GPU_TEST_OUT=/tmp/gpu-projects; mkdir -p "$GPU_TEST_OUT"
 if [ "$PART" = tests ]; then
-  timeout 540 python3 -m pytest -p xdist -n 4 -p no:benchmark -m gpu tests/gpu -q -rA 2>&1 | grep -vE "it/s\]|examples/s\]" > "$OUT/pytest.log"
+  timeout 540 python3 -m pytest -p xdist -n "${WORKERS:-4}" -p no:benchmark -m gpu "${TESTS[@]}" -q -rA 2>&1 | grep -vE "it/s\]|examples/s\]" > "$OUT/pytest.log"
   tail -25 "$OUT/pytest.log"
-  cd "$GPU_TEST_OUT" && find . -name plan.json -o -name run_summary.json -o -name 'cli-*.log' -o -name '*-curves.json' \
+  cd "$GPU_TEST_OUT" && find . -name plan.json -o -name run_summary.json -o -name 'cli-*.log' -o -name '*-curves.json' -o -name '*-losses.json' \
     | grep -v unsloth_compiled | tar czf "$OUT/projects.tgz" -T -
   exit 0
 fi
