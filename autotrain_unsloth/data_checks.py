@@ -5,11 +5,11 @@ conversation, a preference pair whose answers are the same."""
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from autotrain_unsloth.conversations import conversation, is_chat
 from autotrain_unsloth.data_files import DataError, data_format
+from autotrain_unsloth.json_text import parse_json
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -29,11 +29,7 @@ def check_file(path: str) -> None:
                                 f"{exc.start + 1}); save the file as UTF-8") from exc
             anything = anything or bool(text.strip())
             if path.endswith(".jsonl") and text.strip():
-                try:
-                    row = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}: line {number}: not valid JSON ({exc.msg} at column {exc.colno}); fix "
-                                    "or remove the line") from exc
+                row = parse_json(text, path, "fix or remove the line", DataError, line=number)
                 if not isinstance(row, dict):
                     raise DataError(f"{path}: line {number}: a JSON line must be an object of columns, like "
                                     '{"text": "..."}')
@@ -43,11 +39,8 @@ def check_file(path: str) -> None:
     with open(path, "rb") as f:
         array = path.endswith(".json") and f.read(64).lstrip()[:1] == b"["
     if array:
-        try:
-            with open(path, encoding="utf-8") as f:
-                json.load(f)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
+        with open(path, encoding="utf-8") as f:
+            parse_json(f.read(), path, "write one JSON array of row objects, or JSON lines in a .jsonl file", DataError)
 
 
 def row_name(path: str, index: int) -> str:

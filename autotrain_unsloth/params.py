@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from autotrain_unsloth.chat_templates import canonical
 from autotrain_unsloth.foreign_names import RENAMED_KEYS, is_aitraining_only
+from autotrain_unsloth.json_text import parse_json
 from autotrain_unsloth.settings_rules import contradictions, unused_settings
 
 PROJECT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,95}")
@@ -245,11 +246,8 @@ class LLMTrainingParams(BaseModel):
         what the user set.
         """
         with open(path) as f:
-            try:
-                data = json.load(f)
-            except json.JSONDecodeError as exc:
-                raise SettingsFileError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-                                        "write the settings as one JSON object, or create them with aitraining") from exc
+            data = parse_json(f.read(), path, "write the settings as one JSON object, or create them with aitraining",
+                              SettingsFileError)
         if not isinstance(data, dict):
             raise SettingsFileError(f"{path}: expected a JSON object of settings")
         defaults = {name: field.default for name, field in cls.model_fields.items()}

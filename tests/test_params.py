@@ -142,4 +142,4 @@ def test_a_broken_training_params_file_is_one_sentence(tmp_path):
         result = subprocess.run([sys.executable, "-m", "autotrain_unsloth.trainers.clm", "--training_config", name],
                                 cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
-        assert f"{name}: not valid JSON (line 1" in result.stderr
+        assert f"{name}: line 1: not valid JSON (" in result.stderr

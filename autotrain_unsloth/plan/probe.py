@@ -12,6 +12,7 @@ from autotrain_unsloth.attention import torch_varlen_support
 from autotrain_unsloth.chat_templates import TEMPLATES
 from autotrain_unsloth.checkpoints import differing_settings, is_finished, latest_checkpoint, read_marker, resume_settings
 from autotrain_unsloth.gguf_export import rope_settings
+from autotrain_unsloth.json_text import parse_json
 from autotrain_unsloth.memory import ModelShape
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan.types import Environment, PlanError
@@ -79,11 +80,8 @@ def read_model_config(model: str, token: Optional[str] = None) -> dict:
         if path is None:
             raise PlanError(f"model {model!r}: could not read its config.json from the Hub or the cache")
     with open(path) as f:
-        try:
-            config = json.load(f)
-        except json.JSONDecodeError as exc:
-            raise PlanError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); the model's "
-                            "config.json is damaged: download or save the model again") from None
+        config = parse_json(f.read(), path, "the model's config.json is damaged: download or save the model again",
+                            PlanError)
     if not isinstance(config, dict) or not config.get("model_type"):
         raise PlanError(f"model {model!r}: config.json has no model_type")
     return config
