@@ -25,6 +25,8 @@ def main() -> None:
                         help="use_gradient_checkpointing=False (and SFTConfig gradient_checkpointing=False)")
     parser.add_argument("--sft-gradient-checkpointing-false", action="store_true",
                         help="pass gradient_checkpointing=False to SFTConfig (TRL's default is True), as our CLI does")
+    parser.add_argument("--torch-varlen", action="store_true",
+                        help="give Unsloth's packed-attention dispatch torch's varlen kernel, as ours-auto does")
     parser.add_argument("--profile", action="store_true",
                         help="profile some steps (--profile-steps): GPU idle time by host phase and the top kernels, "
                              "to OUT/profile.txt and OUT/profile_idle.json (bench/step_profile.py)")
@@ -58,6 +60,12 @@ def main() -> None:
             random_state=SETTINGS["seed"],
         )
     facts = inspect_model(model)
+    if args.torch_varlen:
+        import torch
+
+        from autotrain_unsloth.attention.unsloth_dispatch import install
+
+        print(install(model.config, torch.bfloat16), flush=True)
 
     dataset = load_dataset("json", data_files=args.data, split="train")
     speed = throughput_callback()
