@@ -30,7 +30,8 @@ PROJECT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,95}")
 
 # The sections of `--help` and docs/params.md, each field in exactly one (tests/test_params.py checks).
 SECTIONS = {
-    "model": ("model", "project_name", "trainer", "full_finetuning", "unsloth", "use_flash_attention_2"),
+    "model": ("model", "project_name", "trainer", "full_finetuning", "unsloth", "use_flash_attention_2",
+              "use_liger_kernel"),
     "data": ("data_path", "train_split", "valid_split", "text_column", "prompt_text_column", "rejected_text_column",
              "chat_template", "use_sharegpt_mapping", "response_only_loss", "add_eos_token", "block_size",
              "model_max_length", "padding", "packing"),
@@ -156,6 +157,9 @@ class LLMTrainingParams(BaseModel):
     auto_packed_attention: bool = Field(True, description="Packed rows on a GPU: run torch's variable-length "
         "attention kernel (Unsloth path: under Unsloth's dispatch where it does not take it itself); false: the "
         "library's own choice")
+    use_liger_kernel: Optional[bool] = Field(None, description="Liger's Triton kernels (RMSNorm, RoPE, SwiGLU, "
+        "fused linear cross-entropy) on the transformers path, for the default and sft trainers (TRL's name); "
+        "unset: on where liger-kernel is installed, a CUDA GPU trains and Liger patches the architecture")
     auto_optimizer: bool = Field(True, description="Full fine-tuning on a GPU: run optimizer adamw_8bit as torchao's "
         "compiled AdamW8bit (the same block-wise 8-bit AdamW, faster than bitsandbytes' kernel); false: bitsandbytes")
 

@@ -111,7 +111,7 @@ def command(path: str, model_dir: str, data_dir: str, method: str, steps: int, p
         cli += ["--unsloth"]
     if path == "ours":  # Unsloth's own defaults: every automatic setting off
         cli += ["--no-auto-gradient-checkpointing", "--no-auto-optimizer", "--no-auto-packed-attention"]
-    elif path == "ours-auto":
+    else:  # ours-auto, ours-transformers
         cli += shlex.split(args.ours_auto_args)
     return cli
 
@@ -161,7 +161,8 @@ def record(model: str, method: str, path: str, measured: dict, steps: int, args,
         "packed_attention": measured.get("packed_attention"),
         "packed_attention_ran": loaded.get("packed_attention"),
         "wall_s": round(wall_s, 1), "invocation": args.invocation,
-        **({"ours_auto_args": args.ours_auto_args} if path == "ours-auto" and args.ours_auto_args else {}),
+        **({"ours_auto_args": args.ours_auto_args} if path in ("ours-auto", "ours-transformers") and args.ours_auto_args
+           else {}),
     }
 
 
@@ -277,7 +278,7 @@ def main(argv=None) -> int:
     go.add_argument("--invocation", help="a label for this invocation, recorded in each record: the report marks "
                     "ratios between records of different labels")
     go.add_argument("--keep-outputs", action="store_true", help="keep the runs' saved weights")
-    go.add_argument("--ours-auto-args", default="", help="extra CLI flags for ours-auto, for diagnostics "
+    go.add_argument("--ours-auto-args", default="", help="extra CLI flags for ours-auto and ours-transformers, for diagnostics "
                     "(e.g. '--ours-auto-args=--no-auto-optimizer', with '='); write those runs to their own --results file")
     show = sub.add_parser("report", help="print the markdown table of a results file")
     show.add_argument("results")

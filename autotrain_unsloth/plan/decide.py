@@ -36,6 +36,7 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
     packing = take(speed.packing(params, env, backend))
     packed_attention = take(speed.packed_attention(params, env, backend, packing, weights_dtype, autocast))
     optimizer = take(speed.optimizer(params, env, method))
+    liger = take(speed.liger_kernels(params, env, backend))
     eval_strategy, save_strategy = take(rules.save_policy(params))
     take(rules.checkpoint_schedule(params))
     take(rules.publish(params, env))
@@ -54,5 +55,6 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
         reasons=tuple(reason for choice in choices for reason in choice.reasons),
         warnings=tuple(warning for choice in choices for warning in choice.warnings),
         params_fingerprint=params_fingerprint(params), memory_estimate_gib=memory_estimate,
-        packed_attention=packed_attention, new_tokens=new_tokens, resume_from=resume_from, environment=dataclasses.asdict(env),
+        packed_attention=packed_attention, new_tokens=new_tokens, liger=liger, resume_from=resume_from,
+        environment=dataclasses.asdict(env),
     )

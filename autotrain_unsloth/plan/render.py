@@ -25,6 +25,7 @@ def render(plan) -> str:
         ("packing", {None: "auto", True: "on", False: "off"}[a.packing] if sft else "",
          ("on" if plan.packing else "off") if sft else "- (blocks)"),
         ("packed attention", "", plan.packed_attention or "-"),
+        ("Liger kernels", {None: "auto", True: "on", False: "off"}[a.use_liger_kernel], "on" if plan.liger else "off"),
         ("chat template", a.chat_template or "-", (a.chat_template or "-") + (
             f", added tokens trained: {plan.new_tokens}" if plan.new_tokens else "")
          + (", loss on the assistant's turns only" if a.response_only_loss else "")),

@@ -1,6 +1,7 @@
 """The automatic speed rules: gradient checkpointing from a memory estimate, torchao's 8-bit AdamW for full
-fine-tuning, packing, and the attention kernel for packed rows. Each is a function returning a Choice, with a
-setting that turns it off (docs/plan.md; the figures behind them are in docs/benchmarks.md)."""
+fine-tuning, packing, the attention kernel for packed rows, and Liger's kernels on the transformers path. Each
+is a function returning a Choice, with a setting that turns it off (docs/plan.md; the figures behind them are
+in docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -154,3 +155,29 @@ def packed_attention(params, env, backend, packed, weights_dtype, autocast) -> C
     return chose("torch-varlen", "packed attention: torch's varlen_attn (automatic, faster: each example's causal "
                                  "triangle alone, instead of sdpa over the row's whole square under a block-diagonal "
                                  "mask); --no-auto-packed-attention keeps sdpa")
+
+
+LIGER_TRAINERS = ("default", "sft")  # causal-LM losses, which Liger's fused linear cross-entropy computes
+
+
+def liger_kernels(params, env, backend) -> Choice:
+    """Liger's Triton kernels (RMSNorm, RoPE, SwiGLU, the loss fused with the output layer, which never
+    materialises the logits), patched in by the Trainer: only on the transformers path, where Unsloth's own
+    kernels do not run."""
+    asked = params.use_liger_kernel
+    if asked is False:
+        return chose(False, "Liger kernels off: use_liger_kernel=False" if backend == "transformers" else None)
+    blockers = [why for blocked, why in (
+        (backend == "unsloth", "Unsloth's path runs its own kernels"),
+        (params.trainer not in LIGER_TRAINERS, f"trainer {params.trainer!r} computes its own loss"),
+        (not env.cuda, "no CUDA GPU (Liger's kernels are Triton)"),
+        (env.liger_model_types is None, "liger-kernel is not installed (pip install 'autotrain-unsloth[liger]')"),
+        (env.liger_model_types is not None and env.model_type not in env.liger_model_types,
+         f"Liger does not patch model_type {env.model_type!r}")) if blocked]
+    if blockers and asked:
+        return chose(False, error="use_liger_kernel=True: " + "; ".join(blockers))
+    if blockers:
+        quiet = backend == "unsloth" or not env.cuda or env.liger_model_types is None
+        return chose(False, None if quiet else "Liger kernels off: " + "; ".join(blockers))
+    how = "use_liger_kernel=True" if asked else "automatic: liger-kernel is installed; --no-use-liger-kernel turns it off"
+    return chose(True, f"Liger kernels on (RMSNorm, RoPE, SwiGLU, the loss fused with the output layer): {how}")

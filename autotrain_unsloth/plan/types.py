@@ -48,6 +48,7 @@ class Environment:
     deepspeed_installed: bool = False
     checkpoint: Optional[dict] = None  # probe.resume_candidate: the checkpoint to resume from, if any
     gguf_installed: bool = False
+    liger_model_types: Optional[tuple[str, ...]] = None  # the model types Liger patches; None: not installed
     hub_token_found: bool = False  # push_to_hub: a token in the settings, HF_TOKEN or the login cache
     project_finished: bool = False  # the project folder holds a finished run (run_summary.json)
     data_notes: tuple[str, ...] = ()  # what data preparation decided about the columns (shown as warnings)
@@ -75,6 +76,7 @@ class Asked:
     auto_optimizer: bool
     packing: Optional[bool]
     auto_packed_attention: bool
+    use_liger_kernel: Optional[bool]
     block_size: int
     distributed_backend: Optional[str]
 
@@ -111,6 +113,7 @@ class Plan:
     memory_estimate_gib: Optional[dict] = None  # estimated peak by part, for the planned checkpointing
     packed_attention: Optional[PackedAttention] = None  # the kernel for padding-free rows; None: not packed
     new_tokens: Optional[NewTokens] = None  # None: the chat template adds no token
+    liger: bool = False  # Liger's kernels patched into the model by the Trainer (transformers path)
     resume_from: Optional[str] = None  # the checkpoint folder training resumes from; None: step 0
     environment: dict = field(default_factory=dict)
     verified: Optional[dict] = None  # filled in by the job after the model has loaded

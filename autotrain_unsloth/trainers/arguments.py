@@ -49,6 +49,7 @@ def training_arguments(params: LLMTrainingParams, plan: Plan, rows: int) -> dict
         remove_unused_columns=False,
         disable_tqdm=False,
         include_num_input_tokens_seen="non_padding",  # for tokens/s in run_summary.json
+        use_liger_kernel=plan.liger,  # the Trainer patches the model's modules when it is built
     )
 
 
