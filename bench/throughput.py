@@ -131,7 +131,7 @@ def collect(path: str, project: str) -> dict:
     return {"throughput": summary["throughput"], "loaded": plan["verified"], "packed_attention": plan.get("packed_attention"),
             "gradient_checkpointing": plan["gradient_checkpointing"], "backend": plan["backend"],
             "estimated_peak_gib": (plan.get("memory_estimate_gib") or {}).get("total"),
-            "optimizer_ran": plan["optimizer"], "processes": plan["num_processes"]}
+            "optimizer_ran": plan["optimizer"], "processes": plan["num_processes"], "liger": plan.get("liger", False)}
 
 
 def record(model: str, method: str, path: str, measured: dict, steps: int, args, gpu: dict, wall_s: float) -> dict:
@@ -159,7 +159,7 @@ def record(model: str, method: str, path: str, measured: dict, steps: int, args,
         "trainable_parameters": loaded["trainable_parameters"], "parameters": loaded["parameters"],
         "optimizer": args.optimizer, "optimizer_ran": measured["optimizer_ran"] or args.optimizer,
         "packed_attention": measured.get("packed_attention"),
-        "packed_attention_ran": loaded.get("packed_attention"),
+        "packed_attention_ran": loaded.get("packed_attention"), "liger": measured.get("liger", False),
         "wall_s": round(wall_s, 1), "invocation": args.invocation,
         **({"ours_auto_args": args.ours_auto_args} if path in ("ours-auto", "ours-transformers") and args.ours_auto_args
            else {}),
