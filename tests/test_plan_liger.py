@@ -13,9 +13,8 @@ from autotrain_unsloth.plan import PlanError, decide
 from autotrain_unsloth.trainers.arguments import training_arguments
 from tests.test_plan import CPU, GPU, GPU_UNSLOTH, LORA, QLORA
 
-LIGER = ("gemma", "llama", "mistral", "qwen2")
 PAIRS = dict(prompt_text_column="prompt", text_column="chosen", rejected_text_column="rejected")
-GPU_LIGER = dataclasses.replace(GPU, liger_model_types=LIGER)
+GPU_LIGER = dataclasses.replace(GPU, liger_installed=True)
 
 
 def plan_for(env, **settings):
@@ -29,12 +28,13 @@ def plan_for(env, **settings):
     (dict(trainer="sft", use_liger_kernel=True, **LORA), GPU_LIGER, True, "use_liger_kernel=True"),
     (dict(trainer="sft", use_liger_kernel=False, **LORA), GPU_LIGER, False, "Liger kernels off: use_liger_kernel=False"),
     (dict(trainer="dpo", **PAIRS, **LORA), GPU_LIGER, False, "Liger kernels off: trainer 'dpo' computes its own loss"),
-    (dict(trainer="sft", **LORA), dataclasses.replace(GPU_LIGER, model_type="phi"), False,
-     "Liger kernels off: Liger does not patch model_type 'phi'"),
+    (dict(trainer="sft", **LORA), dataclasses.replace(GPU_LIGER, model_type="gpt2"), False,
+     "Liger kernels off: model_type 'gpt2' is not one Liger is used for here (llama, mistral, gemma, qwen2, gemma2, "
+     "qwen3, phi3)"),
     # Unsloth's path, no GPU, or no liger-kernel: off without a word (nothing the user asked for changes)
-    (dict(trainer="sft", unsloth=True, **LORA), dataclasses.replace(GPU_UNSLOTH, liger_model_types=LIGER), False, None),
+    (dict(trainer="sft", unsloth=True, **LORA), dataclasses.replace(GPU_UNSLOTH, liger_installed=True), False, None),
     (dict(trainer="sft", **LORA), GPU, False, None),
-    (dict(trainer="sft", **LORA), dataclasses.replace(CPU, liger_model_types=LIGER), False, None),
+    (dict(trainer="sft", **LORA), dataclasses.replace(CPU, liger_installed=True), False, None),
 ])
 def test_liger_rule(settings, env, on, said):
     plan = plan_for(env, **settings)
@@ -48,7 +48,7 @@ def test_liger_rule(settings, env, on, said):
 
 
 @pytest.mark.parametrize("settings, env, why", [
-    (dict(unsloth=True, **LORA), dataclasses.replace(GPU_UNSLOTH, liger_model_types=LIGER),
+    (dict(unsloth=True, **LORA), dataclasses.replace(GPU_UNSLOTH, liger_installed=True),
      "Unsloth's path runs its own kernels"),
     (dict(**LORA), GPU, "liger-kernel is not installed (pip install 'autotrain-unsloth[liger]')"),
     (dict(**LORA), CPU, "no CUDA GPU (Liger's kernels are Triton)"),

@@ -51,19 +51,10 @@ def probe(params: LLMTrainingParams) -> Environment:
         flash_attn_installed=importlib.util.find_spec("flash_attn") is not None,
         deepspeed_installed=importlib.util.find_spec("deepspeed") is not None,
         gguf_installed=importlib.util.find_spec("gguf") is not None,
-        liger_model_types=liger_model_types(),
+        # not imported here: liger-kernel imports transformers, which must come after Unsloth in a job
+        liger_installed=importlib.util.find_spec("liger_kernel") is not None,
     )
 
-
-def liger_model_types() -> Optional[tuple[str, ...]]:
-    """The model types Liger patches, or None where liger-kernel is not installed or cannot load (it needs Triton)."""
-    if importlib.util.find_spec("liger_kernel") is None:
-        return None
-    try:
-        from liger_kernel.transformers.monkey_patch import MODEL_TYPE_TO_APPLY_LIGER_FN
-    except ImportError:
-        return None
-    return tuple(sorted(MODEL_TYPE_TO_APPLY_LIGER_FN))
 
 
 def gpu_count(visible: int) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Optional
 
 from autotrain_unsloth.memory import ModelShape, training_peak_gib
-from autotrain_unsloth.plan.architectures import PACKING_ARCHITECTURES, architecture
+from autotrain_unsloth.plan.architectures import LIGER_ARCHITECTURES, PACKING_ARCHITECTURES, architecture
 from autotrain_unsloth.plan.types import Choice, chose
 
 # Automatic settings may plan for this share of the GPU's memory (the estimate itself already errs high).
@@ -164,20 +164,20 @@ def liger_kernels(params, env, backend) -> Choice:
     """Liger's Triton kernels (RMSNorm, RoPE, SwiGLU, the loss fused with the output layer, which never
     materialises the logits), patched in by the Trainer: only on the transformers path, where Unsloth's own
     kernels do not run."""
-    asked = params.use_liger_kernel
+    asked, known = params.use_liger_kernel, architecture(env.model_type)
     if asked is False:
         return chose(False, "Liger kernels off: use_liger_kernel=False" if backend == "transformers" else None)
     blockers = [why for blocked, why in (
         (backend == "unsloth", "Unsloth's path runs its own kernels"),
         (params.trainer not in LIGER_TRAINERS, f"trainer {params.trainer!r} computes its own loss"),
         (not env.cuda, "no CUDA GPU (Liger's kernels are Triton)"),
-        (env.liger_model_types is None, "liger-kernel is not installed (pip install 'autotrain-unsloth[liger]')"),
-        (env.liger_model_types is not None and env.model_type not in env.liger_model_types,
-         f"Liger does not patch model_type {env.model_type!r}")) if blocked]
+        (not env.liger_installed, "liger-kernel is not installed (pip install 'autotrain-unsloth[liger]')"),
+        (not (known and known.liger), f"model_type {env.model_type!r} is not one Liger is used for here "
+                                      f"({', '.join(LIGER_ARCHITECTURES)})")) if blocked]
     if blockers and asked:
         return chose(False, error="use_liger_kernel=True: " + "; ".join(blockers))
     if blockers:
-        quiet = backend == "unsloth" or not env.cuda or env.liger_model_types is None
+        quiet = backend == "unsloth" or not env.cuda or not env.liger_installed
         return chose(False, None if quiet else "Liger kernels off: " + "; ".join(blockers))
     how = "use_liger_kernel=True" if asked else "automatic: liger-kernel is installed; --no-use-liger-kernel turns it off"
     return chose(True, f"Liger kernels on (RMSNorm, RoPE, SwiGLU, the loss fused with the output layer): {how}")

@@ -48,7 +48,7 @@ class Environment:
     deepspeed_installed: bool = False
     checkpoint: Optional[dict] = None  # probe.resume_candidate: the checkpoint to resume from, if any
     gguf_installed: bool = False
-    liger_model_types: Optional[tuple[str, ...]] = None  # the model types Liger patches; None: not installed
+    liger_installed: bool = False
     hub_token_found: bool = False  # push_to_hub: a token in the settings, HF_TOKEN or the login cache
     project_finished: bool = False  # the project folder holds a finished run (run_summary.json)
     data_notes: tuple[str, ...] = ()  # what data preparation decided about the columns (shown as warnings)
