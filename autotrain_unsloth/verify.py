@@ -83,22 +83,34 @@ def mismatches(plan: Plan, facts: dict) -> list[str]:
     return found
 
 
-def checkpointing_check(plan: Plan, project_dir: str):  # plan: as verify_loaded returned it
-    """A Trainer callback: at the first step, record whether gradient checkpointing is active, and stop if the
-    transformers path disagrees with the plan (Unsloth's own checkpointing is recorded, not judged: it works
-    through its own patches, which transformers' flag does not always reflect)."""
+def liger_modules(model) -> int:
+    """Modules running Liger's kernels: the Trainer rebinds each patched module's forward and its name."""
+    return sum(1 for module in model.modules() if module._get_name().startswith("Liger"))
+
+
+def first_step_check(plan: Plan, project_dir: str):  # plan: as verify_loaded returned it
+    """A Trainer callback: at the first step, record whether gradient checkpointing is active and how many modules
+    run Liger's kernels (both set up by the Trainer, after the load was verified), and stop if the transformers
+    path disagrees with the plan (Unsloth's own checkpointing is recorded, not judged: it works through its own
+    patches, which transformers' flag does not always reflect)."""
     from transformers import TrainerCallback
 
-    class CheckpointingCheck(TrainerCallback):
+    class FirstStepCheck(TrainerCallback):
         def on_train_begin(self, args, state, control, model=None, **kwargs):
             active = bool(getattr(model, "is_gradient_checkpointing", False))
-            dataclasses.replace(plan, verified={**plan.verified, "gradient_checkpointing_active": active}).save(project_dir)
-            say(f"Gradient checkpointing active at the first step: {active} (planned: {plan.gradient_checkpointing})")
+            liger = liger_modules(model)
+            seen = {"gradient_checkpointing_active": active, "liger_modules": liger}
+            dataclasses.replace(plan, verified={**plan.verified, **seen}).save(project_dir)
+            say(f"Gradient checkpointing active at the first step: {active} (planned: {plan.gradient_checkpointing})"
+                + (f"; modules running Liger's kernels: {liger}" if plan.liger or liger else ""))
             if plan.gradient_checkpointing in ("on", "off") and active != (plan.gradient_checkpointing == "on"):
                 raise PlanMismatch(f"gradient checkpointing planned {plan.gradient_checkpointing}, but it is "
                                    f"{'on' if active else 'off'} at the first step")
+            if plan.liger != bool(liger):
+                raise PlanMismatch(f"Liger's kernels planned {'on' if plan.liger else 'off'}, but {liger} modules run "
+                                   "them at the first step")
 
-    return CheckpointingCheck()
+    return FirstStepCheck()
 
 
 def dominant(dtype_counts: dict) -> str | None:

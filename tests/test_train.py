@@ -69,6 +69,7 @@ def test_training_lowers_the_loss_and_output_loads(in_tmp, models, data_dir, tra
     assert (plan["backend"], plan["method"], plan["trainer"]) == ("transformers", method, trainer)
     assert plan["verified"]["matches_plan"] is True
     assert plan["verified"]["gradient_checkpointing_active"] is True  # planned "on", seen on at the first step
+    assert plan["liger"] is False and plan["verified"]["liger_modules"] == 0  # no GPU: Liger's kernels are Triton
     for name in (
         "training_params.json",
         "README.md",

@@ -17,7 +17,7 @@ from autotrain_unsloth.plan import Plan
 from autotrain_unsloth.publish import push_to_hub
 from autotrain_unsloth.trainers.arguments import optimizer_cls_and_kwargs, training_arguments
 from autotrain_unsloth.trainers.throughput import throughput_callback
-from autotrain_unsloth.verify import checkpointing_check, verify_loaded
+from autotrain_unsloth.verify import first_step_check, verify_loaded
 
 
 def signal_name(number: int) -> str:
@@ -40,7 +40,7 @@ def run(recipe, params: LLMTrainingParams, plan: Plan, backend) -> None:
     checkpoints = checkpoint_callback(params, params.project_name)
     trainer = recipe.build(params, plan, model, tokenizer, train_data, valid_data,
                            arguments=training_arguments(params, plan, len(train_data)),
-                           callbacks=[checkpointing_check(plan, params.project_name), speed, checkpoints])
+                           callbacks=[first_step_check(plan, params.project_name), speed, checkpoints])
     # Set here, not passed: TRL's preference trainers do not forward optimizer_cls_and_kwargs to the Trainer.
     trainer.optimizer_cls_and_kwargs = optimizer_cls_and_kwargs(trainer.args)
     trainer.train(resume_from_checkpoint=plan.resume_from)
