@@ -116,7 +116,7 @@ def test_parity_unsloth_lora_vs_transformers_lora(tiny_models, workdir, data_dir
         project = f"parity-{backend}"
         flags = common_flags(tiny_models["llama"], data_dir, project, trainer="default")
         flags += ["--peft", "--quantization", "none", "--lora-dropout", "0", "--lr", "5e-3",
-                  "--mixed-precision", "bf16", "--disable-gradient-checkpointing"]
+                  "--mixed-precision", "bf16", "--disable-gradient-checkpointing", "--no-use-liger-kernel"]
         run_cli(workdir, *flags, *(["--unsloth"] if backend == "unsloth" else []))
         with open(os.path.join(workdir, project, "plan.json")) as f:
             assert json.load(f)["backend"] == backend
