@@ -72,12 +72,15 @@ def build_tokenizer():
                                    model_max_length=131072)
 
 
-def build_model(name: str, folder: str, seed: int = 0) -> str:
-    """Save a random-init bf16 model of the named shape and its tokenizer (built on the GPU when there is one)."""
+def build_model(name: str, folder: str, seed: int = 0, tokenizer=None) -> str:
+    """Save a random-init bf16 model of the named shape and its tokenizer (built on the GPU when there is one):
+    the bench's word-level one, or the given one, whose special-token ids then go into the config."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(**SHAPES[name])
+    ids = {} if tokenizer is None else {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
+                                        "pad_token_id": tokenizer.pad_token_id}
+    config = LlamaConfig(**{**SHAPES[name], **ids})
     torch.manual_seed(seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.set_default_dtype(torch.bfloat16)
@@ -86,7 +89,7 @@ def build_model(name: str, folder: str, seed: int = 0) -> str:
     torch.set_default_dtype(torch.float32)
     os.makedirs(folder, exist_ok=True)
     model.save_pretrained(folder, max_shard_size="5GB")
-    build_tokenizer().save_pretrained(folder)
+    (tokenizer or build_tokenizer()).save_pretrained(folder)
     with open(os.path.join(folder, "BENCH_MODEL"), "w") as f:
         f.write(f"{name}: random init, seed {seed}, {sum(p.numel() for p in model.parameters()):,} parameters\n")
     return folder

@@ -94,17 +94,19 @@ def test_bf16_weights_export(models, tmp_path):
     assert_equal_to_model(path, models["llama-bf16"], "q8_0")
 
 
-def llama3_scaled(texts, folder: str) -> str:
-    """A tiny Llama with Llama 3.1's rotary settings (theta 500,000, llama3 frequency scaling)."""
+LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+               "high_freq_factor": 4.0, "original_max_position_embeddings": 256}  # Llama 3.1's, for a short context
+
+
+def with_rope(texts, folder: str, rope_parameters: dict) -> str:
+    """A tiny Llama whose config.json has these rotary settings."""
     import json
 
     build_tiny_model("llama", folder, texts, max_positions=4096)
     with open(os.path.join(folder, "config.json")) as f:
         config = json.load(f)
-    config["rope_parameters"] = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
-                                 "high_freq_factor": 4.0, "original_max_position_embeddings": 256}
     with open(os.path.join(folder, "config.json"), "w") as f:
-        json.dump(config, f)
+        json.dump({**config, "rope_parameters": rope_parameters}, f)
     return folder
 
 
@@ -113,7 +115,7 @@ def test_llama3_rotary_scaling_is_written_as_the_factors_transformers_applies(te
     from transformers import AutoConfig
     from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
-    model = llama3_scaled(texts, str(tmp_path / "llama3"))
+    model = with_rope(texts, str(tmp_path / "llama3"), LLAMA3_ROPE)
     path = export(model, str(tmp_path / "llama3.gguf"), "f16")
     assert_equal_to_model(path, model, "f16")  # theta 500,000 in rope.freq_base, rope_freqs present
     config = AutoConfig.from_pretrained(model)
@@ -127,15 +129,10 @@ def test_llama3_rotary_scaling_is_written_as_the_factors_transformers_applies(te
 
 
 def test_another_rotary_scaling_is_refused_at_plan_time(texts, tmp_path, in_tmp, data_dir):
-    import json
-
     from autotrain_unsloth import LLMTrainingParams
     from autotrain_unsloth.plan import PlanError, make_plan
 
-    model = llama3_scaled(texts, str(tmp_path / "yarn"))
-    config = json.load(open(os.path.join(model, "config.json")))
-    config["rope_parameters"] = {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0}
-    json.dump(config, open(os.path.join(model, "config.json"), "w"))
+    model = with_rope(texts, str(tmp_path / "yarn"), {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0})
     params = LLMTrainingParams(model=model, data_path=data_dir, project_name="p", peft=True,
                                export_gguf="q8_0")
     with pytest.raises(PlanError, match="the rotary scaling 'yarn' is not one GGUF export writes"):

@@ -17,8 +17,12 @@ PAIRS = dict(prompt_text_column="prompt", text_column="chosen", rejected_text_co
 GPU_LIGER = dataclasses.replace(GPU, liger_installed=True)
 
 
+def settings_for(**settings) -> LLMTrainingParams:
+    return LLMTrainingParams(model="m", data_path="d", project_name="p", **settings)
+
+
 def plan_for(env, **settings):
-    return decide(LLMTrainingParams(model="m", data_path="d", project_name="p", **settings), env)
+    return decide(settings_for(**settings), env)
 
 
 @pytest.mark.parametrize("settings, env, on, said", [
@@ -37,10 +41,10 @@ def plan_for(env, **settings):
     (dict(trainer="sft", **LORA), dataclasses.replace(CPU, liger_installed=True), False, None),
 ])
 def test_liger_rule(settings, env, on, said):
-    plan = plan_for(env, **settings)
+    params = settings_for(**settings)
+    plan = decide(params, env)
     assert plan.liger is on
-    assert training_arguments(LLMTrainingParams(model="m", data_path="d", project_name="p", **settings), plan,
-                              rows=8)["use_liger_kernel"] is on
+    assert training_arguments(params, plan, rows=8)["use_liger_kernel"] is on
     if said:
         assert any(said in reason for reason in plan.reasons), plan.reasons
     else:

@@ -56,7 +56,6 @@ def probe(params: LLMTrainingParams) -> Environment:
     )
 
 
-
 def gpu_count(visible: int) -> int:
     """GPUs to train on: those visible (CUDA_VISIBLE_DEVICES chooses them), or fewer when the process count is
     forced with aitraining's AUTOTRAIN_FORCE_NUM_PROCESSES."""

@@ -41,23 +41,11 @@ def build_llama_shape(shape: str, folder: str) -> str:
     question/answer rows give a loss that falls within a few dozen steps. The rows past the tokenizer's 512
     tokens stay in the vocabulary, as in the real model's size."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
 
     from autotrain_unsloth.tiny_models import train_tokenizer
-    from bench.workload import SHAPES
+    from bench.workload import build_model
 
-    tokenizer = train_tokenizer(bundled_texts())
-    config = LlamaConfig(**{**SHAPES[shape], "bos_token_id": tokenizer.bos_token_id,
-                            "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id})
-    torch.manual_seed(0)
-    torch.set_default_dtype(torch.bfloat16)
-    try:
-        with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
-            model = LlamaForCausalLM(config)
-    finally:
-        torch.set_default_dtype(torch.float32)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    del model
-    torch.cuda.empty_cache()
+    build_model(shape, folder, tokenizer=train_tokenizer(bundled_texts()))
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()  # the test process goes on to train beside what it built
     return folder

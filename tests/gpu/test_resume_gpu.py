@@ -64,7 +64,10 @@ def kill_and_resume(model, workdir, data_dir, name, *extra) -> dict:
     killed.wait()
     assert os.path.exists(marker), f"the run ended before its checkpoint at step {KILLED_AFTER}"
     assert not os.path.exists(os.path.join(workdir, killed_name, "run_summary.json")), "killed after it finished"
-    assert whole.wait(timeout=900) == 0, f"the uninterrupted run failed: see cli-{whole_name}-first.log"
+    finished = whole.wait(timeout=900)
+    for log in logs.values():
+        log.close()
+    assert finished == 0, f"the uninterrupted run failed: see cli-{whole_name}-first.log"
 
     run_cli(workdir, *flags(model, data_dir, killed_name, *extra))
     with open(os.path.join(workdir, killed_name, "plan.json")) as f:
