@@ -1,10 +1,11 @@
 """How much GPU memory a training step will need, estimated from the model's config.json alone.
 
-The planner uses it for its automatic speed settings (plan.py): gradient checkpointing is turned off only when
-training without it is estimated to fit. The estimate is meant for that decision, so it errs high: every
-saved activation of a decoder layer is counted as if nothing were freed or fused, the logits as if they were
-materialised in fp32 with their gradient, and the gradient of full fine-tuning as if it all existed at once
-next to the activations. bench/ records it next to the measured peak for every run.
+The planner fits the step to the machine with it before any weight loads (plan/fit.py): checkpointing,
+optimizer-state offload and the micro-batch, or a refusal with the numbers. Every saved activation of a decoder
+layer is counted as if nothing were freed or fused, then scaled where a path is known to save fewer (Unsloth's
+LoRA kernels) or more (PEFT's k-bit preparation), each factor measured; the transformers path materialises the
+logits with their fp32 upcast and gradients, Unsloth's chunked loss does not. bench/ records the estimate next
+to the measured peak for every run, and tests/test_memory.py holds it within 15% of them.
 
 Shapes cover the decoder-only transformers the fast path knows (Llama, Mistral, Gemma, Qwen2 and their
 relatives): hidden size, MLP size, layers, attention and key/value heads, head size, vocabulary. Biases (Qwen2's
@@ -110,12 +111,31 @@ class ModelShape:
         return values * dtype_bytes
 
 
+# Unsloth computes the loss in chunks of the sequence (its fused cross-entropy), as Liger's fused linear
+# cross-entropy does, so the logits never exist whole: counted as one 16-bit copy. The transformers path
+# materialises them (below, with their fp32 upcast and gradients).
+UNSLOTH_LOGITS_BYTES = 2
+# Unsloth's LoRA kernels (fused q/k/v, o and MLP with their LoRA terms) save fewer activations than the count
+# above: 8B QLoRA at 2 x 2048 without checkpointing measured 20.9 GiB (H100, 2026-11-24), 1B LoRA 6.9 GiB.
+UNSLOTH_LORA_ACTIVATION_FACTOR = 0.67
+# Unsloth's state offload (UNSLOTH_OFFLOAD_OPTIMIZER_STATE) steps the state in chunks of this size on the GPU.
+STATE_OFFLOAD_CHUNK_GIB = 1.0
+CHECKPOINTING = ("off", "on", "unsloth")
+
+
 def training_peak_gib(shape: ModelShape, *, method: str, weights_dtype: str, compute_dtype: str, tokens: int,
                       optimizer: str, lora_rank: int, lora_targets: Optional[tuple[str, ...]], lora_dropout: bool,
-                      checkpointing: bool, backend: str = "unsloth") -> dict:
-    """Estimated peak GPU memory of a training step, in GiB, by part (`total` is their sum).
+                      checkpointing: str, backend: str = "unsloth", state_offload: bool = False,
+                      reference_model: bool = False, fused_loss: bool = False) -> dict:
+    """Estimated peak memory of a training step, in GiB, by part (`total` is their sum), and the host memory
+    the step keeps pinned (`host`: optimizer state offloaded to it, activations Unsloth's checkpointing moves there).
 
-    tokens: tokens in one micro-batch (batch size x sequence length)."""
+    tokens: tokens in one micro-batch (batch size x sequence length); checkpointing: "off", "on" (each layer's
+    input kept on the device) or "unsloth" (each layer's input moved to host memory); state_offload: the optimizer
+    state lives in host memory and visits the GPU a chunk at a time; reference_model: a frozen copy of the weights
+    (full-weight dpo); fused_loss: the loss is computed with the output layer a chunk at a time (Liger's kernels)."""
+    if checkpointing not in CHECKPOINTING:
+        raise ValueError(f"checkpointing must be one of {CHECKPOINTING}, not {checkpointing!r}")
     compute_bytes = DTYPE_BYTES[compute_dtype]
     weight_bytes = DTYPE_BYTES[weights_dtype]
     other_weights = shape.parameters - shape.projection_parameters
@@ -125,6 +145,8 @@ def training_peak_gib(shape: ModelShape, *, method: str, weights_dtype: str, com
         weights = shape.projection_parameters * QUANTIZED_WEIGHT_BYTES[method] + other_weights * other_bytes
     else:
         weights = shape.parameters * weight_bytes
+    if reference_model:
+        weights += shape.parameters * weight_bytes
 
     state_bytes = OPTIMIZER_STATE_BYTES.get(optimizer, DEFAULT_OPTIMIZER_STATE_BYTES)
     if method == "full":
@@ -135,20 +157,33 @@ def training_peak_gib(shape: ModelShape, *, method: str, weights_dtype: str, com
         weights += adapter * 4
         gradients = adapter * 4
         optimizer_states = adapter * max(state_bytes, 2)
+    host_states = 0.0
+    if state_offload:
+        host_states, optimizer_states = optimizer_states, min(optimizer_states, STATE_OFFLOAD_CHUNK_GIB * GIB)
 
     per_token_layer = shape.activation_bytes_per_token(compute_bytes, lora_dropout and method != "full")
-    if checkpointing:  # each layer's input is kept; one layer's activations exist at a time, recomputed
-        activations = tokens * (shape.layers * shape.hidden * compute_bytes + per_token_layer)
+    layer_inputs = tokens * shape.layers * shape.hidden * compute_bytes
+    host_activations = 0.0
+    if checkpointing == "on":  # each layer's input is kept; one layer's activations exist at a time, recomputed
+        activations = layer_inputs + tokens * per_token_layer
+    elif checkpointing == "unsloth":  # the layer inputs wait in host memory
+        activations, host_activations = tokens * per_token_layer, layer_inputs
     else:
         activations = tokens * shape.layers * per_token_layer
+        if backend == "unsloth" and method != "full":
+            activations *= UNSLOTH_LORA_ACTIVATION_FACTOR
     if peft_kbit:
         activations *= PEFT_KBIT_ACTIVATION_FACTOR
-    # logits, their fp32 upcast, its gradient and the gradient in the logits' own dtype
-    logits = tokens * shape.vocab * (compute_bytes + 4 + 4 + compute_bytes)
+    if backend == "unsloth" or fused_loss:
+        logits = tokens * shape.vocab * UNSLOTH_LOGITS_BYTES
+    else:  # logits, their fp32 upcast, its gradient and the gradient in the logits' own dtype
+        logits = tokens * shape.vocab * (compute_bytes + 4 + 4 + compute_bytes)
 
     # Gradients fill in during the backward pass as the activations are freed: the larger of the two is there.
     parts = {"weights": weights, "optimizer_states": optimizer_states,
              "activations_or_gradients": max(activations, gradients), "logits": logits}
     result = {name: round(value / GIB, 2) for name, value in parts.items()}
     result["total"] = round(sum(parts.values()) / GIB, 2)
+    result["host"] = {"optimizer_states": round(host_states / GIB, 2), "activations": round(host_activations / GIB, 2),
+                      "total": round((host_states + host_activations) / GIB, 2)}
     return result

@@ -55,6 +55,10 @@ def write_run_summary(trainer, plan: Plan, project: str, throughput: dict) -> No
         "optimizer": plan.optimizer, "optimizer_class": optimizer_class(trainer),
         "steps": trainer.state.global_step, "train_runtime_s": runtime,
         "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
+        "update": plan.update,
+        "batch_size": plan.batch_size, "gradient_accumulation": plan.gradient_accumulation,
+        "optimizer_state_offload": plan.optimizer_state_offload,
+        "estimated_peak_gib": (plan.memory_estimate_gib or {}).get("total"),
         "peak_gpu_memory_gib": throughput["peak_gib"],
         "throughput": throughput,
     }

@@ -45,7 +45,8 @@ SECTIONS = {
     "quantization": ("quantization",),
     "preference trainer (dpo, orpo, reward)": ("model_ref", "dpo_beta", "max_prompt_length", "max_completion_length"),
     "hub": ("push_to_hub", "username", "token", "repo_id", "hub_private"),
-    "automatic": ("auto_gradient_checkpointing", "auto_optimizer", "auto_packed_attention"),
+    "automatic": ("auto_gradient_checkpointing", "auto_optimizer", "auto_packed_attention", "optimizer_state_offload",
+                  "auto_micro_batch"),
 }
 
 
@@ -150,8 +151,13 @@ class LLMTrainingParams(BaseModel):
     response_only_loss: bool = Field(False, description="sft on conversations: compute the loss on the assistant's "
         "turns only (the prompt tokens get label -100); aitraining's name, off as in AutoTrain")
     auto_gradient_checkpointing: bool = Field(True, description="Turn gradient checkpointing off when the memory "
-        "estimate says training fits on the GPU without it (faster); false: AutoTrain's rule, on unless "
+        "estimate says training fits without it (faster); false: AutoTrain's rule, on unless "
         "disable_gradient_checkpointing")
+    optimizer_state_offload: Optional[bool] = Field(None, description="Full fine-tuning on Unsloth's path: keep the "
+        "optimizer state in pinned host memory between steps, stepped on the GPU a chunk at a time; unset: where the "
+        "step does not fit the GPU otherwise (UNSLOTH_OFFLOAD_OPTIMIZER_STATE sets it too)")
+    auto_micro_batch: bool = Field(True, description="When nothing else makes the step fit in memory, train smaller "
+        "micro-batches with more gradient accumulation (the same rows per optimizer step); false: batch_size as given")
     packing: Optional[bool] = Field(None, description="sft: lay several examples end to end in each row without "
         "padding, kept apart by the attention; unset: on wherever the model keeps them apart")
     auto_packed_attention: bool = Field(True, description="Packed rows on a GPU: run torch's variable-length "

@@ -84,7 +84,7 @@ def launch_command(params: LLMTrainingParams, plan: Plan) -> list[str]:
         command += ["--use_deepspeed", "--zero_stage", "3", "--offload_optimizer_device", "none",
                     "--offload_param_device", "none", "--zero3_save_16bit_model", "true", "--zero3_init_flag", "true",
                     "--deepspeed_multinode_launcher", "standard", "--gradient_accumulation_steps",
-                    str(params.gradient_accumulation), "--num_processes", str(plan.num_processes)]
+                    str(plan.gradient_accumulation), "--num_processes", str(plan.num_processes)]
     else:
         command += ["--multi_gpu", "--num_machines", "1", "--num_processes", str(plan.num_processes)]
     # The Trainer sets autocast from the plan, and accelerate must not add its own on top; DeepSpeed takes the

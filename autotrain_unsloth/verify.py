@@ -88,6 +88,13 @@ def liger_modules(model) -> int:
     return sum(1 for module in model.modules() if module._get_name().startswith("Liger"))
 
 
+def offloaded_state(optimizer) -> bool:
+    """Whether Unsloth's state offload holds this optimizer's state (accelerate wraps the optimizer it built)."""
+    while getattr(optimizer, "optimizer", None) is not None:
+        optimizer = optimizer.optimizer
+    return getattr(optimizer, "_unsloth_state_offloader", None) is not None
+
+
 def first_step_check(plan: Plan, project_dir: str):  # plan: as verify_loaded returned it
     """A Trainer callback: at the first step, record whether gradient checkpointing is active and how many modules
     run Liger's kernels (both set up by the Trainer, after the load was verified), and stop if the transformers
@@ -96,16 +103,21 @@ def first_step_check(plan: Plan, project_dir: str):  # plan: as verify_loaded re
     from transformers import TrainerCallback
 
     class FirstStepCheck(TrainerCallback):
-        def on_train_begin(self, args, state, control, model=None, **kwargs):
+        def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
             active = bool(getattr(model, "is_gradient_checkpointing", False))
             liger = liger_modules(model)
-            seen = {"gradient_checkpointing_active": active, "liger_modules": liger}
+            offloaded = offloaded_state(optimizer)
+            seen = {"gradient_checkpointing_active": active, "liger_modules": liger, "optimizer_state_offloaded": offloaded}
             dataclasses.replace(plan, verified={**plan.verified, **seen}).save(project_dir)
             say(f"Gradient checkpointing active at the first step: {active} (planned: {plan.gradient_checkpointing})"
                 + (f"; modules running Liger's kernels: {liger}" if plan.liger or liger else ""))
             if plan.gradient_checkpointing in ("on", "off") and active != (plan.gradient_checkpointing == "on"):
                 raise PlanMismatch(f"gradient checkpointing planned {plan.gradient_checkpointing}, but it is "
                                    f"{'on' if active else 'off'} at the first step")
+            if plan.optimizer_state_offload != offloaded:
+                planned = "in host memory" if plan.optimizer_state_offload else "on the device"
+                raise PlanMismatch(f"optimizer state planned {planned}, but it is "
+                                   f"{'offloaded' if offloaded else 'not offloaded'} at the first step")
             if plan.liger != bool(liger):
                 raise PlanMismatch(f"Liger's kernels planned {'on' if plan.liger else 'off'}, but {liger} modules run "
                                    "them at the first step")

@@ -1,5 +1,5 @@
-"""The GPU's clocks, power and throttling while a run is measured: nvidia-smi sampled every 0.5 s, summarised over
-the measured steps (bench/throughput.py records it with each run)."""
+"""The GPU: its name, memory and bf16 peak, and its clocks, power and throttling while a run is measured
+(nvidia-smi sampled every 0.5 s, summarised over the measured steps; bench/throughput.py records it with each run)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,26 @@ import subprocess
 POWER_CAP = 0x4
 THERMAL_OR_HARDWARE = 0x8 | 0x20 | 0x40 | 0x80
 SMI_QUERY = "timestamp,clocks.sm,power.draw,clocks_throttle_reasons.active"
+
+
+# Dense (no sparsity) bf16 tensor-core peak per GPU, vendor datasheets; the first name found in the device's wins.
+PEAK_BF16_TFLOPS = (("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.4), ("H200 NVL", 835.0), ("H200", 989.4),
+                    ("A100", 312.0), ("L40S", 362.1), ("A10G", 70.0), ("L4", 121.0))
+
+
+def device() -> dict:
+    """Name and memory of GPU 0 from nvidia-smi (this process never touches CUDA, so each run has the GPU to itself)."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, check=True).stdout.strip().splitlines()[0]
+        name, memory = [part.strip() for part in out.split(",")]
+        return {"name": name, "memory_mib": int(memory)}
+    except (OSError, subprocess.CalledProcessError, IndexError, ValueError):
+        return {"name": "cpu", "memory_mib": None}
+
+
+def peak_tflops(device_name: str):
+    return next((tflops for name, tflops in PEAK_BF16_TFLOPS if name.lower() in device_name.lower()), None)
 
 
 def start_clock_sampler(path: str):

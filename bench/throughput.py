@@ -26,14 +26,13 @@ full fine-tuning 6·N; LoRA and QLoRA 4·N + 6·N_lora (frozen weights get no we
 dequantisation is not counted). Recomputation under gradient checkpointing is not counted: MFU counts the
 model's work, not the hardware's.
 
-Results are merged into the results file record by record (model, method, path), so one device session
-can fill it in several calls; failed runs are listed under `failures` and make the command exit 1.
+Results are merged into the results file record by record (model, method, path); failed runs are listed under
+`failures` and make the command exit 1.
 `--repeats N` runs every path N times per cell, rotating which path goes first; the record is the median
 run's, and `runs_tokens_per_s` lists them all (1B runs differ by up to 15% from one run to the next).
-Where nvidia-smi is found, the GPU's SM clock, power and throttle reasons are sampled every half second during
-each run, and the record's `gpu_clocks` sums up the samples inside the measured steps, the slower and the faster
-half of the steps apart: a clock-bound run shows its lower clock in the slower steps, a GPU left waiting for the
-host shows the opposite (docs/benchmarks.md; bench/step_profile.py says where it waits).
+Where nvidia-smi is found, the GPU's SM clock, power and throttle reasons are sampled every half second; the
+record's `gpu_clocks` sums up those inside the measured steps, the slower and faster half of the steps apart
+(docs/benchmarks.md; bench/step_profile.py says where a step waits).
 """
 
 from __future__ import annotations
@@ -53,31 +52,12 @@ REPO = os.path.dirname(BENCH)
 sys.path.insert(0, BENCH)
 sys.path.insert(0, REPO)
 
-from clocks import clock_summary, start_clock_sampler  # noqa: E402
+from clocks import clock_summary, device, peak_tflops, start_clock_sampler  # noqa: E402
 from records import median_run, merge, results_path  # noqa: E402
 from report import report  # noqa: E402
 from workload import INSTRUCT, METHODS, PATHS, PROJECTIONS, SETTINGS, SHAPES, WORKLOADS, write_data, write_instruct_data  # noqa: E402
 
 from autotrain_unsloth.memory import ModelShape  # noqa: E402
-
-# Dense (no sparsity) bf16 tensor-core peak per GPU, vendor datasheets; the first name found in the device's wins.
-PEAK_BF16_TFLOPS = (("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.4), ("H200 NVL", 835.0), ("H200", 989.4),
-                    ("A100", 312.0), ("L40S", 362.1), ("A10G", 70.0), ("L4", 121.0))
-
-
-def device() -> dict:
-    """Name and memory of GPU 0 from nvidia-smi (this process never touches CUDA, so each run has the GPU to itself)."""
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, check=True).stdout.strip().splitlines()[0]
-        name, memory = [part.strip() for part in out.split(",")]
-        return {"name": name, "memory_mib": int(memory)}
-    except (OSError, subprocess.CalledProcessError, IndexError, ValueError):
-        return {"name": "cpu", "memory_mib": None}
-
-
-def peak_tflops(device_name: str):
-    return next((tflops for name, tflops in PEAK_BF16_TFLOPS if name.lower() in device_name.lower()), None)
 
 
 def flops_per_token(model: str, method: str) -> float:
@@ -93,12 +73,12 @@ def command(path: str, model_dir: str, data_dir: str, method: str, steps: int, p
         script = os.path.join(BENCH, "unsloth_script.py" if path == "unsloth-script" else "transformers_script.py")
         return [sys.executable, script, "--model", model_dir, "--data", os.path.join(data_dir, "train.jsonl"),
                 "--method", method, "--steps", str(steps), "--out", project, "--optimizer", args.optimizer,
-                "--seq-len", str(args.seq_len)]
+                "--seq-len", str(args.seq_len), "--gradient-accumulation", str(args.gradient_accumulation)]
     s = SETTINGS
     cli = [sys.executable, "-m", "autotrain_unsloth.cli", "llm", "--train", "--model", model_dir, "--data-path", data_dir,
            "--project-name", os.path.basename(project), "--trainer", "sft", "--mixed-precision", "bf16",
            "--block-size", str(args.seq_len), "--model-max-length", str(args.seq_len), "--batch-size", str(s["batch_size"]),
-           "--gradient-accumulation", str(s["gradient_accumulation"]), "--optimizer", args.optimizer, "--lr", str(s["lr"]),
+           "--gradient-accumulation", str(args.gradient_accumulation), "--optimizer", args.optimizer, "--lr", str(s["lr"]),
            "--weight-decay", str(s["weight_decay"]), "--scheduler", "linear", "--warmup-ratio", "0", "--seed", str(s["seed"]),
            "--max-steps", str(steps), "--logging-steps", "1"]
     if method == "full":
@@ -131,6 +111,7 @@ def collect(path: str, project: str) -> dict:
     return {"throughput": summary["throughput"], "loaded": plan["verified"], "packed_attention": plan.get("packed_attention"),
             "gradient_checkpointing": plan["gradient_checkpointing"], "backend": plan["backend"],
             "estimated_peak_gib": (plan.get("memory_estimate_gib") or {}).get("total"),
+            "optimizer_state_offload": plan.get("optimizer_state_offload"), "batch_ran": plan.get("batch_size"),
             "optimizer_ran": plan["optimizer"], "processes": plan["num_processes"], "liger": plan.get("liger", False)}
 
 
@@ -147,6 +128,8 @@ def record(model: str, method: str, path: str, measured: dict, steps: int, args,
         "model": model, "method": method, "path": path, "tokens_per_s": tokens_per_s,
         "peak_gib": speed["peak_gib"], "mfu": mfu,
         "batch_size": SETTINGS["batch_size"], "seq_len": args.seq_len, "steps": steps,
+        "gradient_accumulation": args.gradient_accumulation,
+        "optimizer_state_offload": measured.get("optimizer_state_offload", args.script_state_offload),
         "processes": processes,  # one per GPU; tokens/s counts every process's tokens
         # what ran, and how it was measured
         "backend": measured["backend"], "gradient_checkpointing": measured["gradient_checkpointing"],
@@ -176,6 +159,8 @@ def run_one(name, model, method, path, model_dir, data_dir, runs, env, args, gpu
     sampler = start_clock_sampler(os.path.join(runs, name + ".smi.csv"))
     try:
         with open(log, "w") as f:
+            if path in ("unsloth-script", "transformers") and args.script_state_offload:
+                env = {**env, "UNSLOTH_OFFLOAD_OPTIMIZER_STATE": "1"}
             code = subprocess.run(command(path, model_dir, data_dir, method, args.steps, project, args),
                                   cwd=runs, env=env, stdout=f, stderr=subprocess.STDOUT, timeout=args.run_timeout).returncode
     except subprocess.TimeoutExpired:
@@ -225,9 +210,10 @@ def run(args) -> int:
         if not os.path.isfile(os.path.join(data_dir, "train.jsonl")):
             write_instruct_data(data_dir)
     else:
-        data_dir = os.path.join(workdir, f"data-{args.seq_len}")
+        data_dir = os.path.join(workdir, f"data-{args.seq_len}-x{args.gradient_accumulation}")
         if not os.path.isfile(os.path.join(data_dir, "train.jsonl")):
-            write_data(data_dir, rows=SETTINGS["batch_size"] * (args.steps + 4), words_per_row=args.seq_len + 64)
+            write_data(data_dir, rows=SETTINGS["batch_size"] * args.gradient_accumulation * (args.steps + 4),
+                       words_per_row=args.seq_len + 64)
 
     failures = []
     for model in args.models:
@@ -271,6 +257,9 @@ def main(argv=None) -> int:
                     "time; the record is the median run's, with every run's tokens/s")
     go.add_argument("--seq-len", type=int, default=SETTINGS["seq_len"])
     go.add_argument("--optimizer", default=SETTINGS["optimizer"])
+    go.add_argument("--gradient-accumulation", type=int, default=SETTINGS["gradient_accumulation"])
+    go.add_argument("--script-state-offload", action="store_true", help="run the hand-written scripts with "
+                    "UNSLOTH_OFFLOAD_OPTIMIZER_STATE=1 (Unsloth's optimizer-state offload, for models that need it)")
     go.add_argument("--workdir", default="/tmp/autotrain-unsloth-bench", help="models, data and run folders")
     go.add_argument("--results", help="results file (default bench/results/<date>-<device>.json)")
     go.add_argument("--date", help="date for the results file name (default today)")

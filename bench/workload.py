@@ -45,6 +45,14 @@ SHAPES = {
                          tie_word_embeddings=False,
                          rope_parameters=dict(rope_type="llama3", rope_theta=500000.0, factor=8.0, low_freq_factor=1.0,
                                               high_freq_factor=4.0, original_max_position_embeddings=8192)),
+    # Larger decoders for the big-model fit (docs/benchmarks.md), with Llama 3's vocabulary and plain rotary embeddings:
+    # phi-4's decoder (14.7B with its own vocabulary, 15.2B with this one), Mistral-Small-24B's, Qwen2.5-32B's.
+    "llama-14b": dict(_LLAMA3, hidden_size=5120, intermediate_size=17920, num_hidden_layers=40, num_attention_heads=40,
+                      num_key_value_heads=10, head_dim=128, tie_word_embeddings=False, rope_theta=250000.0),
+    "llama-24b": dict(_LLAMA3, hidden_size=5120, intermediate_size=32768, num_hidden_layers=40, head_dim=128,
+                      tie_word_embeddings=False, rope_theta=100000000.0),
+    "llama-32b": dict(_LLAMA3, hidden_size=5120, intermediate_size=27648, num_hidden_layers=64, num_attention_heads=40,
+                      head_dim=128, tie_word_embeddings=False, rope_theta=1000000.0),
     # For the CPU test of the bench's plumbing only (tests/test_bench.py); never in a results file.
     "tiny-llama": dict(_LLAMA3, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                        num_key_value_heads=2, head_dim=16, tie_word_embeddings=False, max_position_embeddings=4096),
@@ -70,6 +78,17 @@ def build_tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<|begin_of_text|>", eos_token="<|end_of_text|>",
                                    pad_token="<|finetune_right_pad_id|>", unk_token="<|reserved_special_token_0|>",
                                    model_max_length=131072)
+
+
+def write_config_only(name: str, folder: str) -> str:
+    """A model folder with the named shape's config.json and the tokenizer but no weights: what the plan reads, for
+    checking what it decides about a model too large to build here."""
+    from transformers import LlamaConfig
+
+    os.makedirs(folder, exist_ok=True)
+    LlamaConfig(**SHAPES[name]).save_pretrained(folder)
+    build_tokenizer().save_pretrained(folder)
+    return folder
 
 
 def build_model(name: str, folder: str, seed: int = 0, tokenizer=None) -> str:
@@ -138,6 +157,7 @@ def script_arguments() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True)
     parser.add_argument("--optimizer", default=SETTINGS["optimizer"])
     parser.add_argument("--seq-len", type=int, default=SETTINGS["seq_len"])
+    parser.add_argument("--gradient-accumulation", type=int, default=SETTINGS["gradient_accumulation"])
     return parser
 
 
@@ -148,7 +168,7 @@ def sft_settings(args) -> dict:
         dataset_text_field="text",
         max_length=args.seq_len,
         per_device_train_batch_size=SETTINGS["batch_size"],
-        gradient_accumulation_steps=SETTINGS["gradient_accumulation"],
+        gradient_accumulation_steps=args.gradient_accumulation,
         max_steps=args.steps,
         learning_rate=SETTINGS["lr"],
         logging_steps=1,

@@ -1,5 +1,5 @@
-"""The memory estimate behind automatic gradient checkpointing: shapes read right, parts add up, and it errs
-high against the peaks measured on an H100 (bench/results)."""
+"""The memory estimate behind the memory fit (plan/fit.py): shapes read right, parts add up, and it stays close to
+the peaks measured on an H100 (bench/results)."""
 
 from __future__ import annotations
 
@@ -52,22 +52,31 @@ def test_configs_without_a_decoder_shape_give_none():
     assert ModelShape.from_config({"model_type": "llama"}) is None
 
 
-def estimate(name, method, checkpointing, tokens=4096, dropout=False, backend="unsloth"):
+def estimate(name, method, checkpointing, tokens=4096, dropout=False, backend="unsloth", state_offload=False,
+             fused_loss=False):
     shape = ModelShape.from_config({"model_type": "llama", **SHAPES[name]})
     return training_peak_gib(shape, method=method, weights_dtype="bf16", compute_dtype="bf16", tokens=tokens,
                              optimizer="adamw_8bit", lora_rank=16, lora_targets=PROJECTIONS, lora_dropout=dropout,
-                             checkpointing=checkpointing, backend=backend)
+                             checkpointing=checkpointing, backend=backend, state_offload=state_offload,
+                             fused_loss=fused_loss)
 
 
 def test_parts_add_up_and_move_the_right_way():
-    full, lora, qlora = (estimate("llama-3.1-8b", m, False) for m in ("full", "lora", "qlora-4bit"))
+    full, lora, qlora = (estimate("llama-3.1-8b", m, "off") for m in ("full", "lora", "qlora-4bit"))
     for parts in (full, lora, qlora):
-        assert parts["total"] == pytest.approx(sum(v for k, v in parts.items() if k != "total"), abs=0.02)
+        assert parts["total"] == pytest.approx(sum(v for k, v in parts.items() if k not in ("total", "host")), abs=0.02)
     assert lora["weights"] > full["weights"] > 2 * qlora["weights"]  # LoRA adds its fp32 adapter to the 16-bit base
     assert full["optimizer_states"] > 100 * lora["optimizer_states"]
-    assert estimate("llama-3.1-8b", "lora", True)["total"] < lora["total"]
-    assert estimate("llama-3.1-8b", "lora", False, tokens=8192)["total"] > lora["total"]
-    assert estimate("llama-3.1-8b", "lora", False, dropout=True)["total"] > lora["total"]
+    assert estimate("llama-3.1-8b", "lora", "on")["total"] < lora["total"]
+    assert estimate("llama-3.1-8b", "lora", "off", tokens=8192)["total"] > lora["total"]
+    assert estimate("llama-3.1-8b", "lora", "off", dropout=True)["total"] > lora["total"]
+    # Unsloth's checkpointing moves each layer's input to the host: less on the GPU than "on", the rest pinned
+    on, moved = estimate("llama-3.1-8b", "full", "on"), estimate("llama-3.1-8b", "full", "unsloth")
+    assert moved["host"]["activations"] > 0 == on["host"]["total"]
+    # the state offload leaves one chunk on the GPU and puts the whole state on the host
+    offloaded = estimate("llama-3.1-8b", "full", "off", state_offload=True)
+    assert offloaded["optimizer_states"] == 1.0 and offloaded["host"]["optimizer_states"] == full["optimizer_states"]
+    assert full["total"] - offloaded["total"] == pytest.approx(full["optimizer_states"] - 1.0, abs=0.02)
 
 
 def bench_records():
@@ -79,12 +88,22 @@ def bench_records():
                 yield os.path.basename(path), record
 
 
-def test_estimate_errs_high_against_measured_peaks():
-    """Every benchmarked run: the estimate for its checkpointing (on counts as the checkpointed estimate)
-    is at least the peak torch measured."""
-    records = list(bench_records())
+# The cells the plan's estimate is held to (within 15%), and a looser bound for every other run of our paths.
+CLOSE_CELLS = {("llama-3.2-1b", "full"), ("llama-3.1-8b", "full"), ("llama-14b", "full"), ("llama-3.1-8b", "qlora")}
+OUR_PATHS = ("ours", "ours-auto", "ours-transformers", "unsloth-script")
+
+
+def test_estimate_is_close_to_the_measured_peaks():
+    """Every benchmarked run of our paths and Unsloth's script: the estimate for the settings it ran with against
+    the peak torch measured; within 15% for full fine-tuning and 8B QLoRA (the plan refuses and offloads by it)."""
+    records = [(source, r) for source, r in bench_records() if r["path"] in OUR_PATHS]
     assert records, "bench/results holds no measurements"
     for source, r in records:
-        predicted = estimate(r["model"], BENCH_METHODS[r["method"]], r["gradient_checkpointing"] != "off",
-                             tokens=r["batch_size"] * r["seq_len"], backend=r.get("backend", "unsloth"))
-        assert predicted["total"] >= r["peak_gib"], (source, r["model"], r["method"], r["path"], predicted, r["peak_gib"])
+        predicted = estimate(r["model"], BENCH_METHODS[r["method"]], r["gradient_checkpointing"],
+                             tokens=r["batch_size"] * r["seq_len"], backend=r.get("backend", "unsloth"),
+                             state_offload=bool(r.get("optimizer_state_offload")),
+                             # the liger-on file's records predate the record's key
+                             fused_loss=bool(r.get("liger")) or "liger-on" in source)
+        ratio = predicted["total"] / r["peak_gib"]
+        low, high = (0.85, 1.15) if (r["model"], r["method"]) in CLOSE_CELLS else (0.85, 1.4)
+        assert low <= ratio <= high, (source, r["model"], r["method"], r["path"], predicted["total"], r["peak_gib"])

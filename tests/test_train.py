@@ -68,7 +68,8 @@ def test_training_lowers_the_loss_and_output_loads(in_tmp, models, data_dir, tra
     plan = json.loads((folder / "plan.json").read_text())
     assert (plan["backend"], plan["method"], plan["trainer"]) == ("transformers", method, trainer)
     assert plan["verified"]["matches_plan"] is True
-    assert plan["verified"]["gradient_checkpointing_active"] is True  # planned "on", seen on at the first step
+    # sized against the host's memory, the tiny model fits without checkpointing: planned off, seen off
+    assert plan["gradient_checkpointing"] == "off" and plan["verified"]["gradient_checkpointing_active"] is False
     assert plan["liger"] is False and plan["verified"]["liger_modules"] == 0  # no GPU: Liger's kernels are Triton
     for name in (
         "training_params.json",

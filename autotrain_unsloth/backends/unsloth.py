@@ -37,13 +37,19 @@ def unsloth_environment(params: LLMTrainingParams) -> dict:
             "UNSLOTH_COMPILE_LOCATION": os.path.abspath(os.path.join(params.project_name, "unsloth_compiled_cache"))}
 
 
-def import_unsloth(params: LLMTrainingParams) -> None:
+# Unsloth's optimizer-state offload, read when its Trainer is built: set from the plan, whatever the environment said
+# (the plan took the user's value of it into account; plan/fit.py).
+STATE_OFFLOAD_VARIABLE = "UNSLOTH_OFFLOAD_OPTIMIZER_STATE"
+
+
+def import_unsloth(params: LLMTrainingParams, plan: Plan) -> None:
     """Set Unsloth's variables, then import it, first."""
     early = [name for name in ("transformers", "trl", "peft") if name in sys.modules]
     if early:
         raise RuntimeError(f"{', '.join(early)} imported before unsloth; Unsloth's patches would not apply")
     for name, value in unsloth_environment(params).items():
         os.environ.setdefault(name, value)
+    os.environ[STATE_OFFLOAD_VARIABLE] = "1" if plan.optimizer_state_offload else "0"
     import unsloth  # noqa: F401
 
 

@@ -8,7 +8,7 @@ import hashlib
 import json
 
 from autotrain_unsloth.params import LLMTrainingParams
-from autotrain_unsloth.plan import rules, speed
+from autotrain_unsloth.plan import fit, rules, speed
 from autotrain_unsloth.plan.types import Asked, Choice, Environment, Plan, PlanError
 
 
@@ -31,12 +31,11 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
     new_tokens = take(rules.new_tokens(params, env, backend, method))
     take(rules.notices(params, env, backend, method))
     sequence = take(rules.sequence_length(params, env))
-    checkpointing, memory_estimate = take(speed.gradient_checkpointing(
-        params, env, backend, method, weights_dtype, autocast, targets, sequence))
+    liger = take(speed.liger_kernels(params, env, backend))
+    memory = take(fit.memory_fit(params, env, backend, method, weights_dtype, autocast, targets, sequence, liger))
     packing = take(speed.packing(params, env, backend))
     packed_attention = take(speed.packed_attention(params, env, backend, packing, weights_dtype, autocast))
-    optimizer = take(speed.optimizer(params, env, method))
-    liger = take(speed.liger_kernels(params, env, backend))
+    optimizer = take(speed.optimizer(params, env, method, memory.state_offload))
     eval_strategy, save_strategy = take(rules.save_policy(params))
     take(rules.checkpoint_schedule(params))
     take(rules.publish(params, env))
@@ -49,12 +48,15 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
         raise PlanError("these settings cannot run here:\n  - " + "\n  - ".join(errors))
     return Plan(
         asked=Asked.of(params), backend=backend, method=method, trainer=params.trainer, weights_dtype=weights_dtype,
-        autocast=autocast, lora_target_modules=targets, gradient_checkpointing=checkpointing, packing=packing,
+        autocast=autocast, lora_target_modules=targets, gradient_checkpointing=memory.checkpointing, packing=packing,
         optimizer=optimizer, sequence_length=sequence, eval_strategy=eval_strategy, save_strategy=save_strategy,
         device=device, num_processes=processes, model_type=env.model_type,
         reasons=tuple(reason for choice in choices for reason in choice.reasons),
         warnings=tuple(warning for choice in choices for warning in choice.warnings),
-        params_fingerprint=params_fingerprint(params), memory_estimate_gib=memory_estimate,
+        params_fingerprint=params_fingerprint(params), memory_estimate_gib=memory.estimate,
+        optimizer_state_offload=memory.state_offload, batch_size=memory.batch_size,
+        gradient_accumulation=memory.gradient_accumulation,
+        update=fit.update_summary(method, weights_dtype, autocast, optimizer, memory.state_offload),
         packed_attention=packed_attention, new_tokens=new_tokens, liger=liger, resume_from=resume_from,
         environment=dataclasses.asdict(env),
     )

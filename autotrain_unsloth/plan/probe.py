@@ -38,6 +38,8 @@ def probe(params: LLMTrainingParams) -> Environment:
         gpu_count=gpu_count(torch.cuda.device_count()) if cuda else 0,
         gpu_name=torch.cuda.get_device_name(0) if cuda else None,
         gpu_memory_gib=round(torch.cuda.get_device_properties(0).total_memory / 2**30, 2) if cuda else None,
+        host_memory_gib=available_host_memory_gib(),
+        offload_variable=offload_variable(),
         torchao_version=_installed_version("torchao"),
         model_type=config["model_type"],
         rope_type=rope_settings(config)[1],
@@ -54,6 +56,22 @@ def probe(params: LLMTrainingParams) -> Environment:
         # not imported here: liger-kernel imports transformers, which must come after Unsloth in a job
         liger_installed=importlib.util.find_spec("liger_kernel") is not None,
     )
+
+
+def available_host_memory_gib() -> Optional[float]:
+    """MemAvailable from /proc/meminfo (memory the host can give without swapping); None where there is none."""
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        return round(int(fields["MemAvailable"].split()[0]) * 1024 / 2**30, 2)
+    except (OSError, KeyError, ValueError, IndexError):
+        return None
+
+
+def offload_variable() -> Optional[bool]:
+    """UNSLOTH_OFFLOAD_OPTIMIZER_STATE as the user set it (the plan takes it as optimizer_state_offload)."""
+    value = os.environ.get("UNSLOTH_OFFLOAD_OPTIMIZER_STATE", "").strip().lower()
+    return None if not value else value in ("1", "true", "yes", "on")
 
 
 def gpu_count(visible: int) -> int:

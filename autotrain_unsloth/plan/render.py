@@ -11,7 +11,11 @@ def render(plan) -> str:
     asked_method = ("full fine-tuning" if a.full_finetuning or not a.peft
                     else f"LoRA r={a.lora_r}" + (f" + {a.quantization}" if a.quantization else ""))
     asked_checkpointing = "off" if a.disable_gradient_checkpointing else "auto" if a.auto_gradient_checkpointing else "on"
-    estimated = f" (estimated peak {plan.memory_estimate_gib['total']} GiB)" if plan.memory_estimate_gib else ""
+    estimate = plan.memory_estimate_gib
+    estimated = f" (estimated peak {estimate['total']} GiB)" if estimate else ""
+    host = estimate.get("host", {}).get("total") if estimate else None
+    memory = (f"{estimate['total']} of {estimate['budget']} GiB budget" + (f"; host {host} GiB pinned" if host else "")
+              if estimate else "not sized")
     sft = plan.trainer == "sft"
     gpu = f" ({plan.environment.get('gpu_name')})" if plan.device == "cuda" else ""
     rows = [
@@ -29,7 +33,13 @@ def render(plan) -> str:
         ("chat template", a.chat_template or "-", (a.chat_template or "-") + (
             f", added tokens trained: {plan.new_tokens}" if plan.new_tokens else "")
          + (", loss on the assistant's turns only" if a.response_only_loss else "")),
+        ("batch", f"{a.batch_size} x {a.gradient_accumulation} accumulated",
+         f"{plan.batch_size} x {plan.gradient_accumulation} accumulated"),
         ("optimizer", a.optimizer, plan.optimizer),
+        ("optimizer state", {None: "auto", True: "host", False: "device"}[a.optimizer_state_offload],
+         "host (pinned), stepped in chunks" if plan.optimizer_state_offload else "device"),
+        ("memory", "", memory),
+        ("update", "", plan.update),
         ("eval / save", "", f"{plan.eval_strategy} / {plan.save_strategy}"),
         ("resume", a.resume_from_checkpoint or "none", plan.resume_from or "- (step 0)"),
         ("device", a.distributed_backend or "", f"{plan.device} x{max(plan.num_processes, 1)}{gpu}"

@@ -1,73 +1,55 @@
-"""The automatic speed rules: gradient checkpointing from a memory estimate, torchao's 8-bit AdamW for full
-fine-tuning, packing, the attention kernel for packed rows, and Liger's kernels on the transformers path. Each
-is a function returning a Choice, with a setting that turns it off (docs/plan.md; the figures behind them are
-in docs/benchmarks.md)."""
+"""The automatic speed rules: torchao's 8-bit AdamW for full fine-tuning, packing, the attention kernel for packed
+rows, and Liger's kernels on the transformers path (gradient checkpointing is sized with the rest of the memory in
+fit.py). Each is a function returning a Choice, with a setting that turns it off (docs/plan.md; the figures behind
+them are in docs/benchmarks.md)."""
 
 from __future__ import annotations
 
 from typing import Optional
 
-from autotrain_unsloth.memory import ModelShape, training_peak_gib
 from autotrain_unsloth.plan.architectures import LIGER_ARCHITECTURES, PACKING_ARCHITECTURES, architecture
+from autotrain_unsloth.plan.fit import PAGED_TO_RESIDENT, needs_bitsandbytes
 from autotrain_unsloth.plan.types import Choice, chose
 
-# Automatic settings may plan for this share of the GPU's memory (the estimate itself already errs high).
-AUTO_MEMORY_SHARE = 0.85
 # torchao.optim (AdamW8bit's home) exists from this release on.
 TORCHAO_OPTIM_SINCE = (0, 11)
 
 
-def gradient_checkpointing(params, env, backend, method, weights_dtype, autocast, targets, sequence) -> Choice:
-    """value: (checkpointing, memory estimate). Off when training is estimated to fit without it, since
-    recomputing every layer's forward pass costs about a third of the step; else Unsloth's kind or "on"."""
-    kind = "unsloth" if backend == "unsloth" else "on"
-    named = {"unsloth": "'unsloth' (activations offloaded to CPU memory)", "on": "on"}[kind]
-    if params.disable_gradient_checkpointing:
-        return chose(("off", None), "gradient checkpointing off: disable_gradient_checkpointing=True")
-    if not params.auto_gradient_checkpointing:
-        return chose((kind, None), f"gradient checkpointing {named}: auto_gradient_checkpointing=False")
-    if env.out_of_memory_without_checkpointing:
-        return chose((kind, None), f"gradient checkpointing {named}: this job ran out of GPU memory without it")
-    shape = ModelShape(**env.model_shape) if env.model_shape else None
-    if not (env.cuda and env.gpu_memory_gib and shape) or (params.trainer == "dpo" and method == "full"):
-        missing = "no CUDA GPU" if not env.cuda else "the GPU's memory is unknown" if not env.gpu_memory_gib else (
-            f"the model's size could not be read from its config.json (model_type {env.model_type!r})" if not shape
-            else "full-weight dpo keeps a frozen reference model beside the policy, which the estimate does not count")
-        return chose((kind, None), f"gradient checkpointing {named}: not sized automatically, {missing}")
-    # Preference trainers run the chosen and the rejected answer of each pair: twice the rows of the batch.
-    tokens = params.batch_size * sequence * (2 if params.trainer in ("dpo", "orpo", "reward") else 1)
-    estimate = training_peak_gib(
-        shape, method=method, weights_dtype=weights_dtype, compute_dtype=autocast if autocast != "no" else weights_dtype,
-        tokens=tokens, optimizer=params.optimizer, lora_rank=params.lora_r, lora_targets=targets,
-        lora_dropout=params.lora_dropout > 0, checkpointing=False, backend=backend)
-    budget = round(AUTO_MEMORY_SHARE * env.gpu_memory_gib, 2)
-    estimate = {**estimate, "budget": budget, "gpu": env.gpu_memory_gib}
-    sized = (f"estimated peak without it {estimate['total']} GiB for {tokens // sequence} x {sequence} tokens, "
-             f"budget {budget} GiB ({AUTO_MEMORY_SHARE:.0%} of {env.gpu_memory_gib} GiB)")
-    if estimate["total"] <= budget:
-        return chose(("off", estimate), f"gradient checkpointing off (automatic, faster: no recomputed forward pass): "
-                                        f"{sized}; --no-auto-gradient-checkpointing keeps it on")
-    return chose((kind, estimate), f"gradient checkpointing {named}: {sized} does not fit")
+# Optimizers whose step Unsloth's state offload cannot run in chunks: they would bring their whole state back.
+NOT_CHUNK_SAFE = ("adamw_torch_8bit", "adamw_torch_4bit", "schedule_free", "galore", "apollo", "lomo", "adalomo",
+                  "grokadamw")
 
 
-def needs_bitsandbytes(name: str) -> bool:
-    """transformers' optim names that build a bitsandbytes optimizer (8-bit, paged, Lion, AdEMAMix, RMSprop-bnb)."""
-    return ("bnb" in name or name.startswith(("paged_", "lion", "ademamix")) or name in ("adamw_8bit", "rmsprop_8bit",
-                                                                                         "rmsprop_32bit"))
-
-
-def optimizer(params, env, method) -> Choice:
+def optimizer(params, env, method, state_offload: bool = False) -> Choice:
     """The Trainer's optim. Full fine-tuning's adamw_8bit runs as torchao's AdamW8bit: the same block-wise 8-bit
     AdamW (dynamic quantization map, blocks of 256), compiled into fused kernels, where bitsandbytes' optimizer
-    step took 27% of an 8B full fine-tuning step on an H100. A bitsandbytes optimizer where bitsandbytes cannot
-    run (not installed, or no CUDA GPU) becomes adamw_torch, with a warning."""
-    choice = _fast_optimizer(params, env, method)
+    step took 27% of an 8B full fine-tuning step on an H100. With the optimizer state offloaded (fit.py) it stays
+    bitsandbytes', which the offload steps in chunks, and a paged optimizer becomes its resident twin (the host
+    holds the state; CUDA managed memory oversubscribed can hang the GPU). A bitsandbytes optimizer where
+    bitsandbytes cannot run (not installed, or no CUDA GPU) becomes adamw_torch, with a warning."""
+    choice = _offloaded_optimizer(params) if state_offload else _fast_optimizer(params, env, method)
     if not needs_bitsandbytes(choice.value) or (env.bitsandbytes_installed and env.cuda):
         return choice
     missing = "bitsandbytes is not installed" if not env.bitsandbytes_installed else "there is no CUDA GPU"
     return chose("adamw_torch", f"optimizer adamw_torch: {choice.value} needs bitsandbytes on a CUDA GPU, and {missing}",
                  warning=f"optimizer={params.optimizer!r} needs bitsandbytes on a CUDA GPU and {missing}: training with "
                          "adamw_torch instead (the same AdamW, with fp32 states: 4x the optimizer memory).")
+
+
+def _offloaded_optimizer(params) -> Choice:
+    asked = params.optimizer
+    if asked.startswith(NOT_CHUNK_SAFE):
+        return chose(asked, error=f"optimizer={asked!r} steps its whole state at once, so it cannot be stepped from "
+                                  "host memory a chunk at a time: use adamw_8bit, or --no-optimizer-state-offload")
+    if asked in PAGED_TO_RESIDENT:
+        resident = PAGED_TO_RESIDENT[asked]
+        return chose(resident, f"optimizer {asked} runs as {resident} with its state offloaded to pinned host memory "
+                               "(the same update; paged CUDA managed memory would oversubscribe the GPU, which can hang "
+                               "it, where the state does not fit)")
+    if asked == "adamw_8bit":
+        return chose(asked, "optimizer adamw_8bit (bitsandbytes): its state is offloaded to host memory and stepped a "
+                            "chunk at a time, which torchao's AdamW8bit does not allow")
+    return chose(asked, f"optimizer {asked}: as asked, its state offloaded to host memory")
 
 
 def _fast_optimizer(params, env, method) -> Choice:

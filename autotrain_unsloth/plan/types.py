@@ -35,6 +35,8 @@ class Environment:
     gpu_count: int = 0
     gpu_name: Optional[str] = None
     gpu_memory_gib: Optional[float] = None  # total memory of one GPU
+    host_memory_gib: Optional[float] = None  # the host's available memory (MemAvailable) when the plan was made
+    offload_variable: Optional[bool] = None  # UNSLOTH_OFFLOAD_OPTIMIZER_STATE as set in the environment; None: unset
     torchao_version: Optional[str] = None  # None: not installed
     model_type: Optional[str] = None
     rope_type: str = "default"  # the rotary scaling of config.json (GGUF export writes some of them)
@@ -79,6 +81,9 @@ class Asked:
     use_liger_kernel: Optional[bool]
     block_size: int
     distributed_backend: Optional[str]
+    batch_size: int = 1
+    gradient_accumulation: int = 1
+    optimizer_state_offload: Optional[bool] = None
 
     @classmethod
     def of(cls, params) -> "Asked":
@@ -110,7 +115,11 @@ class Plan:
     reasons: tuple[str, ...]
     warnings: tuple[str, ...]
     params_fingerprint: str
-    memory_estimate_gib: Optional[dict] = None  # estimated peak by part, for the planned checkpointing
+    memory_estimate_gib: Optional[dict] = None  # fit.py: the chosen settings' estimated peak by part, budgets, host
+    optimizer_state_offload: bool = False  # the optimizer state lives in pinned host memory between steps
+    batch_size: int = 1  # the micro-batch per device: as asked, or smaller to fit memory (fit.py)
+    gradient_accumulation: int = 1  # as asked, or larger by the same factor the micro-batch shrank
+    update: str = ""  # the math of an optimizer step in words (fit.update_summary)
     packed_attention: Optional[PackedAttention] = None  # the kernel for padding-free rows; None: not packed
     new_tokens: Optional[NewTokens] = None  # None: the chat template adds no token
     liger: bool = False  # Liger's kernels patched into the model by the Trainer (transformers path)

@@ -17,8 +17,8 @@ def training_arguments(params: LLMTrainingParams, plan: Plan, rows: int) -> dict
     """The fields both trainers share. Evaluation and saving follow the plan (plan/rules.py, save_policy)."""
     return dict(
         output_dir=params.project_name,
-        per_device_train_batch_size=params.batch_size,
-        per_device_eval_batch_size=params.batch_size,
+        per_device_train_batch_size=plan.batch_size,  # as asked, or smaller to fit memory (plan/fit.py)
+        per_device_eval_batch_size=plan.batch_size,
         learning_rate=params.lr,
         num_train_epochs=params.epochs,
         max_steps=params.max_steps,
@@ -28,7 +28,7 @@ def training_arguments(params: LLMTrainingParams, plan: Plan, rows: int) -> dict
         save_total_limit=params.save_total_limit,
         logging_steps=logging_steps(params, rows),
         logging_first_step=True,
-        gradient_accumulation_steps=params.gradient_accumulation,
+        gradient_accumulation_steps=plan.gradient_accumulation,
         report_to=[] if params.log == "none" else [params.log],
         auto_find_batch_size=params.auto_find_batch_size,
         lr_scheduler_type=params.scheduler,

@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         if plan.backend == "unsloth":
             from autotrain_unsloth.backends import unsloth as backend
 
-            backend.import_unsloth(params)  # before transformers, trl and peft are imported
+            backend.import_unsloth(params, plan)  # before transformers, trl and peft are imported
         else:
             from autotrain_unsloth.backends import transformers as backend
         trainer = importlib.import_module(f"autotrain_unsloth.trainers.{plan.trainer}")
