@@ -208,3 +208,6 @@ def test_a_model_too_large_for_the_machine_is_refused_by_the_cli_before_any_weig
     assert "full fine-tuning of this 27.7B-parameter model does not fit" in result.stderr  # Qwen2.5-32B, 512 tokens
     assert "this host has" in result.stderr and "GiB available" in result.stderr and "LoRA (--peft)" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "big" / "model.safetensors").exists()
+    dry = aitraining("llm", "--train", "--model", str(folder), "--data-path", data_dir, "--project-name", "big",
+                     "--full-finetuning", "--trainer", "sft", "--dry-run", cwd=tmp_path)
+    assert dry.returncode != 0 and "27.7B-parameter model does not fit" in dry.stderr
