@@ -126,14 +126,16 @@ CHECKPOINTING = ("off", "on", "unsloth")
 def training_peak_gib(shape: ModelShape, *, method: str, weights_dtype: str, compute_dtype: str, tokens: int,
                       optimizer: str, lora_rank: int, lora_targets: Optional[tuple[str, ...]], lora_dropout: bool,
                       checkpointing: str, backend: str = "unsloth", state_offload: bool = False,
-                      reference_model: bool = False, fused_loss: bool = False) -> dict:
+                      reference_model: bool = False, fused_loss: bool = False, accumulation: int = 1) -> dict:
     """Estimated peak memory of a training step, in GiB, by part (`total` is their sum), and the host memory
     the step keeps pinned (`host`: optimizer state offloaded to it, activations Unsloth's checkpointing moves there).
 
     tokens: tokens in one micro-batch (batch size x sequence length); checkpointing: "off", "on" (each layer's
     input kept on the device) or "unsloth" (each layer's input moved to host memory); state_offload: the optimizer
     state lives in host memory and visits the GPU a chunk at a time; reference_model: a frozen copy of the weights
-    (full-weight dpo); fused_loss: the loss is computed with the output layer a chunk at a time (Liger's kernels)."""
+    (full-weight dpo); fused_loss: the loss is computed with the output layer a chunk at a time (Liger's kernels);
+    accumulation: micro-batches per optimizer step (from the second on, the gradients accumulated so far are held
+    beside the next micro-batch's activations)."""
     if checkpointing not in CHECKPOINTING:
         raise ValueError(f"checkpointing must be one of {CHECKPOINTING}, not {checkpointing!r}")
     compute_bytes = DTYPE_BYTES[compute_dtype]
@@ -179,9 +181,11 @@ def training_peak_gib(shape: ModelShape, *, method: str, weights_dtype: str, com
     else:  # logits, their fp32 upcast, its gradient and the gradient in the logits' own dtype
         logits = tokens * shape.vocab * (compute_bytes + 4 + 4 + compute_bytes)
 
-    # Gradients fill in during the backward pass as the activations are freed: the larger of the two is there.
-    parts = {"weights": weights, "optimizer_states": optimizer_states,
-             "activations_or_gradients": max(activations, gradients), "logits": logits}
+    # Gradients fill in during the backward pass as the activations are freed: with one micro-batch per step the
+    # larger of the two is there; with several, the accumulated gradients wait beside the next one's activations.
+    held = activations + gradients if accumulation > 1 else max(activations, gradients)
+    parts = {"weights": weights, "optimizer_states": optimizer_states, "activations_and_gradients": held,
+             "logits": logits}
     result = {name: round(value / GIB, 2) for name, value in parts.items()}
     result["total"] = round(sum(parts.values()) / GIB, 2)
     result["host"] = {"optimizer_states": round(host_states / GIB, 2), "activations": round(host_activations / GIB, 2),

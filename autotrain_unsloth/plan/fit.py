@@ -109,6 +109,7 @@ def _size(params, shape, backend, method, weights_dtype, autocast, targets, sequ
         tokens=_tokens(params, rung.batch_size, sequence), optimizer=optimizer, lora_rank=params.lora_r, lora_targets=targets,
         lora_dropout=params.lora_dropout > 0, checkpointing=rung.checkpointing, backend=backend,
         state_offload=rung.state_offload, fused_loss=liger,
+        accumulation=params.gradient_accumulation * params.batch_size // rung.batch_size,
         reference_model=params.trainer == "dpo" and method == "full" and not params.model_ref)
 
 
