@@ -1,7 +1,7 @@
 """The user's data files checked before anything is written or loaded, each problem one sentence naming the
 file, the line (as an editor numbers it) or row, the column, and the fix: bytes that are not UTF-8, a JSON line
-that does not parse, an empty file, a missing or empty column, a number where text belongs, a malformed
-conversation, a preference pair whose answers are the same."""
+that does not parse, an empty file, a missing column, cells (or turns) that are empty or only whitespace (all of them
+counted), a number where text belongs, a malformed conversation, a preference pair whose answers are the same."""
 
 from __future__ import annotations
 
@@ -43,6 +43,11 @@ def check_file(path: str) -> None:
             parse_json(f.read(), path, "write one JSON array of row objects, or JSON lines in a .jsonl file", DataError)
 
 
+def is_blank(value) -> bool:
+    """An empty cell: missing, no characters but whitespace, or an empty list of messages."""
+    return value is None or (isinstance(value, str) and not value.strip()) or (isinstance(value, list) and not value)
+
+
 def row_name(path: str, index: int) -> str:
     """How an editor finds row `index` (0-based): csv has a header line; JSON lines are one row a line."""
     kind = data_format(path)
@@ -59,17 +64,26 @@ def check_rows(dataset: "Dataset", params, path: str, columns: dict[str, str]) -
         raise DataError(f"{path}: has no rows")
     chat = is_chat(params)
     for field, column in columns.items():
+        blank: list[int] = []  # rows whose cell, or a user or assistant turn in it, is empty or only whitespace
         for index, value in enumerate(dataset[column]):
             where = f"{path}: {row_name(path, index)}: column {column!r}"
-            if value is None or (isinstance(value, (str, list)) and len(value) == 0):
-                raise DataError(f"{where} ({field}) is empty; remove the row or fill it")
-            if chat and not (field == "prompt_text_column" and isinstance(value, str)):
+            if is_blank(value):
+                blank.append(index)
+            elif chat and not (field == "prompt_text_column" and isinstance(value, str)):
                 if not (isinstance(value, str) and params.trainer in ("dpo", "orpo")
                         and not value.lstrip().startswith(("[", "{"))):  # a plain answer to the prompt column
-                    conversation(value, where, params)
+                    if any(message["role"] != "system" and is_blank(message["content"])
+                           for message in conversation(value, where, params)):
+                        blank.append(index)
             elif not isinstance(value, str):
                 raise DataError(f"{where} holds {type(value).__name__} {str(value)[:40]!r}, not text; quote it, or "
                                 "set --chat-template if the column holds conversations")
+        if blank:
+            numbers = [row_name(path, index).split()[-1] for index in blank]
+            turn = " (a user or assistant turn)" if chat and field != "prompt_text_column" else ""
+            raise DataError(f"{path}: {row_name(path, blank[0])}: column {column!r} ({field}) is empty or only "
+                            f"whitespace{turn}; {len(blank)} of {len(dataset)} rows are ({row_name(path, 0).split()[0]}s "
+                            f"{', '.join(numbers[:10])}{', ...' if len(blank) > 10 else ''}); remove those rows or fill them")
     if params.trainer in ("dpo", "orpo", "reward"):
         rejected = dataset[params.rejected_text_column]
         for index, chosen in enumerate(dataset[params.text_column]):
