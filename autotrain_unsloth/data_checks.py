@@ -80,10 +80,11 @@ def check_rows(dataset: "Dataset", params, path: str, columns: dict[str, str]) -
                                 "set --chat-template if the column holds conversations")
         if blank:
             numbers = [row_name(path, index).split()[-1] for index in blank]
-            turn = " (a user or assistant turn)" if chat and field != "prompt_text_column" else ""
-            raise DataError(f"{path}: {row_name(path, blank[0])}: column {column!r} ({field}) is empty or only "
-                            f"whitespace{turn}; {len(blank)} of {len(dataset)} rows are ({row_name(path, 0).split()[0]}s "
-                            f"{', '.join(numbers[:10])}{', ...' if len(blank) > 10 else ''}); remove those rows or fill them")
+            what = ("has a user or assistant turn that is" if chat and field != "prompt_text_column" else "is")
+            kind = row_name(path, 0).split()[0] + ("s" if len(blank) > 1 else "")
+            raise DataError(f"{path}: {row_name(path, blank[0])}: column {column!r} ({field}) {what} empty or only "
+                            f"whitespace in {len(blank)} of {len(dataset)} rows ({kind} {', '.join(numbers[:10])}"
+                            f"{', ...' if len(blank) > 10 else ''}); remove those rows or fill them")
     if params.trainer in ("dpo", "orpo", "reward"):
         rejected = dataset[params.rejected_text_column]
         for index, chosen in enumerate(dataset[params.text_column]):

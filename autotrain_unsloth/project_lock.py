@@ -40,6 +40,7 @@ def holding(project: str) -> Iterator[None]:
     """Hold the project folder for this process (creating it), or raise ProjectBusy naming the holder."""
     from filelock import FileLock, Timeout
 
+    created = not os.path.isdir(project)
     os.makedirs(project, exist_ok=True)
     lock = FileLock(os.path.join(project, LOCK))
     try:
@@ -61,6 +62,10 @@ def holding(project: str) -> Iterator[None]:
         with contextlib.suppress(OSError):
             os.remove(os.path.join(project, HOLDER))
         lock.release()
+        if created and set(os.listdir(project)) <= {LOCK}:  # refused before writing: leave nothing behind
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(project, LOCK))
+                os.rmdir(project)
 
 
 def holding_unless_parent_does(project: str, main_process: bool):

@@ -45,6 +45,16 @@ DATA_CASES = {
     "a 0-byte csv": ({"train.csv": b""}, [], "data/train.csv: the file is empty; give a header line"),
     "an empty text cell": ({"train.csv": b"text\nfirst\n\"\"\n"}, [],
                            "data/train.csv: line 3: column 'text' (text_column) is empty"),
+    "cells of only whitespace": ({"train.jsonl": jsonl(replaced(replaced(GOOD, 2, {"text": "   "}), 4, {"text": "\t\n"}))},
+                                 [], "data/train.jsonl: line 3: column 'text' (text_column) is empty or only whitespace "
+                                     "in 2 of 8 rows (lines 3, 5); remove those rows or fill them"),
+    "csv cells of only spaces": ({"train.csv": b'text,n\nfirst,1\n"   ",2\n'}, [],
+                                 "data/train.csv: line 3: column 'text' (text_column) is empty or only whitespace in 1 "
+                                 "of 2 rows (line 3)"),
+    "an answer of only spaces": ({"train.jsonl": jsonl(replaced(CHAT, 1, {"messages": [
+        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "  "}]}))}, CHAT_FLAGS,
+        "data/train.jsonl: line 2: column 'messages' (text_column) has a user or assistant turn that is empty or only "
+        "whitespace in 1 of 6 rows (line 2)"),
 }
 
 
