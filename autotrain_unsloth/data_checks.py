@@ -19,27 +19,29 @@ def check_file(path: str) -> None:
     kind = data_format(path)
     if kind == "parquet":
         return  # binary: the reader's own error names the file
-    anything = False
+    lines = 0  # that hold anything
     with open(path, "rb") as f:
         for number, line in enumerate(f, 1):  # line by line: a data file can be larger than memory
             try:
-                text = line.decode("utf-8")
+                text = line.decode("utf-8-sig" if number == 1 else "utf-8")  # a byte-order mark is fine: the readers skip it
             except UnicodeDecodeError as exc:
                 raise DataError(f"{path}: line {number}: not UTF-8 text (byte 0x{line[exc.start]:02x} at column "
                                 f"{exc.start + 1}); save the file as UTF-8") from exc
-            anything = anything or bool(text.strip())
+            lines += bool(text.strip())
             if path.endswith(".jsonl") and text.strip():
                 row = parse_json(text, path, "fix or remove the line", DataError, line=number)
                 if not isinstance(row, dict):
                     raise DataError(f"{path}: line {number}: a JSON line must be an object of columns, like "
                                     '{"text": "..."}')
-    if not anything:
+    if not lines:
         raise DataError(f"{path}: the file is empty; give "
                         + ("a header line and one line per example" if kind == "csv" else "one example per line"))
+    if kind == "csv" and lines == 1:
+        raise DataError(f"{path}: only a header line, no examples; give one line per example below it")
     with open(path, "rb") as f:
-        array = path.endswith(".json") and f.read(64).lstrip()[:1] == b"["
+        array = path.endswith(".json") and f.read(64).removeprefix(b"\xef\xbb\xbf").lstrip()[:1] == b"["
     if array:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:
             parse_json(f.read(), path, "write one JSON array of row objects, or JSON lines in a .jsonl file", DataError)
 
 

@@ -59,6 +59,8 @@ def contradictions(p) -> list[str]:
     if p.push_to_hub and not (p.username or p.repo_id):
         problems.append("push_to_hub=True needs username (or repo_id) to name the repo: --username, or hub: username "
                         "in YAML.")
+    if not 0 <= p.seed < 2**32:
+        problems.append(f"seed={p.seed}: the random seed must be between 0 and {2**32 - 1} (numpy's range).")
     if p.max_steps == 0 or p.max_steps < -1:
         problems.append(f"max_steps={p.max_steps}: give a positive number of steps, or -1 to train for epochs.")
     return problems
