@@ -132,6 +132,17 @@ def test_answers_all_cut_away_by_the_block_size_are_refused_before_loading(in_tm
     assert "Loaded model" not in output and "Traceback" not in output
 
 
+@pytest.mark.slow
+def test_some_answers_cut_away_are_a_warning_in_the_plan(in_tmp, models):
+    long_prompt_chat(str(in_tmp / "chat"), 6, short=4)
+    run = aitraining(*small_run(models["llama"], "chat", "some", "--max-steps", "1", *CHAT), "--block-size", "20",
+                     cwd=in_tmp)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    warnings = json.loads((in_tmp / "some" / "plan.json").read_text())["warnings"]
+    assert any(warning.startswith("response_only_loss (train split): 2 of 6 examples have no answer token")
+               for warning in warnings), warnings
+
+
 def test_some_answers_cut_away_are_a_warning_with_the_count(in_tmp, models, capsys):
     from datasets import Dataset
 
@@ -143,8 +154,9 @@ def test_some_answers_cut_away_are_a_warning_with_the_count(in_tmp, models, caps
                                response_only_loss=True, text_column="messages")
     rows = Dataset.from_json("chat/train.jsonl")
     tokens = tokenized_conversations(rows, params, load_tokenizer(params, 20))
-    check_answers_kept(tokens, 20, "train")
+    returned = check_answers_kept(tokens, 20, "train")
     out = capsys.readouterr().out
+    assert returned and f"Warning: {returned}" in out  # returned for the plan's warnings
     found = re.search(r"Warning: response_only_loss \(train split\): 2 of 6 examples have no answer token to learn from: "
                       r"2 have their whole answer cut away by block_size 20 .*; --block-size (\d+) keeps at least the start "
                       r"of every answer", out)

@@ -1,13 +1,16 @@
 """The skeleton every trainer runs: tokenizer, data, load, verify, arguments, callbacks, train, save.
 
 A trainer module supplies two functions and calls `run`:
-- `datasets(params, plan, tokenizer) -> (train, validation or None)`;
+- `datasets(params, plan, tokenizer) -> (train, validation or None)`, or with a third item, warnings about the
+  data found while tokenizing it (added to the plan's warnings in plan.json);
 - `build(params, plan, model, tokenizer, train, validation, arguments, callbacks) -> a transformers Trainer`,
   where `arguments` are the TrainingArguments fields every trainer shares (arguments.py).
 Everything else, including which attention packed rows run with and what gets saved, is the same for all.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from autotrain_unsloth.checkpoints import Stopped, checkpoint_callback
 from autotrain_unsloth.data import load_tokenizer
@@ -32,7 +35,9 @@ def run(recipe, params: LLMTrainingParams, plan: Plan, backend) -> None:
 
     tokenizer = load_tokenizer(params, plan.sequence_length)
     with PartialState().main_process_first():  # rank 0 fills the datasets cache, the other ranks then read it
-        train_data, valid_data = recipe.datasets(params, plan, tokenizer)
+        train_data, valid_data, *data_warnings = recipe.datasets(params, plan, tokenizer)
+    new = tuple(warning for warning in (data_warnings[0] if data_warnings else ()) if warning not in plan.warnings)
+    plan = dataclasses.replace(plan, warnings=plan.warnings + new)  # saved in plan.json with `verified`
 
     model = backend.load_model(params, plan, tokenizer, plan.sequence_length)
     plan = verify_loaded(model, plan, params.project_name, backend.install_packed_attention(plan, model))

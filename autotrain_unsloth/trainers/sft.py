@@ -23,16 +23,19 @@ from autotrain_unsloth.trainers import recipe
 
 
 def datasets(params: LLMTrainingParams, plan: Plan, tokenizer):
+    warnings: list[str] = []  # for the plan
+
     def rows(split: str):
         data = load_split(params, split)
         if not is_chat(params):
             return render_text(data, params, tokenizer)
         tokens = tokenized_conversations(data, params, tokenizer)
         if params.response_only_loss:
-            check_answers_kept(tokens, plan.sequence_length, split)
+            warnings.extend(filter(None, [check_answers_kept(tokens, plan.sequence_length, split)]))
         return tokens
 
-    return rows(params.train_split), rows(params.valid_split) if params.valid_split else None
+    train = rows(params.train_split)
+    return train, rows(params.valid_split) if params.valid_split else None, tuple(warnings)
 
 
 def tokenized_conversations(data, params: LLMTrainingParams, tokenizer):
@@ -54,15 +57,15 @@ def tokenized_conversations(data, params: LLMTrainingParams, tokenizer):
     return tokens
 
 
-def check_answers_kept(tokens, block_size: int, split: str) -> None:
+def check_answers_kept(tokens, block_size: int, split: str) -> str | None:
     """Under response_only_loss, an example whose answer lies wholly beyond the block size (each example is cut to
-    it) or is empty has no token to learn from: all of them is a refusal, some a warning, each with the count and
-    the block size that keeps every answer."""
+    it) or is empty has no token to learn from: all of them is a refusal, some a warning (printed and returned for
+    the plan), each with the count and the block size that keeps every answer."""
     firsts = [next((index for index, label in enumerate(labels) if label != IGNORE), None) for labels in tokens["labels"]]
     empty = sum(first is None for first in firsts)
     cut = [first for first in firsts if first is not None and first >= block_size]
     if not empty and not cut:
-        return
+        return None
     longest = max(len(ids) for ids in tokens["input_ids"])
     keep = (f"--block-size {max(cut) + 1} keeps at least the start of every answer, {longest} (the longest example) "
             "keeps every example whole" if cut else "")
@@ -75,6 +78,7 @@ def check_answers_kept(tokens, block_size: int, split: str) -> None:
     if empty + len(cut) == len(firsts):
         raise DataError(message)
     say(f"Warning: {message}.")
+    return f"{message}."
 
 
 def build(params, plan, model, tokenizer, train, valid, arguments, callbacks):
