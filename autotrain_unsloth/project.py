@@ -147,7 +147,8 @@ def _forwarding_stop_signals():
         forwarding.received = forwarding.received or number
         for child in forwarding.children:
             with contextlib.suppress(psutil.NoSuchProcess):
-                for process in psutil.Process(child.pid).children(recursive=True) or [psutil.Process(child.pid)]:
+                # The launcher's own children: the training processes (not their data-loader workers).
+                for process in psutil.Process(child.pid).children() or [psutil.Process(child.pid)]:
                     with contextlib.suppress(psutil.NoSuchProcess):
                         process.send_signal(number)
 
