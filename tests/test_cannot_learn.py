@@ -238,8 +238,8 @@ def test_ctrl_c_is_sigint_130_and_leaves_no_model_card(in_tmp, models, data_dir)
     seen = []
     for line in job.stdout:
         seen.append(line)
-        if sum("'loss'" in line for line in seen) >= 3:
-            job.send_signal(signal.SIGINT)  # as Ctrl-C in a terminal
+        if "'loss'" in line:
+            job.send_signal(signal.SIGINT)  # as Ctrl-C in a terminal, once training runs
             break
     output = "".join(seen) + job.stdout.read()
     assert job.wait() == 130, output[-2000:]
