@@ -17,6 +17,7 @@ import os
 import re
 import signal
 import time
+import zipfile
 from typing import Optional
 
 MARKER = "autotrain_unsloth_checkpoint.json"
@@ -30,15 +31,59 @@ def resume_settings(params) -> dict:
     return {key: value for key, value in params.public_dict().items() if key not in RESUME_FREE}
 
 
-def latest_checkpoint(project: str) -> Optional[dict]:
-    """The newest complete checkpoint in the project folder: {"path", "step", "settings"}; None if there is none."""
+def complete_checkpoints(project: str) -> list[dict]:
+    """The complete checkpoints in the project folder, oldest first: {"path", "step", "settings"} each."""
     found = []
     for path in glob.glob(os.path.join(project, "checkpoint-*")):
         match = re.fullmatch(r"checkpoint-(\d+)", os.path.basename(path))
         marker = read_marker(path)
         if match and marker is not None:
             found.append({"path": path, "step": int(match.group(1)), "settings": marker.get("settings", {})})
-    return max(found, key=lambda checkpoint: checkpoint["step"]) if found else None
+    return sorted(found, key=lambda checkpoint: checkpoint["step"])
+
+
+def latest_checkpoint(project: str) -> Optional[dict]:
+    """The newest complete checkpoint in the project folder; None if there is none."""
+    found = complete_checkpoints(project)
+    return found[-1] if found else None
+
+
+def damage(checkpoint: str) -> Optional[str]:
+    """The first file of a checkpoint that cannot be read whole, and why (a full disk or a killed copy leaves one
+    cut short); None when all can. Reads headers and directories only, never the weights."""
+    for name in sorted(os.listdir(checkpoint)):
+        path = os.path.join(checkpoint, name)
+        try:
+            if name.endswith(".safetensors"):
+                problem = _safetensors_damage(path)
+            elif name.endswith((".pt", ".pth", ".bin")):  # torch.save's zip format: its directory is at the end
+                zipfile.ZipFile(path).close()
+                problem = None
+            elif name.endswith(".json"):
+                with open(path) as f:
+                    json.load(f)
+                problem = None
+            else:
+                continue
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            problem = f"cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'empty'})"
+        if problem:
+            return f"{name} {problem}"
+    return None
+
+
+def _safetensors_damage(path: str) -> Optional[str]:
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+        length = int.from_bytes(head, "little") if len(head) == 8 else None
+        if length is None or 8 + length > size:
+            return f"is cut short ({size:,} bytes, less than its own header)"
+        header = json.loads(f.read(length))
+    end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
+    if 8 + length + end != size:
+        return f"is cut short ({size:,} bytes; its header describes {8 + length + end:,})"
+    return None
 
 
 def read_marker(path: str) -> Optional[dict]:
@@ -83,7 +128,7 @@ def checkpoint_callback(params, project: str):
                 signal.signal(number, self._request_stop)
 
         def _request_stop(self, number, frame):
-            self.stop_signal = number  # acted on at the next step boundary, where the state is whole
+            self.stop_signal = self.stop_signal or number  # the first one; acted on at the next step boundary
 
         def on_step_end(self, args, state, control, **kwargs):
             due = (params.save_steps > 0 and state.global_step % params.save_steps == 0) or (

@@ -76,7 +76,7 @@ def settle_text_column(params: LLMTrainingParams) -> tuple[LLMTrainingParams, tu
     try:
         rows = read_data_file(train_file, params.text_column)
     except Exception as exc:
-        raise DataError(f"{train_file}: cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
+        raise DataError(f"{train_file}: cannot be read ({reason(exc)})") from exc
     found = next((name for name in CONVERSATION_COLUMNS if name in rows.column_names), None)
     if params.text_column in rows.column_names or found is None or len(rows) == 0:
         return params, ()
@@ -143,11 +143,18 @@ def _read_checked(path: str, params: LLMTrainingParams) -> "Dataset":
     try:
         dataset = read_data_file(path, params.text_column)
     except Exception as exc:
-        raise DataError(f"{path}: cannot be read as {kind} ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
+        raise DataError(f"{path}: cannot be read as {kind} ({reason(exc)})") from exc
     columns = {name: getattr(params, name) for name in AUTOTRAIN_COLUMNS if getattr(params, name)}
     check_rows(dataset, params, path, columns)
     dataset = dataset.select_columns(list(columns.values()))
     return dataset.rename_columns({column: AUTOTRAIN_COLUMNS[field] for field, column in columns.items()})
+
+
+def reason(exc: BaseException) -> str:
+    """The reader's own words: the first line of the innermost error (datasets wraps the parser's in its own)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no details'}"
 
 
 def _has_saved_dataset(path: str) -> bool:

@@ -7,6 +7,7 @@ of a `data_path` folder.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING, Optional
 
@@ -44,7 +45,14 @@ def read_data_file(path: str, text_column: str = "text") -> "Dataset":
     if kind == "text":
         with open(path, encoding="utf-8") as f:
             return Dataset.from_dict({text_column: [line.rstrip("\n") for line in f if line.strip()]})
-    return load_dataset(kind, data_files=path, split="train")
+    # The reader's own error line would come before ours, which names the same problem with the file and the fix.
+    quiet = logging.getLogger(f"datasets.packaged_modules.{kind}.{kind}")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        return load_dataset(kind, data_files=path, split="train")
+    finally:
+        quiet.setLevel(level)
 
 
 def accepted() -> str:

@@ -17,6 +17,7 @@ import difflib
 import json
 import os
 import re
+import typing
 from typing import Any, List, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -24,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from autotrain_unsloth.chat_templates import canonical
 from autotrain_unsloth.foreign_names import RENAMED_KEYS, is_aitraining_only
 from autotrain_unsloth.json_text import parse_json
-from autotrain_unsloth.settings_rules import contradictions, unused_settings
+from autotrain_unsloth.settings_rules import contradictions, float_problem, unused_settings
 
 PROJECT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,95}")
 
@@ -191,6 +192,24 @@ class LLMTrainingParams(BaseModel):
         unset = ("none", "null", "", *(("no",) if info.field_name == "mixed_precision" else ()))
         if isinstance(value, str) and value.strip().lower() in unset:
             return None
+        return value
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _finite_floats(cls, value: Any, info) -> Any:
+        # Before pydantic's own bounds, so that inf and nan (which pass "greater than 0") get the same sentence.
+        annotation = cls.model_fields[info.field_name].annotation
+        if float not in (annotation, *typing.get_args(annotation)) or isinstance(value, bool) or value is None:
+            return value
+        try:
+            number = float(value)
+        except OverflowError:
+            number = float("inf")  # an integer too large for a float
+        except (TypeError, ValueError):
+            return value  # not a number: pydantic says so
+        problem = float_problem(info.field_name, number)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("chat_template")

@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from autotrain_unsloth.data import check_data_path, prepare_local_data, settle_text_column
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan, PlanError, make_plan, probe
+from autotrain_unsloth.project_lock import HELD_BY_PARENT, clear_folder, holding
 
 LOCAL_BACKENDS = ("local", "local-cli")
 
@@ -62,15 +62,16 @@ class AutoTrainProject:
 
     def create(self) -> int:
         params, plan = self._first_plan()
-        if params.overwrite_project and plan.probed_environment().project_finished:
-            shutil.rmtree(params.project_name)  # the plan said so (rules.resume); nothing of this run is written yet
-        if self.process:
-            params = prepare_local_data(params)
-            plan = make_plan(params, plan.probed_environment())
-        print(plan.render(), flush=True)
-        params.save(params.project_name)
-        plan.save(params.project_name)
-        return run_job(params, plan, token=self.params.token)
+        with holding(params.project_name):  # one run at a time in a project folder, from its first write to the end
+            if params.overwrite_project and plan.probed_environment().project_finished:
+                clear_folder(params.project_name)  # the plan said so (rules.resume); nothing of this run is written yet
+            if self.process:
+                params = prepare_local_data(params)
+                plan = make_plan(params, plan.probed_environment())
+            print(plan.render(), flush=True)
+            params.save(params.project_name)
+            plan.save(params.project_name)
+            return run_job(params, plan, token=self.params.token)
 
 
 def launch_command(params: LLMTrainingParams, plan: Plan) -> list[str]:
@@ -100,7 +101,7 @@ def launch_command(params: LLMTrainingParams, plan: Plan) -> list[str]:
 def run_job(params: LLMTrainingParams, plan: Plan, token: str | None = None) -> int:
     """Run the training child; stream its output to the terminal and autotrain.log; raise if it fails."""
     command = launch_command(params, plan)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **{HELD_BY_PARENT: str(os.getpid())})
     if token:
         env["HF_TOKEN"] = token  # the child reads it from the environment; it is never written down
     # Masked in everything the job prints, whichever way it came: the setting or the environment.
@@ -108,39 +109,55 @@ def run_job(params: LLMTrainingParams, plan: Plan, token: str | None = None) -> 
     log_path = os.path.join(params.project_name, "autotrain.log")
     print("Launching: " + shlex.join(command), flush=True)
     with open(log_path, "ab") as log, _forwarding_stop_signals() as forward:
-        # A session of its own: SIGTERM or Ctrl-C reach the job through the handler below, once, as SIGTERM, and
-        # the job saves a checkpoint before it stops; this process keeps streaming its last words meanwhile.
+        # A session of its own: SIGTERM or Ctrl-C reach the job through the handler below, and the job saves a
+        # checkpoint before it stops; this process keeps streaming its last words meanwhile.
         child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                  start_new_session=True)
-        forward.append(child)
+        forward.children.append(child)
         while chunk := child.stdout.read1(65536):
             for secret in secrets:
                 chunk = chunk.replace(secret, b"*****")
             log.write(chunk)
             _echo(chunk)
         returncode = child.wait()
+    if returncode != 0 and forward.received is not None:
+        returncode = 128 + forward.received  # the launcher reports its stopped job as failed (1): say which signal
     if returncode != 0:
         raise JobFailed(returncode, log_path)
     print(f"Job {child.pid} finished: {params.project_name}/", flush=True)
     return child.pid
 
 
+@dataclass
+class _Forwarding:
+    children: list = dataclasses.field(default_factory=list)
+    received: int | None = None  # the first stop signal this process got
+
+
 @contextlib.contextmanager
 def _forwarding_stop_signals():
-    """While the job runs, SIGTERM and SIGINT sent to this process are passed to the job's process group."""
-    children: list = []
+    """While the job runs, SIGTERM and SIGINT sent to this process are passed on, as they are, to the training
+    processes under the launcher. Not to the launcher itself: it would kill them 5 seconds later, in the middle of
+    saving their checkpoint."""
+    forwarding = _Forwarding()
 
     def forward(number, frame):
-        for child in children:
-            if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
+        import psutil
+
+        forwarding.received = forwarding.received or number
+        for child in forwarding.children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                # The launcher's own children: the training processes (not their data-loader workers).
+                for process in psutil.Process(child.pid).children() or [psutil.Process(child.pid)]:
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        process.send_signal(number)
 
     if threading.current_thread() is not threading.main_thread():
-        yield children  # handlers can only be set from the main thread; the job then gets signals itself
+        yield forwarding  # handlers can only be set from the main thread; the job then gets signals itself
         return
     saved = {number: signal.signal(number, forward) for number in (signal.SIGTERM, signal.SIGINT)}
     try:
-        yield children
+        yield forwarding
     finally:
         for number, handler in saved.items():
             signal.signal(number, handler)

@@ -3,11 +3,36 @@ were given but will not be used (warnings, shown in the plan). Each message name
 
 from __future__ import annotations
 
+import math
+
+# The range of each float setting: (lowest, lowest allowed?, highest, highest allowed?, what it is). A float setting
+# not listed here must still be a finite number (float_problem).
+FLOAT_RANGES = {
+    "lr": (0.0, False, math.inf, False, "the learning rate"),
+    "warmup_ratio": (0.0, True, 1.0, False, "the share of steps spent warming up"),
+    "weight_decay": (0.0, True, math.inf, False, "the weight decay"),
+    "max_grad_norm": (0.0, True, math.inf, False, "the gradient clipping norm (0: no clipping)"),
+    "lora_dropout": (0.0, True, 1.0, False, "the LoRA dropout probability"),
+    "dpo_beta": (0.0, False, math.inf, False, "DPO's beta"),
+    "save_minutes": (0.0, True, math.inf, False, "the minutes between checkpoints (0: by steps only)"),
+}
 LORA_FIELDS = ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "merge_adapter", "merged_copy")
 # Which trainers read each preference setting.
 PREFERENCE_USERS = {"model_ref": ("dpo",), "dpo_beta": ("dpo",), "max_prompt_length": ("dpo", "orpo"),
                     "max_completion_length": ("dpo", "orpo"), "prompt_text_column": ("dpo", "orpo"),
                     "rejected_text_column": ("dpo", "orpo", "reward")}
+
+
+def float_problem(name: str, value: float) -> str | None:
+    """One sentence naming the float setting and its value when the value is not finite or out of its range."""
+    low, low_ok, high, high_ok, what = FLOAT_RANGES.get(name, (-math.inf, False, math.inf, False, "it"))
+    below = value < low or (value == low and not low_ok)
+    above = value > high or (value == high and not high_ok)
+    if math.isfinite(value) and not below and not above:
+        return None
+    bounds = [f"{'at least' if low_ok else 'greater than'} {low:g}"] if math.isfinite(low) else []
+    bounds += [f"{'at most' if high_ok else 'below'} {high:g}"] if math.isfinite(high) else []
+    return f"{name}={value!r}: {what} must be a finite number{' ' + ' and '.join(bounds) if bounds else ''}."
 
 
 def contradictions(p) -> list[str]:
@@ -34,6 +59,8 @@ def contradictions(p) -> list[str]:
     if p.push_to_hub and not (p.username or p.repo_id):
         problems.append("push_to_hub=True needs username (or repo_id) to name the repo: --username, or hub: username "
                         "in YAML.")
+    if not 0 <= p.seed < 2**32:
+        problems.append(f"seed={p.seed}: the random seed must be between 0 and {2**32 - 1} (numpy's range).")
     if p.max_steps == 0 or p.max_steps < -1:
         problems.append(f"max_steps={p.max_steps}: give a positive number of steps, or -1 to train for epochs.")
     return problems

@@ -45,6 +45,21 @@ DATA_CASES = {
     "a 0-byte csv": ({"train.csv": b""}, [], "data/train.csv: the file is empty; give a header line"),
     "an empty text cell": ({"train.csv": b"text\nfirst\n\"\"\n"}, [],
                            "data/train.csv: line 3: column 'text' (text_column) is empty"),
+    "cells of only whitespace": ({"train.jsonl": jsonl(replaced(replaced(GOOD, 2, {"text": "   "}), 4, {"text": "\t\n"}))},
+                                 [], "data/train.jsonl: line 3: column 'text' (text_column) is empty or only whitespace "
+                                     "in 2 of 8 rows (lines 3, 5); remove those rows or fill them"),
+    "csv cells of only spaces": ({"train.csv": b'text,n\nfirst,1\n"   ",2\n'}, [],
+                                 "data/train.csv: line 3: column 'text' (text_column) is empty or only whitespace in 1 "
+                                 "of 2 rows (line 3)"),
+    "a csv with only its header": ({"train.csv": b"text\r\n"}, [],
+                                   "data/train.csv: only a header line, no examples; give one line per example below it"),
+    "a csv cut inside a quote": ({"train.csv": b'text\n"first"\n"sec'}, [],
+                                 "data/train.csv: cannot be read (ParserError: Error tokenizing data. C error: EOF inside "
+                                 "string starting at row 2)"),
+    "an answer of only spaces": ({"train.jsonl": jsonl(replaced(CHAT, 1, {"messages": [
+        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "  "}]}))}, CHAT_FLAGS,
+        "data/train.jsonl: line 2: column 'messages' (text_column) has a user or assistant turn that is empty or only "
+        "whitespace in 1 of 6 rows (line 2)"),
 }
 
 
@@ -108,3 +123,15 @@ def test_settings_errors_never_show_the_token(in_tmp, capsys):
     code = main(["llm", "--train", "--token", TOKEN, "--lr", "-1", "--push-to-hub"])
     captured = capsys.readouterr()
     assert code == 2 and "lr" in captured.err and TOKEN not in captured.out + captured.err
+
+
+def test_a_byte_order_mark_is_read_past(in_tmp, models):
+    from autotrain_unsloth.data import prepare_local_data
+    from autotrain_unsloth.params import LLMTrainingParams
+
+    os.makedirs("data")
+    (in_tmp / "data" / "train.jsonl").write_bytes(b"\xef\xbb\xbf" + jsonl(GOOD).replace(b"\n", b"\r\n"))
+    prepared = prepare_local_data(LLMTrainingParams(model=models["llama"], data_path="data", project_name="bom"))
+    from datasets import load_from_disk
+
+    assert load_from_disk(prepared.data_path)["train"]["autotrain_text"] == [row["text"] for row in GOOD]

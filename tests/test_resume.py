@@ -86,6 +86,7 @@ def test_sigterm_saves_a_checkpoint_exits_nonzero_and_the_rerun_resumes(in_tmp, 
     step = int(output.split("stopped by SIGTERM at step ")[1].split(";")[0])
     assert (in_tmp / "stopped" / f"checkpoint-{step}" / MARKER).exists()
     assert not (in_tmp / "stopped" / "run_summary.json").exists()
+    assert not (in_tmp / "stopped" / "README.md").exists()  # no model card until training ends well
 
     run[run.index("--max-steps") + 1] = str(step + 3)  # how long to train is not a setting a checkpoint is tied to
     again = aitraining(*run, cwd=in_tmp)

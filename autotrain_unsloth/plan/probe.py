@@ -10,7 +10,15 @@ from typing import Optional
 
 from autotrain_unsloth.attention import torch_varlen_support
 from autotrain_unsloth.chat_templates import TEMPLATES
-from autotrain_unsloth.checkpoints import differing_settings, is_finished, latest_checkpoint, read_marker, resume_settings
+from autotrain_unsloth.checkpoints import (
+    complete_checkpoints,
+    damage,
+    differing_settings,
+    is_finished,
+    latest_checkpoint,
+    read_marker,
+    resume_settings,
+)
 from autotrain_unsloth.gguf_export import rope_settings
 from autotrain_unsloth.json_text import parse_json
 from autotrain_unsloth.memory import ModelShape
@@ -153,7 +161,8 @@ def read_tokenizer_limit(model: str, token: Optional[str] = None) -> Optional[in
 
 def resume_candidate(params: LLMTrainingParams) -> Optional[dict]:
     """The checkpoint resume_from_checkpoint points at (auto: the newest complete one in the project folder), with
-    the settings that differ from the job's: {"path", "step", "differing"} or {"path", "missing": True}."""
+    the settings that differ from the job's, the file that cannot be read if one cannot, and the newest earlier
+checkpoint that can: {"path", "step", "differing", "damaged", "earlier"} or {"path", "missing": True}."""
     from autotrain_unsloth.data import prepared_settings
 
     asked = params.resume_from_checkpoint
@@ -172,7 +181,13 @@ def resume_candidate(params: LLMTrainingParams) -> Optional[dict]:
     # project (data in <project>/autotrain-data), as given when it was launched directly. Either may match.
     differing = min((differing_settings(found["settings"], resume_settings(candidate))
                      for candidate in (params, prepared_settings(params))), key=len)
-    return {"path": found["path"], "step": found["step"], "differing": differing}
+    damaged = damage(found["path"]) if os.path.isdir(found["path"]) else None
+    earlier = None
+    if damaged:
+        older = [checkpoint for checkpoint in complete_checkpoints(os.path.dirname(found["path"]) or ".")
+                 if checkpoint["step"] < (found["step"] or 0)]
+        earlier = next((checkpoint["path"] for checkpoint in reversed(older) if damage(checkpoint["path"]) is None), None)
+    return {"path": found["path"], "step": found["step"], "differing": differing, "damaged": damaged, "earlier": earlier}
 
 
 def missing_template_tokens(params: LLMTrainingParams) -> Optional[tuple[str, ...]]:

@@ -174,6 +174,11 @@ def resume(params, env) -> Choice:
     if found.get("missing"):
         return chose(None, error=f"resume_from_checkpoint {found['path']!r} is not a complete checkpoint (no "
                                  "autotrain_unsloth_checkpoint.json in it); give a checkpoint-<step> folder, auto, or none")
+    if found.get("damaged"):
+        instead = (f"resume from the earlier {found['earlier']} (--resume-from-checkpoint {found['earlier']}), or "
+                   if found.get("earlier") else "there is no earlier checkpoint to resume from; ")
+        return chose(None, error=f"the checkpoint {found['path']} is damaged: {found['damaged']}; {instead}start over "
+                                 "with --resume-from-checkpoint none (nothing was deleted)")
     if found["differing"]:
         return chose(None, error=f"{found['path']} was made for other settings ({', '.join(found['differing'])} "
                                  "differ); run with the settings it was made for, --resume-from-checkpoint none to "

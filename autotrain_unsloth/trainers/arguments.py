@@ -28,6 +28,7 @@ def training_arguments(params: LLMTrainingParams, plan: Plan, rows: int) -> dict
         save_total_limit=params.save_total_limit,
         logging_steps=logging_steps(params, rows),
         logging_first_step=True,
+        logging_nan_inf_filter=False,  # a nan loss is logged as nan, not replaced; divergence.py stops the run
         gradient_accumulation_steps=plan.gradient_accumulation,
         report_to=[] if params.log == "none" else [params.log],
         auto_find_batch_size=params.auto_find_batch_size,

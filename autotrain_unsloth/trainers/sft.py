@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from autotrain_unsloth.chat_tokens import tokenize_conversation
+from autotrain_unsloth.chat_tokens import IGNORE, tokenize_conversation
 from autotrain_unsloth.conversations import conversation, is_chat
 from autotrain_unsloth.data import DataError, load_split, render_text
 from autotrain_unsloth.distributed import say
@@ -23,12 +23,19 @@ from autotrain_unsloth.trainers import recipe
 
 
 def datasets(params: LLMTrainingParams, plan: Plan, tokenizer):
+    warnings: list[str] = []  # for the plan
+
     def rows(split: str):
         data = load_split(params, split)
-        return tokenized_conversations(data, params, tokenizer) if is_chat(params) else render_text(data, params,
-                                                                                                     tokenizer)
+        if not is_chat(params):
+            return render_text(data, params, tokenizer)
+        tokens = tokenized_conversations(data, params, tokenizer)
+        if params.response_only_loss:
+            warnings.extend(filter(None, [check_answers_kept(tokens, plan.sequence_length, split)]))
+        return tokens
 
-    return rows(params.train_split), rows(params.valid_split) if params.valid_split else None
+    train = rows(params.train_split)
+    return train, rows(params.valid_split) if params.valid_split else None, tuple(warnings)
 
 
 def tokenized_conversations(data, params: LLMTrainingParams, tokenizer):
@@ -48,6 +55,30 @@ def tokenized_conversations(data, params: LLMTrainingParams, tokenizer):
         say(f"response_only_loss: {trained:,} of {total:,} tokens ({trained / total:.0%}) are the assistant's and "
             "carry the loss")
     return tokens
+
+
+def check_answers_kept(tokens, block_size: int, split: str) -> str | None:
+    """Under response_only_loss, an example whose answer lies wholly beyond the block size (each example is cut to
+    it) or is empty has no token to learn from: all of them is a refusal, some a warning (printed and returned for
+    the plan), each with the count and the block size that keeps every answer."""
+    firsts = [next((index for index, label in enumerate(labels) if label != IGNORE), None) for labels in tokens["labels"]]
+    empty = sum(first is None for first in firsts)
+    cut = [first for first in firsts if first is not None and first >= block_size]
+    if not empty and not cut:
+        return None
+    longest = max(len(ids) for ids in tokens["input_ids"])
+    keep = (f"--block-size {max(cut) + 1} keeps at least the start of every answer, {longest} (the longest example) "
+            "keeps every example whole" if cut else "")
+    what = "; ".join(part for part in (
+        f"{len(cut)} have their whole answer cut away by block_size {block_size} (the prompt alone fills it)" if cut else "",
+        f"{empty} have an empty answer" if empty else "") if part)
+    message = (f"response_only_loss ({split} split): {empty + len(cut)} of {len(firsts)} examples have no answer token "
+               f"to learn from: {what}; " + (keep + ("; remove the empty answers" if empty else "") if cut
+                                             else "remove those rows or fill their answers"))
+    if empty + len(cut) == len(firsts):
+        raise DataError(message)
+    say(f"Warning: {message}.")
+    return f"{message}."
 
 
 def build(params, plan, model, tokenizer, train, valid, arguments, callbacks):

@@ -21,10 +21,12 @@ from pydantic import ValidationError
 from autotrain_unsloth.backends import UnslothLoadError
 from autotrain_unsloth.checkpoints import Stopped
 from autotrain_unsloth.data import DataError
-from autotrain_unsloth.distributed import end_process_group, say, world_size
+from autotrain_unsloth.distributed import end_process_group, is_main, say, world_size
 from autotrain_unsloth.params import LLMTrainingParams, SettingsFileError
 from autotrain_unsloth.plan import Plan, PlanError, decide, make_plan, params_fingerprint
+from autotrain_unsloth.project_lock import holding_unless_parent_does
 from autotrain_unsloth.publish import UploadFailed
+from autotrain_unsloth.trainers.divergence import Diverged
 from autotrain_unsloth.verify import PlanMismatch
 
 
@@ -101,25 +103,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         params = LLMTrainingParams.load(args.training_config)
-        plan = job_plan(params)
-        if plan.backend == "unsloth":
-            from autotrain_unsloth.backends import unsloth as backend
+        with holding_unless_parent_does(params.project_name, is_main()):
+            plan = job_plan(params)
+            if plan.backend == "unsloth":
+                from autotrain_unsloth.backends import unsloth as backend
 
-            backend.import_unsloth(params, plan)  # before transformers, trl and peft are imported
-        else:
-            from autotrain_unsloth.backends import transformers as backend
-        trainer = importlib.import_module(f"autotrain_unsloth.trainers.{plan.trainer}")
-        try:
-            trainer.train(params, plan, backend)
-        except (Stopped, UploadFailed):
-            raise
-        except Exception as exc:
-            recover_or_raise(exc, params, plan, args.training_config)
+                backend.import_unsloth(params, plan)  # before transformers, trl and peft are imported
+            else:
+                from autotrain_unsloth.backends import transformers as backend
+            trainer = importlib.import_module(f"autotrain_unsloth.trainers.{plan.trainer}")
+            try:
+                trainer.train(params, plan, backend)
+            except (Stopped, UploadFailed, Diverged):
+                raise
+            except Exception as exc:
+                recover_or_raise(exc, params, plan, args.training_config)
     except Stopped as exc:
         say(str(exc))
         return exc.exit_code
     except (PlanError, DataError, PlanMismatch, ValidationError, OSError, NoRestartUnderLauncher, SettingsFileError,
-            UploadFailed) as exc:
+            UploadFailed, Diverged) as exc:
         print(f"Error: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
