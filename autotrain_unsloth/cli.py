@@ -132,13 +132,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def params_from_args(args: argparse.Namespace) -> LLMTrainingParams:
+def params_from_args(args: argparse.Namespace, defaults: str = "autotrain") -> LLMTrainingParams:
     values = {name: getattr(args, name) for name in LLMTrainingParams.model_fields if hasattr(args, name)}
     values.setdefault("block_size", _block_size(CLI_BLOCK_SIZE))
+    if defaults != "autotrain":
+        values.setdefault("defaults", defaults)
     return LLMTrainingParams(**values)
 
 
-def main(argv: list[str] | None = None) -> int:
+def command_defaults() -> str:
+    """Whose defaults this command takes: aitraining's for `aitraining` (and `python -m autotrain.cli.autotrain`,
+    the module of aitraining's command), AutoTrain's for `autotrain` and `python -m autotrain_unsloth.cli`."""
+    return "aitraining" if os.path.basename(sys.argv[0]).startswith("aitraining") else "autotrain"
+
+
+def main(argv: list[str] | None = None, defaults: str | None = None) -> int:
+    defaults = defaults or command_defaults()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -149,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                              "combined with it (put the settings in the file; --dry-run goes before or after --config)")
             from autotrain_unsloth.config import run_config
 
-            run_config(args.config, dry_run=args.config_dry_run)
+            run_config(args.config, dry_run=args.config_dry_run, defaults=defaults)
             return 0
         if args.config_dry_run:
             parser.error("--dry-run before a command needs --config; for flags use `llm ... --dry-run`")
@@ -165,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("Error: --deploy and --inference are not implemented; use --train")
         if not (args.train or args.dry_run):
             raise SystemExit("Error: nothing to do: pass --train to train, or --dry-run to see the plan")
-        params = params_from_args(args)
+        params = params_from_args(args, defaults)
         from autotrain_unsloth.project import AutoTrainProject
 
         project = AutoTrainProject(params=params, backend=args.backend, process=True)

@@ -13,16 +13,19 @@ list of settings.
 
 from __future__ import annotations
 
-import difflib
 import json
+import logging
 import os
 import re
 from typing import Any, List, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from autotrain_unsloth import aitraining_settings, defaults
+from autotrain_unsloth.aitraining_fields import SECTIONS as AITRAINING_SECTIONS
+from autotrain_unsloth.aitraining_fields import AitrainingFields
 from autotrain_unsloth.chat_templates import canonical
-from autotrain_unsloth.foreign_names import RENAMED_KEYS, is_aitraining_only
+from autotrain_unsloth.foreign_names import RENAMED_KEYS, unknown_keys
 from autotrain_unsloth.json_text import parse_json
 from autotrain_unsloth.settings_rules import contradictions, unused_settings
 
@@ -47,6 +50,8 @@ SECTIONS = {
     "hub": ("push_to_hub", "username", "token", "repo_id", "hub_private"),
     "automatic": ("auto_gradient_checkpointing", "auto_optimizer", "auto_packed_attention"),
 }
+for _section, _names in AITRAINING_SECTIONS.items():
+    SECTIONS[_section] = SECTIONS.get(_section, ()) + _names
 
 
 
@@ -54,7 +59,7 @@ class SettingsFileError(ValueError):
     """A training_params.json that cannot be read as settings; the message names the file and the fix."""
 
 
-class LLMTrainingParams(BaseModel):
+class LLMTrainingParams(AitrainingFields):
     """Settings of one LLM fine-tuning job (AutoTrain's `LLMTrainingParams`, plus Unsloth's choices)."""
 
     # hide_input_in_errors: a validation error never repeats the input, which may hold the token.
@@ -163,17 +168,29 @@ class LLMTrainingParams(BaseModel):
     auto_optimizer: bool = Field(True, description="Full fine-tuning on a GPU: run optimizer adamw_8bit as torchao's "
         "compiled AdamW8bit (the same block-wise 8-bit AdamW, faster than bitsandbytes' kernel); false: bitsandbytes")
 
+    _notes: tuple = PrivateAttr(default=())  # what was given but is not used (shown in the plan)
+
+    def __init__(self, **data: Any) -> None:
+        # As AutoTrain: an unknown key is dropped with a warning (files and YAML are checked strictly: unknown_keys).
+        notes = [*aitraining_settings.triage(data)[2], *unknown_keys(data, type(self).model_fields)]
+        super().__init__(**data)
+        self._notes = tuple(notes)
+        for note in notes:
+            logging.getLogger("autotrain_unsloth").warning(note)
+
     # -- input normalisation -------------------------------------------------------------------------
 
     @model_validator(mode="before")
     @classmethod
-    def _reject_unknown_keys(cls, data: Any) -> Any:
+    def _foreign_keys(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        unknown = [key for key in data if key not in cls.model_fields]
-        if unknown:
-            raise ValueError("; ".join(_unknown_key_message(key, cls.model_fields) for key in unknown))
-        return data
+        data, errors, _ = aitraining_settings.triage(data)
+        errors += [f"unknown setting {key!r}: AutoTrain renamed it to {RENAMED_KEYS[key]!r}" for key in data
+                   if key in RENAMED_KEYS]
+        if errors:
+            raise ValueError("; ".join(errors))
+        return {key: value for key, value in data.items() if key in cls.model_fields}
 
     @field_validator("valid_split", "padding", "mixed_precision", "chat_template", "quantization",
                      "target_modules", "model_ref", "max_completion_length", "prompt_text_column",
@@ -216,6 +233,11 @@ class LLMTrainingParams(BaseModel):
     # -- cross-field rules ---------------------------------------------------------------------------
 
     @model_validator(mode="after")
+    def _defaults_not_given(self) -> "LLMTrainingParams":
+        defaults.apply(self)  # aitraining's defaults when defaults="aitraining"; before the rules below read them
+        return self
+
+    @model_validator(mode="after")
     def _contradictions(self) -> "LLMTrainingParams":
         problems = contradictions(self)
         if problems:
@@ -224,7 +246,7 @@ class LLMTrainingParams(BaseModel):
 
     def setting_warnings(self) -> list[str]:
         """Settings that were given but will not be used, each with the reason. Shown in the plan."""
-        return unused_settings(self)
+        return [*self._notes, *unused_settings(self)]
 
     # -- persistence ---------------------------------------------------------------------------------
 
@@ -244,18 +266,25 @@ class LLMTrainingParams(BaseModel):
 
     @classmethod
     def load(cls, path: str) -> "LLMTrainingParams":
-        """Read a training_params.json (ours or stock AutoTrain's).
-
-        Values equal to their default are treated as not given, so that `setting_warnings` speaks only of
-        what the user set.
-        """
+        """Read a training_params.json (ours, stock AutoTrain's or aitraining's). Values equal to their default
+        (the file's tool's) are treated as not given, so that `setting_warnings` speaks only of what the user set."""
         with open(path) as f:
             data = parse_json(f.read(), path, "write the settings as one JSON object, or create them with aitraining",
                               SettingsFileError)
         if not isinstance(data, dict):
             raise SettingsFileError(f"{path}: expected a JSON object of settings")
-        defaults = {name: field.default for name, field in cls.model_fields.items()}
-        return cls(**{key: value for key, value in data.items() if key not in defaults or value != defaults[key]})
+        return cls.from_settings(data, path, SettingsFileError)
+
+    @classmethod
+    def from_settings(cls, data: dict, source: str = "settings", error: type[Exception] = ValueError) -> "LLMTrainingParams":
+        """Settings as a tool saved them (all of them, most at defaults): an unknown key is an error here."""
+        unknown = unknown_keys(data, cls.model_fields)
+        if unknown:
+            raise error(f"{source}: {'; '.join(unknown).replace(' not used', '')}")
+        if "defaults" not in data and any(aitraining_settings.is_aitraining_only(key) for key in data):
+            data = {**data, "defaults": "aitraining"}  # written by aitraining
+        return cls(**{key: value for key, value in data.items()
+                      if key == "defaults" or key not in cls.model_fields or value != defaults.default_for(cls, key, data)})
 
     @property
     def block_size_int(self) -> int:
@@ -263,13 +292,3 @@ class LLMTrainingParams(BaseModel):
 
     def __str__(self) -> str:
         return f"LLMTrainingParams({', '.join(f'{k}={v!r}' for k, v in self.public_dict().items())})"
-
-
-def _unknown_key_message(key: str, fields: dict) -> str:
-    if is_aitraining_only(key):
-        return f"{key} is an aitraining setting that this backend does not support"
-    if key in RENAMED_KEYS:
-        return f"unknown setting {key!r}: AutoTrain renamed it to {RENAMED_KEYS[key]!r}"
-    close = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else "; see `aitraining llm --help` for the settings"
-    return f"unknown setting {key!r}{hint}"

@@ -61,6 +61,11 @@ class AutoTrainProject:
         return plan
 
     def create(self) -> int:
+        params, plan = self.prepare()
+        return run_job(params, plan, token=self.params.token)
+
+    def prepare(self) -> tuple[LLMTrainingParams, Plan]:
+        """Everything create() does before launching the job: plan, prepare the data, show and save both."""
         params, plan = self._first_plan()
         if params.overwrite_project and plan.probed_environment().project_finished:
             shutil.rmtree(params.project_name)  # the plan said so (rules.resume); nothing of this run is written yet
@@ -70,7 +75,7 @@ class AutoTrainProject:
         print(plan.render(), flush=True)
         params.save(params.project_name)
         plan.save(params.project_name)
-        return run_job(params, plan, token=self.params.token)
+        return params, plan
 
 
 def launch_command(params: LLMTrainingParams, plan: Plan) -> list[str]:

@@ -40,12 +40,16 @@ def test_added_fields():
     assert params.full_finetuning is False and params.use_sharegpt_mapping is False and params.max_steps == -1
 
 
-def test_unknown_key_names_the_key_and_the_closest_field():
+def test_unknown_key_warns_as_autotrain_does_and_a_renamed_one_is_refused(caplog):
+    """AutoTrain drops an unknown key with a warning; here the warning names the closest field and stays in the
+    plan. An old AutoTrain name would train something else silently: refused with today's name."""
+    params = LLMTrainingParams(lora_rank=8)
+    assert "unknown setting 'lora_rank' not used; did you mean 'lora_r'?" in caplog.text
+    assert "unknown setting 'lora_rank' not used; did you mean 'lora_r'?" in params.setting_warnings()
+    assert "lora_rank" not in params.public_dict()
     with pytest.raises(ValidationError) as error:
-        LLMTrainingParams(lora_rank=8, learning_rate=1e-4)
-    message = str(error.value)
-    assert "unknown setting 'lora_rank'; did you mean 'lora_r'?" in message
-    assert "'learning_rate': AutoTrain renamed it to 'lr'" in message
+        LLMTrainingParams(learning_rate=1e-4)
+    assert "'learning_rate': AutoTrain renamed it to 'lr'" in str(error.value)
 
 
 def test_contradictions_are_all_reported_at_once():
