@@ -67,8 +67,8 @@ class LLMTrainingParams(AitrainingFields):
 
     # core
     model: str = Field("gpt2", description="Model to fine-tune: a Hub id or a local folder")
-    project_name: str = Field("project-name", description="Output folder (relative to the working directory) and Hub "
-                              "repo name: letters, digits, '-', '_', '.'")
+    project_name: str = Field("project-name", description="Output folder, relative to the working directory or "
+                              "absolute; its last part (letters, digits, '-', '_', '.') names the Hub repo")
     # data
     data_path: str = Field("data", description="A data file (.csv, .jsonl, .json, .parquet, .txt), a folder holding "
                            "{train_split}.<one of those>, or a Hub dataset id")
@@ -212,13 +212,12 @@ class LLMTrainingParams(AitrainingFields):
     @field_validator("project_name")
     @classmethod
     def _project_name_rule(cls, value: str) -> str:
-        # The name is a folder in the working directory and a Hub repo name: what both allow.
-        if not PROJECT_NAME.fullmatch(value):
-            raise ValueError(
-                f"project_name {value!r} must be letters, digits, '-', '_' and '.', not starting with '.', at most "
-                "96 characters (no '/'); it names a folder in the working directory and the Hub repo"
-            )
-        return value
+        # A folder (a path, absolute or relative to the working directory, as aitraining accepts); its last part is
+        # also the Hub repo name, so it takes what both allow.
+        if not PROJECT_NAME.fullmatch(os.path.basename(value.rstrip("/"))):
+            raise ValueError(f"project_name {value!r}: its last part must be letters, digits, '-', '_' and '.', not "
+                             "starting with '.', at most 96 characters; it names the output folder and the Hub repo")
+        return value.rstrip("/")
 
     @field_validator("block_size")
     @classmethod
@@ -285,6 +284,10 @@ class LLMTrainingParams(AitrainingFields):
             data = {**data, "defaults": "aitraining"}  # written by aitraining
         return cls(**{key: value for key, value in data.items()
                       if key == "defaults" or key not in cls.model_fields or value != defaults.default_for(cls, key, data)})
+
+    @property
+    def project_basename(self) -> str:
+        return os.path.basename(self.project_name)  # the Hub repo's name and the GGUF file's
 
     @property
     def block_size_int(self) -> int:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from autotrain_unsloth.data import check_data_path, prepare_local_data, settle_text_column
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan, PlanError, make_plan, probe
+from autotrain_unsloth.tokenizer_template import settle_tokenizer_template
 
 LOCAL_BACKENDS = ("local", "local-cli")
 
@@ -52,6 +53,8 @@ class AutoTrainProject:
         """The settings with the data's text column settled, and their plan; raises before anything is written."""
         check_data_path(self.params)
         params, notes = settle_text_column(self.params)
+        params, fallback = settle_tokenizer_template(params)
+        notes += fallback
         return params, make_plan(params, dataclasses.replace(probe(params), data_notes=notes))
 
     def plan(self) -> Plan:

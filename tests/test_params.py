@@ -72,7 +72,14 @@ def test_project_name_takes_what_a_folder_and_a_hub_repo_take(name):
     assert LLMTrainingParams(project_name=name).project_name == name  # aitraining's CLI page uses my_llm_project
 
 
-@pytest.mark.parametrize("name", ["runs/one", "a" * 97, "../up", ".hidden", "a b", "x\\y"])
+@pytest.mark.parametrize("name", ["runs/one", "/tmp/trainings/my_run", "../up/run-2"])
+def test_project_name_may_be_a_path_as_in_aitraining(name):
+    """aitraining accepts a path (it validates the last part only); the last part names the Hub repo."""
+    params = LLMTrainingParams(project_name=name + "/")
+    assert params.project_name == name and params.project_basename == name.rsplit("/", 1)[-1]
+
+
+@pytest.mark.parametrize("name", ["a" * 97, "runs/" + "a" * 97, ".hidden", "runs/.hidden", "a b", "x\\y", "/"])
 def test_project_name_follows_autotrain_rule(name):
     with pytest.raises(ValidationError, match="project_name"):
         LLMTrainingParams(project_name=name)

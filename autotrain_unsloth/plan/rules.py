@@ -192,7 +192,7 @@ def resume(params, env) -> Choice:
 def publish(params, env) -> Choice:
     if not params.push_to_hub:
         return chose(None)
-    repo = params.repo_id or f"{params.username}/{params.project_name}"
+    repo = params.repo_id or f"{params.username}/{params.project_basename}"
     if not env.hub_token_found:
         return chose(None, error=f"push_to_hub=True: no Hub token (--token, HF_TOKEN, or `hf auth login`) to create "
                                  f"{repo} with")
@@ -218,7 +218,7 @@ def gguf_export(params, env, method) -> Choice:
         return chose(None, error=f"export_gguf={kind!r}: " + "; ".join(blockers))
     source = ("the trained weights" if method == "full" else "the merged model" if params.merge_adapter
               else "the adapter merged into the 16-bit base, kept in merged/")
-    return chose(None, f"GGUF: {params.project_name}/{params.project_name}-{kind}.gguf from {source}")
+    return chose(None, f"GGUF: {params.project_name}/{params.project_basename}-{kind}.gguf from {source}")
 
 
 def checkpoint_schedule(params) -> Choice:
