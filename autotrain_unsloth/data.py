@@ -106,6 +106,10 @@ def settle_text_column(params: LLMTrainingParams) -> tuple[LLMTrainingParams, tu
 def _plain_text_settings(params: LLMTrainingParams, first, train_file: str) -> tuple[LLMTrainingParams, tuple[str, ...]]:
     """aitraining's default template (chat_template not given) on plain text: the text trains as it is (aitraining
     would stop on it); JSON conversations in a text cell with no template: refused with the fix (check_rows)."""
+    if not is_chat(params) and isinstance(first, str) and looks_like_conversation(first):
+        raise DataError(f"{train_file}: column {params.text_column!r} holds conversations as JSON text ({first[:40]}...), "
+                        "which would train as that literal text: set --chat-template (tokenizer, chatml, ...) to render "
+                        "them as conversations, or give plain text")
     if not (params.defaults == "aitraining" and "chat_template" not in params.model_fields_set
             and params.chat_template is not None and isinstance(first, str) and not looks_like_conversation(first)):
         return params, ()

@@ -153,7 +153,8 @@ class LLMTrainingParams(AitrainingFields):
     overwrite_project: bool = Field(False, description="Replace a finished run in the project folder (otherwise the "
         "run stops rather than overwrite it)")
     response_only_loss: bool = Field(False, description="sft on conversations: compute the loss on the assistant's "
-        "turns only (the prompt tokens get label -100); aitraining's name, off as in AutoTrain")
+        "turns only (the prompt tokens get label -100); aitraining's name; off in AutoTrain's defaults, on for sft "
+        "chat data in aitraining's")
     auto_gradient_checkpointing: bool = Field(True, description="Turn gradient checkpointing off when the memory "
         "estimate says training fits on the GPU without it (faster); false: AutoTrain's rule, on unless "
         "disable_gradient_checkpointing")
@@ -283,7 +284,7 @@ class LLMTrainingParams(AitrainingFields):
         if "defaults" not in data and any(aitraining_settings.is_aitraining_only(key) for key in data):
             data = {**data, "defaults": "aitraining"}  # written by aitraining
         return cls(**{key: value for key, value in data.items()
-                      if key == "defaults" or key not in cls.model_fields or value != defaults.default_for(cls, key, data)})
+                      if key == "defaults" or key not in cls.model_fields or not defaults.is_default(cls, key, value, data)})
 
     @property
     def project_basename(self) -> str:
