@@ -53,11 +53,10 @@ def describe(p) -> str:
         return "defaults: AutoTrain 0.8.36's for settings not given (--defaults aitraining for aitraining's)"
     shown = {name: getattr(p, name) for name in (*AITRAINING, "chat_template", "response_only_loss")
              if name not in p.model_fields_set and (name != "save_steps" or p.save_strategy == "steps")}
-    note = "; log none: wandb (aitraining's default) is not installed" if (
-        "log" not in p.model_fields_set and not wandb_installed()) else ""
-    listed = ", ".join(f"{name}={value!r}" for name, value in shown.items())
-    return (f"defaults: aitraining {AITRAINING_VERSION}'s for settings not given ({listed or 'all were given'}"
-            f"{note}; --defaults autotrain for AutoTrain's)")
+    listed = ", ".join(f"{name}={value!r}" + (" (aitraining's wandb is not installed)" if name == "log" and
+                                                  value != AITRAINING["log"] else "") for name, value in shown.items())
+    return (f"defaults: aitraining {AITRAINING_VERSION}'s for settings not given ({listed or 'all were given'}; "
+            "--defaults autotrain for AutoTrain's)")
 
 
 # aitraining's class defaults before its rules pick by trainer: what its files hold for a setting never given.
