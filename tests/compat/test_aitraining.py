@@ -36,6 +36,18 @@ def command(name: str, *args: str, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([path, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
+def cli(capsys, name: str, *args: str) -> subprocess.CompletedProcess:
+    """The command's main() in this process (cheaper than a process each), with the defaults its name picks."""
+    from autotrain_unsloth.cli import main
+
+    try:
+        code = main(list(args), defaults=name)
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out, err)
+
+
 def test_every_differing_default_follows_the_path_it_came_by():
     stock, shared = LLMTrainingParams(trainer="sft"), SharedParams(trainer="sft")
     for name, (autotrain, aitraining) in DIFFERING.items():
@@ -82,13 +94,13 @@ def test_aitraining_and_autotrain_commands_dry_run_the_unsloth_page_quick_start(
     assert not (in_tmp / "quick").exists()
 
 
-def test_aitraining_yaml_takes_aitraining_defaults_and_autotrain_yaml_autotrains(in_tmp, models, data_dir):
+def test_aitraining_yaml_takes_aitraining_defaults_and_autotrain_yaml_autotrains(capsys, in_tmp, models, data_dir):
     (in_tmp / "run.yml").write_text(f"task: llm-sft\nbase_model: {models['llama']}\nproject_name: y\nbackend: local\n"
                                     f"data: {{path: {data_dir}, chat_template: none}}\nparams: {{peft: true}}\n")
-    ours = command("aitraining", "--config", "run.yml", "--dry-run", cwd=in_tmp)
+    ours = cli(capsys, "aitraining", "--config", "run.yml", "--dry-run")
     assert ours.returncode == 0 and "defaults: aitraining 0.0.54's" in ours.stdout, ours.stderr[-2000:]
     assert "LoRA r=16 + int4" not in ours.stdout
-    stock = command("autotrain", "--config", "run.yml", "--dry-run", cwd=in_tmp)
+    stock = cli(capsys, "autotrain", "--config", "run.yml", "--dry-run")
     assert stock.returncode == 0 and "LoRA r=16 + int4" in stock.stdout, stock.stderr[-2000:]
 
 
@@ -187,40 +199,39 @@ def write_rows(folder, rows):
     return str(folder)
 
 
-def test_auto_convert_dataset_shows_the_format_in_the_dry_run(in_tmp, models):
+def test_auto_convert_dataset_shows_the_format_in_the_dry_run(capsys, in_tmp, models):
     data = write_rows(in_tmp / "alpaca", ALPACA)
-    result = command("aitraining", "llm", "--dry-run", "--model", models["llama"], "--data-path", data, "--project-name",
-                     "conv", "--trainer", "sft", "--auto-convert-dataset", "--conversation-extension", "2", cwd=in_tmp)
+    result = cli(capsys, "aitraining", "llm", "--dry-run", "--model", models["llama"], "--data-path", data, "--project-name",
+                     "conv", "--trainer", "sft", "--auto-convert-dataset", "--conversation-extension", "2")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "is Alpaca (instruction/input/output); converted to messages, every 2 examples joined" in result.stdout
     assert "rendered with chatml (aitraining's fallback" in result.stdout  # the tiny tokenizer has no template
-    lone = command("aitraining", "llm", "--dry-run", "--model", models["llama"], "--data-path", data,
-                   "--conversation-extension", "2", cwd=in_tmp)
+    lone = cli(capsys, "aitraining", "llm", "--dry-run", "--model", models["llama"], "--data-path", data,
+                   "--conversation-extension", "2")
     assert lone.returncode == 2 and "add --auto-convert-dataset" in lone.stderr
 
 
-def test_json_text_conversations_without_a_template_are_refused_with_the_fix(in_tmp, models):
+def test_json_text_conversations_without_a_template_are_refused_with_the_fix(capsys, in_tmp, models):
     rows = [{"text": json.dumps([{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}])}] * 4
     data = write_rows(in_tmp / "jsontext", rows)
-    result = command("autotrain", "llm", "--dry-run", "--model", models["llama"], "--data-path", data, "--trainer", "sft",
-                     cwd=in_tmp)
+    result = cli(capsys, "autotrain", "llm", "--dry-run", "--model", models["llama"], "--data-path", data, "--trainer", "sft")
     assert result.returncode == 1
     assert "holds conversations as JSON text" in result.stderr and "set --chat-template" in result.stderr
 
 
-def test_aitraining_default_template_is_not_forced_on_plain_text(in_tmp, models, data_dir):
-    result = command("aitraining", "llm", "--dry-run", "--model", models["llama"], "--data-path", data_dir, "--trainer",
-                     "sft", "--peft", cwd=in_tmp)
+def test_aitraining_default_template_is_not_forced_on_plain_text(capsys, in_tmp, models, data_dir):
+    result = cli(capsys, "aitraining", "llm", "--dry-run", "--model", models["llama"], "--data-path", data_dir, "--trainer",
+                     "sft", "--peft")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "holds plain text, so aitraining's default chat_template 'tokenizer' is not used" in result.stdout
 
 
-def test_tokenizer_template_missing_falls_back_or_stops_before_training(in_tmp, models):
+def test_tokenizer_template_missing_falls_back_or_stops_before_training(capsys, in_tmp, models):
     rows = [{"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]}] * 4
     data = write_rows(in_tmp / "msgs", rows)
     flags = ["llm", "--dry-run", "--model", models["llama"], "--data-path", data, "--trainer", "sft", "--text-column",
              "messages", "--chat-template", "tokenizer"]
-    ours = command("aitraining", *flags, cwd=in_tmp)
+    ours = cli(capsys, "aitraining", *flags)
     assert ours.returncode == 0 and "rendered with chatml (aitraining's fallback" in ours.stdout, ours.stderr[-2000:]
-    stock = command("autotrain", *flags, cwd=in_tmp)
+    stock = cli(capsys, "autotrain", *flags)
     assert stock.returncode == 1 and "has no chat template; name one" in stock.stderr

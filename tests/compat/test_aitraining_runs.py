@@ -48,7 +48,8 @@ def test_aitraining_settings_file_runs_as_the_job(tmp_path, models, trainer):
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     project = tmp_path / "runs" / trainer
     plan = finished(project)
-    assert plan["verified"]["matches_plan"] and plan["method"] == "lora"  # aitraining: no quantization unless asked
+    # aitraining: full fine-tuning without --peft; with it, LoRA on a 16-bit base (no quantization unless asked)
+    assert plan["verified"]["matches_plan"] and plan["method"] == ("full" if trainer == "default" else "lora")
     assert any(reason.startswith("defaults: aitraining 0.0.54's") for reason in plan["reasons"])
     if trainer != "reward":  # aitraining merges the adapter (a reward model keeps its score head beside it)
         assert (project / "model.safetensors").exists() and not (project / "adapter_model.safetensors").exists()
