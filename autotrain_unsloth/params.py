@@ -233,12 +233,8 @@ class LLMTrainingParams(AitrainingFields):
     # -- cross-field rules ---------------------------------------------------------------------------
 
     @model_validator(mode="after")
-    def _defaults_not_given(self) -> "LLMTrainingParams":
-        defaults.apply(self)  # aitraining's defaults when defaults="aitraining"; before the rules below read them
-        return self
-
-    @model_validator(mode="after")
     def _contradictions(self) -> "LLMTrainingParams":
+        defaults.apply(self)  # aitraining's defaults for what was not given (defaults="aitraining"), then the rules
         problems = contradictions(self)
         if problems:
             raise ValueError("\n  - " + "\n  - ".join(problems))

@@ -235,3 +235,13 @@ def test_tokenizer_template_missing_falls_back_or_stops_before_training(capsys, 
     assert ours.returncode == 0 and "rendered with chatml (aitraining's fallback" in ours.stdout, ours.stderr[-2000:]
     stock = cli(capsys, "autotrain", *flags)
     assert stock.returncode == 1 and "has no chat template; name one" in stock.stderr
+
+
+def test_quick_start_with_quantization_int4_asks_qlora_under_aitraining_defaults(capsys, in_tmp, models, data_dir):
+    """The same command with `--quantization int4`: QLoRA asked (run where bitsandbytes and a GPU are; the plan says
+    why not here), the adapter still merged afterwards into the 16-bit weights, as aitraining does."""
+    result = cli(capsys, "aitraining", "llm", "--dry-run", "--model", models["llama"], "--data-path", data_dir, "--trainer",
+                 "sft", "--unsloth", "--peft", "--lora-r", "16", "--quantization", "int4")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "LoRA r=16 + int4" in result.stdout and "quantization='int4' needs a CUDA GPU" in result.stdout
+    assert "merge_adapter=True" in result.stdout
