@@ -8,7 +8,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, Field
 
 # Their sections in `--help` and docs/params.md (params.SECTIONS adds them).
-SECTIONS = {"defaults": ("defaults",), "data": ("auto_convert_dataset", "conversation_extension"),
+SECTIONS = {"defaults": ("defaults",), "data": ("auto_convert_dataset", "conversation_extension", "max_samples"),
             "checkpoints": ("save_strategy",)}
 
 
@@ -24,3 +24,5 @@ class AitrainingFields(BaseModel):
         "messages) and convert it to messages rendered with the chat template, as aitraining does")
     conversation_extension: int = Field(1, ge=1, le=10, description="With auto_convert_dataset: join every N "
         "single-turn examples into one conversation of N turns (1: as they are)")
+    max_samples: Optional[int] = Field(None, ge=1, description="Train on at most N rows, evenly spaced, and validate "
+        "on N/5 (aitraining's, for trying a setup out); none: all")

@@ -12,7 +12,7 @@ from __future__ import annotations
 # Every aitraining 0.0.54 field this backend has no field for, with aitraining's default
 # (autotrain/trainers/clm/params.py and its base class autotrain/trainers/common.py).
 DEFAULTS = {
-    "max_samples": None, "attn_implementation": None, "image_column": None, "sharegpt_mapping_enabled": False,
+    "attn_implementation": None, "image_column": None, "sharegpt_mapping_enabled": False,
     "suggested_chat_template": None, "column_mapping": None, "runtime_mapping": None, "map_eos_token": False,
     "apply_chat_template": True, "save_processed_data": "auto",
     "use_distillation": False, "teacher_model": None, "teacher_prompt_template": None, "student_prompt_template": "{input}",

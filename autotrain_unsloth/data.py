@@ -22,7 +22,7 @@ from autotrain_unsloth.chat_tokens import without_bos
 from autotrain_unsloth.conversations import conversation, is_chat, looks_like_conversation
 from autotrain_unsloth.data_checks import check_file, check_rows
 from autotrain_unsloth.data_files import DataError, accepted, data_format, find_split_file, read_data_file
-from autotrain_unsloth.dataset_formats import convert, detect, settings_for
+from autotrain_unsloth.dataset_formats import at_most, convert, detect, settings_for
 from autotrain_unsloth.params import LLMTrainingParams
 
 if TYPE_CHECKING:
@@ -199,7 +199,12 @@ def _has_saved_dataset(path: str) -> bool:
 # -- child side ------------------------------------------------------------------------------------------
 
 def load_split(params: LLMTrainingParams, split: str) -> "Dataset":
-    """One split, from prepared data, a local folder of files, or the Hub."""
+    """One split, from prepared data, a local folder of files, or the Hub; cut to aitraining's max_samples."""
+    dataset = _read_split(params, split)
+    return at_most(dataset, params.max_samples, split == params.train_split) if params.max_samples else dataset
+
+
+def _read_split(params: LLMTrainingParams, split: str) -> "Dataset":
     from datasets import load_dataset, load_from_disk
 
     if _has_saved_dataset(params.data_path):

@@ -20,6 +20,7 @@ import threading
 from dataclasses import dataclass
 
 from autotrain_unsloth.data import check_data_path, prepare_local_data, settle_text_column
+from autotrain_unsloth.dataset_formats import max_samples_note
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan, PlanError, make_plan, probe
 from autotrain_unsloth.tokenizer_template import settle_tokenizer_template
@@ -54,7 +55,7 @@ class AutoTrainProject:
         check_data_path(self.params)
         params, notes = settle_text_column(self.params)
         params, fallback = settle_tokenizer_template(params)
-        notes += fallback
+        notes += fallback + max_samples_note(params)
         return params, make_plan(params, dataclasses.replace(probe(params), data_notes=notes))
 
     def plan(self) -> Plan:

@@ -120,7 +120,7 @@ def test_aitraining_settings_files_load_with_only_what_was_set(trainer):
 
 @pytest.mark.parametrize("settings, message", [
     ({"use_sweep": True}, "use_sweep=True is an aitraining setting that this backend does not support"),
-    ({"max_samples": 100}, "max_samples=100 is an aitraining setting"),
+    ({"attn_implementation": "eager"}, "attn_implementation='eager' is an aitraining setting"),
     ({"trainer": "grpo", "rl_env_module": "m", "rl_env_class": "C"}, "trainer='grpo' (GRPO) is an aitraining trainer"),
     ({"trainer": "ppo"}, "GRPO, PPO, distillation, sweeps"),
 ])
@@ -245,3 +245,33 @@ def test_quick_start_with_quantization_int4_asks_qlora_under_aitraining_defaults
     assert result.returncode == 0, result.stderr[-2000:]
     assert "LoRA r=16 + int4" in result.stdout and "quantization='int4' needs a CUDA GPU" in result.stdout
     assert "merge_adapter=True" in result.stdout
+
+
+def test_max_samples_cuts_as_aitraining_does(capsys, in_tmp, models, data_dir):
+    from datasets import Dataset
+
+    from autotrain_unsloth.dataset_formats import at_most
+
+    rows = Dataset.from_dict({"n": list(range(100))})
+    assert at_most(rows, 10, training=True)["n"] == list(range(0, 100, 10))  # evenly spaced
+    assert at_most(rows, 10, training=False)["n"] == [0, 1]  # validation: a fifth, the first rows
+    result = cli(capsys, "aitraining", "llm", "--dry-run", "--model", models["llama"], "--data-path", data_dir,
+                 "--max-samples", "10")
+    assert result.returncode == 0 and "max_samples=10: at most 10 training rows, evenly spaced" in result.stdout
+
+
+@pytest.mark.parametrize("settings, trainer_saves, schedule", [
+    ({}, "epoch", "every 30 minutes"),
+    ({"save_strategy": "steps"}, "no", "every 500 steps and every 30 minutes"),
+    ({"save_strategy": "no"}, "no", "never on a schedule"),
+    ({"defaults": "autotrain", "save_steps": 500}, "no", "every 500 steps and every 30 minutes"),
+])
+def test_save_strategy_is_mapped_onto_the_checkpoint_schedule(settings, trainer_saves, schedule):
+    plan = decide(SharedParams(**settings), CPU)
+    assert plan.save_strategy == trainer_saves
+    assert any(reason.startswith(f"checkpoints: {schedule}") for reason in plan.reasons), plan.reasons
+
+
+def test_save_strategy_steps_needs_steps():
+    with pytest.raises(ValidationError, match="save_strategy='steps' needs save_steps of 1 or more"):
+        LLMTrainingParams(save_strategy="steps")

@@ -72,15 +72,19 @@ from autotrain.trainers.clm.params import LLMTrainingParams
 
 train_clm_sft.train(json.load(open({path!r})))
 params = LLMTrainingParams(model={models["llama"]!r}, data_path={str(tmp_path / "data")!r}, trainer="sft",
-                           project_name={str(tmp_path / "runs" / "params")!r}, peft=True, max_steps=2)
+                           project_name={str(tmp_path / "runs" / "params")!r}, peft=True, max_samples=2)
 train(params)
 """
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert "Launching:" not in result.stdout  # no child process was started
+    seen = {}
     for name in ("sft", "params"):
         plan = finished(tmp_path / "runs" / name)
         assert plan["verified"]["matches_plan"] and plan["trainer"] == "sft"
+        state = json.loads((tmp_path / "runs" / name / "trainer_state.json").read_text())
+        seen[name] = state["num_input_tokens_seen"]
+    assert 0 < seen["params"] * 3 < seen["sft"]  # max_samples=2: two of the eight rows
 
 
 def test_train_clm_module_refuses_another_trainer(tmp_path, models):
