@@ -7,8 +7,8 @@ provides the same paths, so such code runs unchanged; it replaces autotrain-adva
 environment (install one of them, not both). Only the LLM task is provided.
 """
 
+from autotrain.trainers.clm.params import LLMTrainingParams
 from autotrain_unsloth import __version__
-from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.project import AutoTrainProject
 
 __all__ = ["AutoTrainProject", "LLMTrainingParams", "__version__"]

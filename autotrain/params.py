@@ -1,5 +1,6 @@
-"""`from autotrain.params import LLMTrainingParams` (aitraining's spelling)."""
+"""`from autotrain.params import LLMTrainingParams` (aitraining's and AutoTrain's spelling): aitraining's defaults,
+as `autotrain.trainers.clm.params`."""
 
-from autotrain_unsloth.params import LLMTrainingParams
+from autotrain.trainers.clm.params import LLMTrainingParams
 
 __all__ = ["LLMTrainingParams"]

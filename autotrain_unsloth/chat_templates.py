@@ -44,6 +44,12 @@ TEMPLATES = {
         "{% for m in messages %}{% if m['role'] == 'assistant' %}{{ ' ' + m['content'] + eos_token }}"
         "{% else %}{{ '[INST] ' + m['content'] + ' [/INST]' }}{% endif %}{% endfor %}",
         ("[INST]", "[/INST]")),
+    "llama-2": ChatTemplate(  # aitraining's and Unsloth's "llama"; a BOS opens every [INST] after the first
+        "{% set ns = namespace(system='', turns=0) %}{% for m in messages %}{% if m['role'] == 'system' %}"
+        "{% set ns.system = '<<SYS>>\\n' + m['content'] + '\\n<</SYS>>\\n\\n' %}{% elif m['role'] == 'user' %}"
+        "{{ (bos_token if ns.turns > 0 else '') + '[INST] ' + ns.system + m['content'] | trim + ' [/INST]' }}"
+        "{% set ns.system = '' %}{% set ns.turns = ns.turns + 1 %}{% else %}{{ ' ' + m['content'] | trim + ' ' + eos_token }}"
+        "{% endif %}{% endfor %}"),
     "phi-3": ChatTemplate(
         "{% for m in messages %}{{ '<|' + m['role'] + '|>\\n' + m['content'] + '<|end|>\\n' }}{% endfor %}"
         "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}",
@@ -62,6 +68,7 @@ ALIASES = {
     "llama3": "llama-3", "llama-3.1": "llama-3", "llama-31": "llama-3", "llama3.1": "llama-3", "llama-3.2": "llama-3",
     "gemma2": "gemma", "gemma-2": "gemma", "gemma3": "gemma", "gemma-3": "gemma",
     "qwen2.5": "qwen-2.5", "qwen-25": "qwen-2.5", "qwen2": "qwen-2.5", "qwen-2": "qwen-2.5",
+    "llama": "llama-2", "llama2": "llama-2", "llama-2-chat": "llama-2",
     "phi3": "phi-3", "phi-3.5": "phi-3", "phi35": "phi-3", "mistral-instruct": "mistral",
 }
 # "tokenizer": the model's own template, from its tokenizer_config.json.

@@ -23,12 +23,20 @@ from typing import Optional
 MARKER = "autotrain_unsloth_checkpoint.json"
 FINISHED = "run_summary.json"
 RESUME_FREE = frozenset({"max_steps", "epochs", "logging_steps", "save_steps", "save_minutes", "save_total_limit",
-                         "resume_from_checkpoint", "overwrite_project", "push_to_hub", "username", "token", "log",
-                         "repo_id", "hub_private"})
+                         "save_strategy", "resume_from_checkpoint", "overwrite_project", "push_to_hub", "username",
+                         "token", "log", "repo_id", "hub_private"})
 
 
 def resume_settings(params) -> dict:
     return {key: value for key, value in params.public_dict().items() if key not in RESUME_FREE}
+
+
+def schedule(params) -> tuple[int, float]:
+    """(every N steps, every M minutes): the saves on a schedule. aitraining's save_strategy: save_steps counts only
+    with "steps" (aitraining's rule), and "no" saves on no schedule unless save_minutes was given."""
+    steps = params.save_steps if params.save_strategy in (None, "steps") else 0
+    quiet = params.save_strategy == "no" and "save_minutes" not in params.model_fields_set
+    return steps, 0 if quiet else params.save_minutes
 
 
 def complete_checkpoints(project: str) -> list[dict]:
@@ -118,6 +126,7 @@ def checkpoint_callback(params, project: str):
     from autotrain_unsloth.distributed import any_rank, is_main
 
     settings = resume_settings(params)
+    save_steps, save_minutes = schedule(params)
 
     class Checkpoints(TrainerCallback):
         stop_signal: Optional[int] = None
@@ -131,8 +140,8 @@ def checkpoint_callback(params, project: str):
             self.stop_signal = self.stop_signal or number  # the first one; acted on at the next step boundary
 
         def on_step_end(self, args, state, control, **kwargs):
-            due = (params.save_steps > 0 and state.global_step % params.save_steps == 0) or (
-                params.save_minutes > 0 and time.monotonic() - self.last_save >= 60 * params.save_minutes)
+            due = (save_steps > 0 and state.global_step % save_steps == 0) or (
+                save_minutes > 0 and time.monotonic() - self.last_save >= 60 * save_minutes)
             # Every rank must save and stop at the same step: rank 0's clock and any rank's signal decide for all.
             due, stop = any_rank(due, self.stop_signal is not None)
             if due or stop:

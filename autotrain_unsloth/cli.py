@@ -22,10 +22,15 @@ from typing import Any, Callable
 from pydantic import ValidationError
 
 from autotrain_unsloth import __version__
+from autotrain_unsloth.defaults import AITRAINING
 from autotrain_unsloth.foreign_names import RENAMED_KEYS, is_aitraining_only
-from autotrain_unsloth.params import SECTIONS, LLMTrainingParams
+from autotrain_unsloth.param_sections import SECTIONS
+from autotrain_unsloth.params import LLMTrainingParams
 
 CLI_BLOCK_SIZE = "1024"  # AutoTrain's CLI default; the Python default is -1
+AITRAINING_HELP = {"defaults": "aitraining", "chat_template": "tokenizer for sft/dpo/orpo/reward, none for default",
+                   "response_only_loss": "on for sft with a chat template",
+                   "log": "wandb (none where wandb is not installed)"}
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -78,8 +83,9 @@ def _block_size(text: str):
     return sizes[0] if len(sizes) == 1 else sizes
 
 
-def add_params_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per LLMTrainingParams field (both spellings), bools with a --no- form, grouped by section."""
+def add_params_flags(parser: argparse.ArgumentParser, defaults: str = "autotrain") -> None:
+    """One flag per LLMTrainingParams field (both spellings), bools with a --no- form, grouped by section; the help
+    shows the defaults this command fills in (defaults.py)."""
     sections = {section: parser.add_argument_group(f"{section} settings") for section in SECTIONS}
     groups = {name: sections[section] for section, names in SECTIONS.items() for name in names}
     for name, field in LLMTrainingParams.model_fields.items():
@@ -87,6 +93,8 @@ def add_params_flags(parser: argparse.ArgumentParser) -> None:
         spellings = list(dict.fromkeys([f"--{name.replace('_', '-')}", f"--{name}"]))
         annotation, optional = _unwrap_optional(field.annotation)
         default = CLI_BLOCK_SIZE if name == "block_size" else field.default
+        if defaults == "aitraining":
+            default = AITRAINING_HELP.get(name, AITRAINING.get(name, default))
         help_text = f"{field.description} (default: {default})"
         if annotation is bool:
             group.add_argument(*spellings, dest=name, action="store_const", const=True, default=argparse.SUPPRESS, help=help_text)
@@ -106,7 +114,7 @@ def add_params_flags(parser: argparse.ArgumentParser) -> None:
         group.add_argument(*spellings, **kwargs)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(defaults: str = "autotrain") -> argparse.ArgumentParser:
     parser = ArgumentParser(prog=os.path.basename(sys.argv[0]) if sys.argv[0].endswith(("autotrain", "aitraining"))
                             else "aitraining", description="AutoTrain-compatible LLM fine-tuning with Unsloth's fast path.",
                             allow_abbrev=False)
@@ -124,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     llm.add_argument("--backend", default="local", help="where to run: local (default: local)")
     llm.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
                      help="show the plan (what will run, and why) and stop; loads no weights")
-    add_params_flags(llm)
+    add_params_flags(llm, defaults)
 
     demo = commands.add_parser("demo", help="fine-tune a small local model on bundled data (CPU, no network)")
     demo.add_argument("--project-name", "--project_name", dest="project_name", default="demo-run")
@@ -132,14 +140,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def params_from_args(args: argparse.Namespace) -> LLMTrainingParams:
+def params_from_args(args: argparse.Namespace, defaults: str = "autotrain") -> LLMTrainingParams:
     values = {name: getattr(args, name) for name in LLMTrainingParams.model_fields if hasattr(args, name)}
     values.setdefault("block_size", _block_size(CLI_BLOCK_SIZE))
+    if defaults != "autotrain":
+        values.setdefault("defaults", defaults)
     return LLMTrainingParams(**values)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def command_defaults() -> str:
+    """Whose defaults this command takes: aitraining's for `aitraining` (and `python -m autotrain.cli.autotrain`,
+    the module of aitraining's command), AutoTrain's for `autotrain` and `python -m autotrain_unsloth.cli`."""
+    return "aitraining" if os.path.basename(sys.argv[0]).startswith("aitraining") else "autotrain"
+
+
+def main(argv: list[str] | None = None, defaults: str | None = None) -> int:
+    defaults = defaults or command_defaults()
+    parser = build_parser(defaults)
     args = parser.parse_args(argv)
     try:
         if args.config:
@@ -149,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                              "combined with it (put the settings in the file; --dry-run goes before or after --config)")
             from autotrain_unsloth.config import run_config
 
-            run_config(args.config, dry_run=args.config_dry_run)
+            run_config(args.config, dry_run=args.config_dry_run, defaults=defaults)
             return 0
         if args.config_dry_run:
             parser.error("--dry-run before a command needs --config; for flags use `llm ... --dry-run`")
@@ -165,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("Error: --deploy and --inference are not implemented; use --train")
         if not (args.train or args.dry_run):
             raise SystemExit("Error: nothing to do: pass --train to train, or --dry-run to see the plan")
-        params = params_from_args(args)
+        params = params_from_args(args, defaults)
         from autotrain_unsloth.project import AutoTrainProject
 
         project = AutoTrainProject(params=params, backend=args.backend, process=True)

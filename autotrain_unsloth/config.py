@@ -14,7 +14,8 @@
     params: {peft: true, quantization: int4, unsloth: true, ...}   # any LLMTrainingParams field, applied last
     hub: {username: ${HF_USERNAME}, token: ${HF_TOKEN}, push_to_hub: false}
 
-Unknown keys at any level are errors that name the key.
+Unknown keys at any level are errors that name the key. The `aitraining` command fills the settings not
+given with aitraining's defaults, `autotrain` with AutoTrain's (defaults.py); `params: {defaults: ...}` chooses.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import re
 
 import yaml
 
+from autotrain_unsloth.foreign_names import unknown_keys
 from autotrain_unsloth.params import LLMTrainingParams
 
 TOP_KEYS = {"task", "base_model", "project_name", "log", "backend", "data", "params", "hub"}
@@ -38,7 +40,7 @@ class ConfigError(ValueError):
     """The YAML file cannot be used; the message names the key and the fix."""
 
 
-def params_from_config(config: dict, source: str = "config") -> tuple[LLMTrainingParams, str]:
+def params_from_config(config: dict, source: str = "config", defaults: str = "autotrain") -> tuple[LLMTrainingParams, str]:
     """(params, backend) from a parsed AutoTrain YAML document."""
     if not isinstance(config, dict):
         raise ConfigError(f"{source}: expected a mapping of keys (task, base_model, project_name, data, params, ...)")
@@ -58,7 +60,8 @@ def params_from_config(config: dict, source: str = "config") -> tuple[LLMTrainin
     hub = config.get("hub") or {}
     _only(hub, HUB_KEYS, f"{source}: hub")
 
-    values: dict = {"model": config["base_model"], "project_name": config["project_name"], "data_path": data["path"]}
+    values: dict = {"model": config["base_model"], "project_name": config["project_name"], "data_path": data["path"],
+                    "defaults": defaults}
     if TASK_TRAINERS[task]:
         values["trainer"] = TASK_TRAINERS[task]
     for key in ("train_split", "valid_split", "chat_template"):
@@ -73,11 +76,15 @@ def params_from_config(config: dict, source: str = "config") -> tuple[LLMTrainin
         resolved = _resolve_env(value, f"{source}: hub.{key}", required=pushing or key == "push_to_hub")
         if resolved is not _UNSET:
             values[key] = resolved
-    values.update(config.get("params") or {})
+    settings = config.get("params") or {}
+    unknown = unknown_keys(settings, LLMTrainingParams.model_fields)
+    if unknown:
+        raise ConfigError(f"{source}: params: {'; '.join(unknown).replace(' not used', '')}")
+    values.update(settings)
     return LLMTrainingParams(**values), config["backend"]
 
 
-def load_config(path: str) -> tuple[LLMTrainingParams, str]:
+def load_config(path: str, defaults: str = "autotrain") -> tuple[LLMTrainingParams, str]:
     if not os.path.isfile(path):
         raise ConfigError(f"config file {path!r} does not exist")
     with open(path) as f:
@@ -85,13 +92,13 @@ def load_config(path: str) -> tuple[LLMTrainingParams, str]:
             document = yaml.safe_load(f)
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-    return params_from_config(document, path)
+    return params_from_config(document, path, defaults)
 
 
-def run_config(path: str, dry_run: bool = False) -> int:
+def run_config(path: str, dry_run: bool = False, defaults: str = "autotrain") -> int:
     from autotrain_unsloth.project import AutoTrainProject
 
-    params, backend = load_config(path)
+    params, backend = load_config(path, defaults)
     project = AutoTrainProject(params=params, backend=backend, process=True)
     if dry_run:
         project.plan()

@@ -20,6 +20,18 @@ def is_chat(params: LLMTrainingParams) -> bool:
     return params.chat_template is not None or params.use_sharegpt_mapping
 
 
+def looks_like_conversation(text: str) -> bool:
+    """A cell of JSON text holding a list of messages (a CSV or JSONL string column of conversations)."""
+    if not text.lstrip().startswith("["):
+        return False
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(value, list) and bool(value) and isinstance(value[0], dict) and (
+        {"role", "content"} <= set(value[0]) or {"from", "value"} <= set(value[0]))
+
+
 def conversation(value: Any, where: str, params: LLMTrainingParams) -> list[dict]:
     """One cell as a list of {role, content} messages (a JSON or Python-literal string is parsed, ShareGPT's
     from/value turns are mapped when asked)."""

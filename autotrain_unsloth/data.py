@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING
 from autotrain_unsloth.backends import trust_remote_code
 from autotrain_unsloth.chat_templates import TEMPLATES
 from autotrain_unsloth.chat_tokens import without_bos
-from autotrain_unsloth.conversations import conversation, is_chat
+from autotrain_unsloth.conversations import conversation, is_chat, looks_like_conversation
 from autotrain_unsloth.data_checks import check_file, check_rows
-from autotrain_unsloth.data_files import DataError, accepted, data_format, find_split_file, read_data_file
+from autotrain_unsloth.data_files import DataError, accepted, data_format, find_split_file, read_data_file, reason
+from autotrain_unsloth.dataset_formats import at_most, convert, detect, settings_for
 from autotrain_unsloth.params import LLMTrainingParams
 
 if TYPE_CHECKING:
@@ -65,20 +66,31 @@ CONVERSATION_COLUMNS = ("conversations", "messages", "chats", "dialog", "dialogu
 
 
 def settle_text_column(params: LLMTrainingParams) -> tuple[LLMTrainingParams, tuple[str, ...]]:
-    """For local data whose text column (left at its default, "text") is absent: the conversation column found
-    instead, rendered with the tokenizer's chat template unless one is named, ShareGPT rows mapped. Returns the
-    settings to use and what was decided, for the plan's warnings."""
+    """The settings to train local data with, and what was decided, for the plan's warnings: auto_convert_dataset's
+    format; aitraining's default template dropped for plain text; for a text column (left at its default, "text")
+    that is absent, the conversation column found instead, rendered with the tokenizer's chat template unless one is
+    named, ShareGPT rows mapped."""
     train_file = local_train_file(params)
     if train_file is not None:
         check_file(train_file)  # before anything reads it: its problems named by line
-    if train_file is None or "text_column" in params.model_fields_set:
+    if params.auto_convert_dataset:
+        if train_file is None:
+            raise DataError(f"auto_convert_dataset converts local data files; {params.data_path!r} is not one (save "
+                            "the dataset to a file, or name its columns with --text-column and --chat-template)")
+        rows = _read_rows(train_file, params)
+        update, note = settings_for(params, *detect(rows.column_names, rows[0] if len(rows) else {}, params.trainer),
+                                    train_file)
+        return params.model_copy(update=update), (note,)
+    template_defaulted = params.defaults == "aitraining" and "chat_template" not in params.model_fields_set
+    if train_file is None or ("text_column" in params.model_fields_set and not template_defaulted):
         return params, ()
-    try:
-        rows = read_data_file(train_file, params.text_column)
-    except Exception as exc:
-        raise DataError(f"{train_file}: cannot be read ({reason(exc)})") from exc
+    rows = _read_rows(train_file, params)
+    if params.text_column in rows.column_names and len(rows):
+        return _plain_text_settings(params, rows[0][params.text_column], train_file)
+    if "text_column" in params.model_fields_set:
+        return params, ()
     found = next((name for name in CONVERSATION_COLUMNS if name in rows.column_names), None)
-    if params.text_column in rows.column_names or found is None or len(rows) == 0:
+    if found is None or len(rows) == 0:
         return params, ()
     first = rows[0][found]
     sharegpt = isinstance(first, list) and bool(first) and isinstance(first[0], dict) and "from" in first[0]
@@ -89,6 +101,32 @@ def settle_text_column(params: LLMTrainingParams) -> tuple[LLMTrainingParams, tu
             + (f"the {params.chat_template!r} chat template" if params.chat_template else "the tokenizer's chat template")
             + f" (--text-column {found} --chat-template ... to choose).")
     return params.model_copy(update=update), (note,)
+
+
+def _plain_text_settings(params: LLMTrainingParams, first, train_file: str) -> tuple[LLMTrainingParams, tuple[str, ...]]:
+    """aitraining's default template (chat_template not given) on plain text: the text trains as it is (aitraining
+    would stop on it); JSON conversations in a text cell with no template: refused with the fix (check_rows)."""
+    if not is_chat(params) and isinstance(first, str) and looks_like_conversation(first):
+        raise DataError(f"{train_file}: column {params.text_column!r} holds conversations as JSON text ({first[:40]}...), "
+                        "which would train as that literal text: set --chat-template (tokenizer, chatml, ...) to render "
+                        "them as conversations, or give plain text")
+    if not (params.defaults == "aitraining" and "chat_template" not in params.model_fields_set
+            and params.chat_template is not None and isinstance(first, str) and not looks_like_conversation(first)):
+        return params, ()
+    update = {"chat_template": None, "use_sharegpt_mapping": False}
+    if "response_only_loss" not in params.model_fields_set:
+        update["response_only_loss"] = False
+    return params.model_copy(update=update), (
+        f"data: {train_file}: column {params.text_column!r} holds plain text, so aitraining's default chat_template "
+        f"{params.chat_template!r} is not used" + (" (nor response-only loss)" if params.response_only_loss else "")
+        + "; the text trains as it is.",)
+
+
+def _read_rows(path: str, params: LLMTrainingParams) -> "Dataset":
+    try:
+        return read_data_file(path, params.text_column)
+    except Exception as exc:
+        raise DataError(f"{path}: cannot be read ({reason(exc)})") from exc
 
 
 def local_train_file(params: LLMTrainingParams):
@@ -144,17 +182,14 @@ def _read_checked(path: str, params: LLMTrainingParams) -> "Dataset":
         dataset = read_data_file(path, params.text_column)
     except Exception as exc:
         raise DataError(f"{path}: cannot be read as {kind} ({reason(exc)})") from exc
+    if params.auto_convert_dataset:
+        found, columns = detect(dataset.column_names, dataset[0] if len(dataset) else {}, params.trainer)
+        if found in ("alpaca", "qa", "messages", "sharegpt"):
+            dataset = convert(dataset, found, columns, params.conversation_extension, params.seed)
     columns = {name: getattr(params, name) for name in AUTOTRAIN_COLUMNS if getattr(params, name)}
     check_rows(dataset, params, path, columns)
     dataset = dataset.select_columns(list(columns.values()))
     return dataset.rename_columns({column: AUTOTRAIN_COLUMNS[field] for field, column in columns.items()})
-
-
-def reason(exc: BaseException) -> str:
-    """The reader's own words: the first line of the innermost error (datasets wraps the parser's in its own)."""
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
-    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no details'}"
 
 
 def _has_saved_dataset(path: str) -> bool:
@@ -164,7 +199,12 @@ def _has_saved_dataset(path: str) -> bool:
 # -- child side ------------------------------------------------------------------------------------------
 
 def load_split(params: LLMTrainingParams, split: str) -> "Dataset":
-    """One split, from prepared data, a local folder of files, or the Hub."""
+    """One split, from prepared data, a local folder of files, or the Hub; cut to aitraining's max_samples."""
+    dataset = _read_split(params, split)
+    return at_most(dataset, params.max_samples, split == params.train_split) if params.max_samples else dataset
+
+
+def _read_split(params: LLMTrainingParams, split: str) -> "Dataset":
     from datasets import load_dataset, load_from_disk
 
     if _has_saved_dataset(params.data_path):
@@ -214,6 +254,9 @@ def render_text(dataset: "Dataset", params: LLMTrainingParams, tokenizer) -> "Da
         raise DataError(f"{params.data_path}: no column {column!r}; columns are {', '.join(dataset.column_names)}")
     if not is_chat(params):
         first = dataset[0][column]
+        if isinstance(first, str) and looks_like_conversation(first):
+            raise DataError(f"column {column!r} holds conversations as JSON text ({first[:40]}...): set --chat-template "
+                            "tokenizer|chatml|... to render them, or give plain text")
         if not isinstance(first, str):
             raise DataError(f"column {column!r} holds {type(first).__name__} values (conversations?); set "
                             "--chat-template tokenizer|chatml|zephyr to render them, or give plain text")

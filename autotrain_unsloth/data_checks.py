@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from autotrain_unsloth.conversations import conversation, is_chat
+from autotrain_unsloth.conversations import conversation, is_chat, looks_like_conversation
 from autotrain_unsloth.data_files import DataError, data_format
 from autotrain_unsloth.json_text import parse_json
 
@@ -80,6 +80,10 @@ def check_rows(dataset: "Dataset", params, path: str, columns: dict[str, str]) -
             elif not isinstance(value, str):
                 raise DataError(f"{where} holds {type(value).__name__} {str(value)[:40]!r}, not text; quote it, or "
                                 "set --chat-template if the column holds conversations")
+            elif index == 0 and looks_like_conversation(value):
+                raise DataError(f"{where} holds a conversation as JSON text ({value[:40]}...), which would train as "
+                                "that literal text: set --chat-template (tokenizer, chatml, ...) to render it as a "
+                                "conversation, or give plain text")
         if blank:
             numbers = [row_name(path, index).split()[-1] for index in blank]
             what = ("has a user or assistant turn that is" if chat and field != "prompt_text_column" else "is")

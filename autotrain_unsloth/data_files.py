@@ -57,3 +57,10 @@ def read_data_file(path: str, text_column: str = "text") -> "Dataset":
 
 def accepted() -> str:
     return ", ".join(FORMATS)
+
+
+def reason(exc: BaseException) -> str:
+    """The reader's own words: the first line of the innermost error (datasets wraps the parser's in its own)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no details'}"

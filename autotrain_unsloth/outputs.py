@@ -39,7 +39,7 @@ def save_outputs(trainer, params: LLMTrainingParams, plan: Plan, tokenizer, thro
         from autotrain_unsloth.gguf_export import export
 
         source = merged if plan.peft and not params.merge_adapter else project
-        path = export(source, os.path.join(project, f"{params.project_name}-{params.export_gguf}.gguf"), params.export_gguf)
+        path = export(source, os.path.join(project, f"{params.project_basename}-{params.export_gguf}.gguf"), params.export_gguf)
         print(f"GGUF written: {path}", flush=True)
     write_run_summary(trainer, plan, project, throughput)  # last: its presence says the run finished
     print(f"Saved to {project}/", flush=True)
@@ -146,8 +146,8 @@ def write_model_card(params: LLMTrainingParams, plan: Plan, project: str, final_
                    "`model_path` ending in `/merged`." if plan.peft and not params.merge_adapter and
                    (params.merged_copy or params.export_gguf) else "")
     if params.export_gguf:
-        merged_note += (f"\n\nGGUF for llama.cpp and Ollama: `{params.project_name}-{params.export_gguf}.gguf` "
-                        f"(`llama-cli -m {params.project_name}-{params.export_gguf}.gguf`).")
+        merged_note += (f"\n\nGGUF for llama.cpp and Ollama: `{params.project_basename}-{params.export_gguf}.gguf` "
+                        f"(`llama-cli -m {params.project_basename}-{params.export_gguf}.gguf`).")
     lora = (f"r={params.lora_r}, alpha={params.lora_alpha}, targets {', '.join(plan.lora_target_modules or ())}"
             if plan.peft else "-")
     length = params.epochs if params.max_steps < 0 else f"{params.max_steps} steps"

@@ -13,50 +13,30 @@ list of settings.
 
 from __future__ import annotations
 
-import difflib
 import json
+import logging
 import os
 import re
 import typing
 from typing import Any, List, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from autotrain_unsloth import aitraining_settings, defaults
+from autotrain_unsloth.aitraining_fields import AitrainingFields
 from autotrain_unsloth.chat_templates import canonical
-from autotrain_unsloth.foreign_names import RENAMED_KEYS, is_aitraining_only
+from autotrain_unsloth.foreign_names import RENAMED_KEYS, unknown_keys
 from autotrain_unsloth.json_text import parse_json
 from autotrain_unsloth.settings_rules import contradictions, float_problem, unused_settings
 
 PROJECT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,95}")
-
-# The sections of `--help` and docs/params.md, each field in exactly one (tests/test_params.py checks).
-SECTIONS = {
-    "model": ("model", "project_name", "trainer", "full_finetuning", "unsloth", "use_flash_attention_2",
-              "use_liger_kernel"),
-    "data": ("data_path", "train_split", "valid_split", "text_column", "prompt_text_column", "rejected_text_column",
-             "chat_template", "use_sharegpt_mapping", "response_only_loss", "add_eos_token", "block_size",
-             "model_max_length", "padding", "packing"),
-    "training": ("lr", "epochs", "max_steps", "batch_size", "gradient_accumulation", "warmup_ratio", "optimizer",
-                 "scheduler", "weight_decay", "max_grad_norm", "seed", "mixed_precision", "disable_gradient_checkpointing",
-                 "auto_find_batch_size", "logging_steps", "eval_strategy", "save_total_limit", "log",
-                 "distributed_backend"),
-    "checkpoints": ("save_steps", "save_minutes", "resume_from_checkpoint", "overwrite_project"),
-    "LoRA": ("peft", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "merge_adapter", "merged_copy"),
-    "export": ("export_gguf",),
-    "quantization": ("quantization",),
-    "preference trainer (dpo, orpo, reward)": ("model_ref", "dpo_beta", "max_prompt_length", "max_completion_length"),
-    "hub": ("push_to_hub", "username", "token", "repo_id", "hub_private"),
-    "automatic": ("auto_gradient_checkpointing", "auto_optimizer", "auto_packed_attention", "optimizer_state_offload",
-                  "auto_micro_batch"),
-}
-
 
 
 class SettingsFileError(ValueError):
     """A training_params.json that cannot be read as settings; the message names the file and the fix."""
 
 
-class LLMTrainingParams(BaseModel):
+class LLMTrainingParams(AitrainingFields):
     """Settings of one LLM fine-tuning job (AutoTrain's `LLMTrainingParams`, plus Unsloth's choices)."""
 
     # hide_input_in_errors: a validation error never repeats the input, which may hold the token.
@@ -64,8 +44,8 @@ class LLMTrainingParams(BaseModel):
 
     # core
     model: str = Field("gpt2", description="Model to fine-tune: a Hub id or a local folder")
-    project_name: str = Field("project-name", description="Output folder (relative to the working directory) and Hub "
-                              "repo name: letters, digits, '-', '_', '.'")
+    project_name: str = Field("project-name", description="Output folder, relative to the working directory or "
+                              "absolute; its last part (letters, digits, '-', '_', '.') names the Hub repo")
     # data
     data_path: str = Field("data", description="A data file (.csv, .jsonl, .json, .parquet, .txt), a folder holding "
                            "{train_split}.<one of those>, or a Hub dataset id")
@@ -150,7 +130,8 @@ class LLMTrainingParams(BaseModel):
     overwrite_project: bool = Field(False, description="Replace a finished run in the project folder (otherwise the "
         "run stops rather than overwrite it)")
     response_only_loss: bool = Field(False, description="sft on conversations: compute the loss on the assistant's "
-        "turns only (the prompt tokens get label -100); aitraining's name, off as in AutoTrain")
+        "turns only (the prompt tokens get label -100); aitraining's name; off in AutoTrain's defaults, on for sft "
+        "chat data in aitraining's")
     auto_gradient_checkpointing: bool = Field(True, description="Turn gradient checkpointing off when the memory "
         "estimate says training fits without it (faster); false: AutoTrain's rule, on unless "
         "disable_gradient_checkpointing")
@@ -170,17 +151,29 @@ class LLMTrainingParams(BaseModel):
     auto_optimizer: bool = Field(True, description="Full fine-tuning on a GPU: run optimizer adamw_8bit as torchao's "
         "compiled AdamW8bit (the same block-wise 8-bit AdamW, faster than bitsandbytes' kernel); false: bitsandbytes")
 
+    _notes: tuple = PrivateAttr(default=())  # what was given but is not used (shown in the plan)
+
+    def __init__(self, **data: Any) -> None:
+        # As AutoTrain: an unknown key is dropped with a warning (files and YAML are checked strictly: unknown_keys).
+        notes = [*aitraining_settings.triage(data)[2], *unknown_keys(data, type(self).model_fields)]
+        super().__init__(**data)
+        self._notes = tuple(notes)
+        for note in notes:
+            logging.getLogger("autotrain_unsloth").warning(note)
+
     # -- input normalisation -------------------------------------------------------------------------
 
     @model_validator(mode="before")
     @classmethod
-    def _reject_unknown_keys(cls, data: Any) -> Any:
+    def _foreign_keys(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        unknown = [key for key in data if key not in cls.model_fields]
-        if unknown:
-            raise ValueError("; ".join(_unknown_key_message(key, cls.model_fields) for key in unknown))
-        return data
+        data, errors, _ = aitraining_settings.triage(data)
+        errors += [f"unknown setting {key!r}: AutoTrain renamed it to {RENAMED_KEYS[key]!r}" for key in data
+                   if key in RENAMED_KEYS]
+        if errors:
+            raise ValueError("; ".join(errors))
+        return {key: value for key, value in data.items() if key in cls.model_fields}
 
     @field_validator("valid_split", "padding", "mixed_precision", "chat_template", "quantization",
                      "target_modules", "model_ref", "max_completion_length", "prompt_text_column",
@@ -220,13 +213,12 @@ class LLMTrainingParams(BaseModel):
     @field_validator("project_name")
     @classmethod
     def _project_name_rule(cls, value: str) -> str:
-        # The name is a folder in the working directory and a Hub repo name: what both allow.
-        if not PROJECT_NAME.fullmatch(value):
-            raise ValueError(
-                f"project_name {value!r} must be letters, digits, '-', '_' and '.', not starting with '.', at most "
-                "96 characters (no '/'); it names a folder in the working directory and the Hub repo"
-            )
-        return value
+        # A folder (a path, absolute or relative to the working directory, as aitraining accepts); its last part is
+        # also the Hub repo name, so it takes what both allow.
+        if not PROJECT_NAME.fullmatch(os.path.basename(value.rstrip("/"))):
+            raise ValueError(f"project_name {value!r}: its last part must be letters, digits, '-', '_' and '.', not "
+                             "starting with '.', at most 96 characters; it names the output folder and the Hub repo")
+        return value.rstrip("/")
 
     @field_validator("block_size")
     @classmethod
@@ -242,6 +234,7 @@ class LLMTrainingParams(BaseModel):
 
     @model_validator(mode="after")
     def _contradictions(self) -> "LLMTrainingParams":
+        defaults.apply(self)  # aitraining's defaults for what was not given (defaults="aitraining"), then the rules
         problems = contradictions(self)
         if problems:
             raise ValueError("\n  - " + "\n  - ".join(problems))
@@ -249,7 +242,7 @@ class LLMTrainingParams(BaseModel):
 
     def setting_warnings(self) -> list[str]:
         """Settings that were given but will not be used, each with the reason. Shown in the plan."""
-        return unused_settings(self)
+        return [*self._notes, *unused_settings(self)]
 
     # -- persistence ---------------------------------------------------------------------------------
 
@@ -269,18 +262,29 @@ class LLMTrainingParams(BaseModel):
 
     @classmethod
     def load(cls, path: str) -> "LLMTrainingParams":
-        """Read a training_params.json (ours or stock AutoTrain's).
-
-        Values equal to their default are treated as not given, so that `setting_warnings` speaks only of
-        what the user set.
-        """
+        """Read a training_params.json (ours, stock AutoTrain's or aitraining's). Values equal to their default
+        (the file's tool's) are treated as not given, so that `setting_warnings` speaks only of what the user set."""
         with open(path) as f:
             data = parse_json(f.read(), path, "write the settings as one JSON object, or create them with aitraining",
                               SettingsFileError)
         if not isinstance(data, dict):
             raise SettingsFileError(f"{path}: expected a JSON object of settings")
-        defaults = {name: field.default for name, field in cls.model_fields.items()}
-        return cls(**{key: value for key, value in data.items() if key not in defaults or value != defaults[key]})
+        return cls.from_settings(data, path, SettingsFileError)
+
+    @classmethod
+    def from_settings(cls, data: dict, source: str = "settings", error: type[Exception] = ValueError) -> "LLMTrainingParams":
+        """Settings as a tool saved them (all of them, most at defaults): an unknown key is an error here."""
+        unknown = unknown_keys(data, cls.model_fields)
+        if unknown:
+            raise error(f"{source}: {'; '.join(unknown).replace(' not used', '')}")
+        if "defaults" not in data and any(aitraining_settings.is_aitraining_only(key) for key in data):
+            data = {**data, "defaults": "aitraining"}  # written by aitraining
+        return cls(**{key: value for key, value in data.items()
+                      if key == "defaults" or key not in cls.model_fields or not defaults.is_default(cls, key, value, data)})
+
+    @property
+    def project_basename(self) -> str:
+        return os.path.basename(self.project_name)  # the Hub repo's name and the GGUF file's
 
     @property
     def block_size_int(self) -> int:
@@ -288,13 +292,3 @@ class LLMTrainingParams(BaseModel):
 
     def __str__(self) -> str:
         return f"LLMTrainingParams({', '.join(f'{k}={v!r}' for k, v in self.public_dict().items())})"
-
-
-def _unknown_key_message(key: str, fields: dict) -> str:
-    if is_aitraining_only(key):
-        return f"{key} is an aitraining setting that this backend does not support"
-    if key in RENAMED_KEYS:
-        return f"unknown setting {key!r}: AutoTrain renamed it to {RENAMED_KEYS[key]!r}"
-    close = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else "; see `aitraining llm --help` for the settings"
-    return f"unknown setting {key!r}{hint}"

@@ -19,9 +19,11 @@ import threading
 from dataclasses import dataclass
 
 from autotrain_unsloth.data import check_data_path, prepare_local_data, settle_text_column
+from autotrain_unsloth.dataset_formats import max_samples_note
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan, PlanError, make_plan, probe
 from autotrain_unsloth.project_lock import HELD_BY_PARENT, clear_folder, holding
+from autotrain_unsloth.tokenizer_template import settle_tokenizer_template
 
 LOCAL_BACKENDS = ("local", "local-cli")
 
@@ -52,6 +54,8 @@ class AutoTrainProject:
         """The settings with the data's text column settled, and their plan; raises before anything is written."""
         check_data_path(self.params)
         params, notes = settle_text_column(self.params)
+        params, fallback = settle_tokenizer_template(params)
+        notes += fallback + max_samples_note(params)
         return params, make_plan(params, dataclasses.replace(probe(params), data_notes=notes))
 
     def plan(self) -> Plan:
@@ -63,15 +67,24 @@ class AutoTrainProject:
     def create(self) -> int:
         params, plan = self._first_plan()
         with holding(params.project_name):  # one run at a time in a project folder, from its first write to the end
-            if params.overwrite_project and plan.probed_environment().project_finished:
-                clear_folder(params.project_name)  # the plan said so (rules.resume); nothing of this run is written yet
-            if self.process:
-                params = prepare_local_data(params)
-                plan = make_plan(params, plan.probed_environment())
-            print(plan.render(), flush=True)
-            params.save(params.project_name)
-            plan.save(params.project_name)
+            params, plan = self._prepare(params, plan)
             return run_job(params, plan, token=self.params.token)
+
+    def prepare(self) -> tuple[LLMTrainingParams, Plan]:
+        """Everything create() does before launching the job, for a caller that holds the project folder itself
+        (the job, in_process.train): plan, prepare the data, show and save both."""
+        return self._prepare(*self._first_plan())
+
+    def _prepare(self, params: LLMTrainingParams, plan: Plan) -> tuple[LLMTrainingParams, Plan]:
+        if params.overwrite_project and plan.probed_environment().project_finished:
+            clear_folder(params.project_name)  # the plan said so (rules.resume); nothing of this run is written yet
+        if self.process:
+            params = prepare_local_data(params)
+            plan = make_plan(params, plan.probed_environment())
+        print(plan.render(), flush=True)
+        params.save(params.project_name)
+        plan.save(params.project_name)
+        return params, plan
 
 
 def launch_command(params: LLMTrainingParams, plan: Plan) -> list[str]:

@@ -24,7 +24,7 @@ class UploadFailed(RuntimeError):
 
 
 def repo_name(params: LLMTrainingParams) -> str:
-    return params.repo_id or f"{params.username}/{params.project_name}"
+    return params.repo_id or f"{params.username}/{params.project_basename}"
 
 
 def hub_token(params: LLMTrainingParams):

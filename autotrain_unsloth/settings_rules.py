@@ -18,7 +18,7 @@ FLOAT_RANGES = {
 }
 LORA_FIELDS = ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "merge_adapter", "merged_copy")
 # Which trainers read each preference setting.
-PREFERENCE_USERS = {"model_ref": ("dpo",), "dpo_beta": ("dpo",), "max_prompt_length": ("dpo", "orpo"),
+PREFERENCE_USERS = {"model_ref": ("dpo",), "dpo_beta": ("dpo", "orpo"), "max_prompt_length": ("dpo", "orpo"),
                     "max_completion_length": ("dpo", "orpo"), "prompt_text_column": ("dpo", "orpo"),
                     "rejected_text_column": ("dpo", "orpo", "reward")}
 
@@ -61,6 +61,11 @@ def contradictions(p) -> list[str]:
                         "in YAML.")
     if not 0 <= p.seed < 2**32:
         problems.append(f"seed={p.seed}: the random seed must be between 0 and {2**32 - 1} (numpy's range).")
+    if p.save_strategy == "steps" and p.save_steps < 1:
+        problems.append("save_strategy='steps' needs save_steps of 1 or more (--save-steps 500 is aitraining's default).")
+    if p.conversation_extension > 1 and not p.auto_convert_dataset:
+        problems.append(f"conversation_extension={p.conversation_extension} joins examples that auto_convert_dataset "
+                        "converted: add --auto-convert-dataset.")
     if p.max_steps == 0 or p.max_steps < -1:
         problems.append(f"max_steps={p.max_steps}: give a positive number of steps, or -1 to train for epochs.")
     return problems

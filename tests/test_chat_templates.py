@@ -15,7 +15,8 @@ CONVERSATION = [{"role": "system", "content": "Be brief."}, {"role": "user", "co
 MARKERS = {"chatml": "<|im_start|>assistant\nParis.<|im_end|>", "qwen-2.5": "<|im_start|>user\nCapital of France?<|im_end|>",
            "zephyr": "<|assistant|>\nParis.</s>", "llama-3": "<|start_header_id|>assistant<|end_header_id|>\n\nParis.<|eot_id|>",
            "gemma": "<start_of_turn>model\nParis.<end_of_turn>", "mistral": "[INST] Capital of France? [/INST] Paris.</s>",
-           "phi-3": "<|assistant|>\nParis.<|end|>", "alpaca": "### Response:\nParis.</s>", "vicuna": "ASSISTANT: Paris.</s>"}
+           "phi-3": "<|assistant|>\nParis.<|end|>", "alpaca": "### Response:\nParis.</s>", "vicuna": "ASSISTANT: Paris.</s>",
+           "llama-2": "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nCapital of France? [/INST] Paris. </s>"}
 
 
 @pytest.mark.parametrize("name", list(TEMPLATES) + list(ALIASES))
@@ -39,6 +40,19 @@ def test_aitraining_and_unsloth_spellings_are_accepted():
     assert LLMTrainingParams(chat_template="llama3").chat_template == "llama-3"
     assert LLMTrainingParams(chat_template="Gemma3").chat_template == "gemma"
     assert LLMTrainingParams(chat_template="none").chat_template is None
+
+
+def test_aitraining_llama_is_llama_2_chat_with_a_bos_before_each_later_turn(models):
+    """aitraining's (and Unsloth's) `llama` template: Llama 2 chat; the tokenizer adds the first BOS, the template
+    the ones that open later turns, as Llama 2 was trained."""
+    params = LLMTrainingParams(model=models["llama"], chat_template="llama")
+    assert params.chat_template == "llama-2"
+    tokenizer = load_tokenizer(params, 256)
+    text = tokenizer.apply_chat_template(CONVERSATION + [{"role": "user", "content": "And Spain?"},
+                                                         {"role": "assistant", "content": "Madrid."}], tokenize=False)
+    assert text.endswith(f"Paris. </s>{tokenizer.bos_token}[INST] And Spain? [/INST] Madrid. </s>"), text
+    adds_bos = tokenizer("x")["input_ids"][:1] == [tokenizer.bos_token_id]
+    assert tokenizer(text)["input_ids"].count(tokenizer.bos_token_id) == 1 + int(adds_bos)
 
 
 def test_an_unknown_template_lists_the_known_names():

@@ -60,7 +60,7 @@ def test_unknown_flag_exits_nonzero_and_suggests():
 
 
 def test_invalid_value_names_the_field():
-    result = aitraining("llm", "--train", "--project-name", "bad/name")
+    result = aitraining("llm", "--train", "--project-name", "runs/bad name")
     assert result.returncode == 2
     assert "project_name" in result.stderr and "letters, digits, '-', '_' and '.'" in result.stderr
 

@@ -40,12 +40,16 @@ def test_added_fields():
     assert params.full_finetuning is False and params.use_sharegpt_mapping is False and params.max_steps == -1
 
 
-def test_unknown_key_names_the_key_and_the_closest_field():
+def test_unknown_key_warns_as_autotrain_does_and_a_renamed_one_is_refused(caplog):
+    """AutoTrain drops an unknown key with a warning; here the warning names the closest field and stays in the
+    plan. An old AutoTrain name would train something else silently: refused with today's name."""
+    params = LLMTrainingParams(lora_rank=8)
+    assert "unknown setting 'lora_rank' not used; did you mean 'lora_r'?" in caplog.text
+    assert "unknown setting 'lora_rank' not used; did you mean 'lora_r'?" in params.setting_warnings()
+    assert "lora_rank" not in params.public_dict()
     with pytest.raises(ValidationError) as error:
-        LLMTrainingParams(lora_rank=8, learning_rate=1e-4)
-    message = str(error.value)
-    assert "unknown setting 'lora_rank'; did you mean 'lora_r'?" in message
-    assert "'learning_rate': AutoTrain renamed it to 'lr'" in message
+        LLMTrainingParams(learning_rate=1e-4)
+    assert "'learning_rate': AutoTrain renamed it to 'lr'" in str(error.value)
 
 
 def test_contradictions_are_all_reported_at_once():
@@ -68,7 +72,14 @@ def test_project_name_takes_what_a_folder_and_a_hub_repo_take(name):
     assert LLMTrainingParams(project_name=name).project_name == name  # aitraining's CLI page uses my_llm_project
 
 
-@pytest.mark.parametrize("name", ["runs/one", "a" * 97, "../up", ".hidden", "a b", "x\\y"])
+@pytest.mark.parametrize("name", ["runs/one", "/tmp/trainings/my_run", "../up/run-2"])
+def test_project_name_may_be_a_path_as_in_aitraining(name):
+    """aitraining accepts a path (it validates the last part only); the last part names the Hub repo."""
+    params = LLMTrainingParams(project_name=name + "/")
+    assert params.project_name == name and params.project_basename == name.rsplit("/", 1)[-1]
+
+
+@pytest.mark.parametrize("name", ["a" * 97, "runs/" + "a" * 97, ".hidden", "runs/.hidden", "a b", "x\\y", "/"])
 def test_project_name_follows_autotrain_rule(name):
     with pytest.raises(ValidationError, match="project_name"):
         LLMTrainingParams(project_name=name)
@@ -110,7 +121,7 @@ def test_load_reads_a_stock_file_and_treats_defaults_as_unset(tmp_path):
 
 
 def test_every_setting_is_in_exactly_one_help_section():
-    from autotrain_unsloth.params import SECTIONS
+    from autotrain_unsloth.param_sections import SECTIONS
 
     placed = [name for names in SECTIONS.values() for name in names]
     assert sorted(placed) == sorted(LLMTrainingParams.model_fields)

@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import json
 
+from autotrain_unsloth import defaults
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import fit, rules, speed
 from autotrain_unsloth.plan.types import Asked, Choice, Environment, Plan, PlanError
@@ -42,6 +43,7 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
     take(rules.gguf_export(params, env, method))
     resume_from = take(rules.resume(params, env))
     device, processes = take(rules.devices(params, env, backend, method))
+    choices.append(Choice(None, (defaults.describe(params),), ()))
 
     errors = [error for choice in choices for error in choice.errors]
     if errors:

@@ -4,6 +4,7 @@ reasons, warnings and errors); decide.py runs them in order. The speed rules are
 
 from __future__ import annotations
 
+from autotrain_unsloth.checkpoints import schedule
 from autotrain_unsloth.plan.architectures import UNSLOTH_ARCHITECTURES, architecture
 from autotrain_unsloth.plan.types import Choice, chose
 
@@ -147,14 +148,21 @@ def sequence_length(params, env) -> Choice:
 
 
 def save_policy(params) -> Choice:
-    """value: (eval_strategy, save_strategy). The Trainer's own checkpoints follow evaluation, as in AutoTrain; the
-    scheduled ones (checkpoint_schedule) come on top, whatever the split."""
+    """value: (eval_strategy, save_strategy). The Trainer's own checkpoints follow evaluation, as in AutoTrain, or
+    aitraining's save_strategy "epoch" when given; the scheduled ones (checkpoint_schedule) come on top."""
+    evaluate = params.eval_strategy if params.valid_split is not None else "no"
+    if params.save_strategy is not None:
+        save = "epoch" if params.save_strategy == "epoch" else "no"  # "steps": on the schedule (checkpoint_schedule)
+        return chose((evaluate, save), f"evaluation {evaluate if evaluate != 'no' else 'off'}; save_strategy="
+                     f"{params.save_strategy!r} (aitraining's): " + {"epoch": "a checkpoint at the end of every epoch",
+                                                                   "steps": "checkpoints every save_steps",
+                                                                   "no": "no checkpoints but on a stop signal"}[
+                                                                       params.save_strategy])
     if params.valid_split is None:
         return chose(("no", "no"), "evaluation off: no valid_split (checkpoints on the schedule below)",
                      warning=("eval_strategy not used: there is no valid_split to evaluate on."
                               if "eval_strategy" in params.model_fields_set else None))
-    strategy = params.eval_strategy
-    return chose((strategy, strategy), f"evaluation and a checkpoint every {strategy}: valid_split {params.valid_split!r}")
+    return chose((evaluate, evaluate), f"evaluation and a checkpoint every {evaluate}: valid_split {params.valid_split!r}")
 
 
 def resume(params, env) -> Choice:
@@ -189,7 +197,7 @@ def resume(params, env) -> Choice:
 def publish(params, env) -> Choice:
     if not params.push_to_hub:
         return chose(None)
-    repo = params.repo_id or f"{params.username}/{params.project_name}"
+    repo = params.repo_id or f"{params.username}/{params.project_basename}"
     if not env.hub_token_found:
         return chose(None, error=f"push_to_hub=True: no Hub token (--token, HF_TOKEN, or `hf auth login`) to create "
                                  f"{repo} with")
@@ -215,12 +223,12 @@ def gguf_export(params, env, method) -> Choice:
         return chose(None, error=f"export_gguf={kind!r}: " + "; ".join(blockers))
     source = ("the trained weights" if method == "full" else "the merged model" if params.merge_adapter
               else "the adapter merged into the 16-bit base, kept in merged/")
-    return chose(None, f"GGUF: {params.project_name}/{params.project_name}-{kind}.gguf from {source}")
+    return chose(None, f"GGUF: {params.project_name}/{params.project_basename}-{kind}.gguf from {source}")
 
 
 def checkpoint_schedule(params) -> Choice:
-    every = [f"every {params.save_steps} steps" if params.save_steps else "",
-             f"every {params.save_minutes:g} minutes" if params.save_minutes else ""]
+    save_steps, save_minutes = schedule(params)
+    every = [f"every {save_steps} steps" if save_steps else "", f"every {save_minutes:g} minutes" if save_minutes else ""]
     shown = " and ".join(part for part in every if part) or "never on a schedule (save_steps 0, save_minutes 0)"
     return chose(None, f"checkpoints: {shown}, and on SIGTERM or Ctrl-C; the newest {params.save_total_limit} kept")
 

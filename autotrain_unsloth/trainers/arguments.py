@@ -24,7 +24,7 @@ def training_arguments(params: LLMTrainingParams, plan: Plan, rows: int) -> dict
         max_steps=params.max_steps,
         eval_strategy=plan.eval_strategy,
         save_strategy=plan.save_strategy,
-        load_best_model_at_end=plan.eval_strategy != "no",
+        load_best_model_at_end=plan.eval_strategy != "no" and plan.eval_strategy == plan.save_strategy,
         save_total_limit=params.save_total_limit,
         logging_steps=logging_steps(params, rows),
         logging_first_step=True,

@@ -33,9 +33,9 @@ def chat_model(models, tmp_path):
     return str(folder)
 
 
-def trained(folder) -> bool:
+def trained(folder, saved: str = "adapter_model.safetensors") -> bool:
     plan = json.loads((folder / "plan.json").read_text())
-    return plan["verified"]["matches_plan"] and len(losses(folder)) == 4 and (folder / "adapter_model.safetensors").exists()
+    return plan["verified"]["matches_plan"] and len(losses(folder)) == 4 and (folder / saved).exists()
 
 
 def test_sharegpt_json_array_file_with_the_tokenizer_template(in_tmp, chat_model):
@@ -83,12 +83,14 @@ params.model_copy(update={{"project_name": "child-run"}}).save("child-run")
 """
     result = subprocess.run([sys.executable, "-c", code], cwd=in_tmp, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert trained(in_tmp / "my_llm_project")
+    # The shared import path has aitraining's defaults, as that example documents: the adapter is merged.
+    assert trained(in_tmp / "my_llm_project", saved="model.safetensors")
+    assert not (in_tmp / "my_llm_project" / "adapter_model.safetensors").exists()
     # The job as stock AutoTrain launches it, from a training_params.json alone.
     child = subprocess.run([sys.executable, "-m", "autotrain.trainers.clm", "--training_config",
                             "child-run/training_params.json"], cwd=in_tmp, capture_output=True, text=True, timeout=600)
     assert child.returncode == 0, child.stderr[-3000:]
-    assert trained(in_tmp / "child-run")
+    assert trained(in_tmp / "child-run", saved="model.safetensors")
 
 
 def test_autotrain_command_runs_a_shipped_style_config_and_dry_runs_it(in_tmp, models, data_dir):
@@ -148,11 +150,16 @@ def test_settings_this_backend_lacks_are_named(flags, message):
 
 def test_aitraining_yaml_settings_are_named_too(in_tmp):
     (in_tmp / "x.yml").write_text("task: llm-sft\nbase_model: m\nproject_name: p\nbackend: local\ndata: {path: d}\n"
-                                  "params: {use_vllm: true, save_strategy: steps}\n")
+                                  "params: {use_vllm: true, save_strategy: steps, lora_rnk: 8}\n")
     result = aitraining("--config", "x.yml", cwd=in_tmp)
     assert result.returncode != 0
-    assert "use_vllm is an aitraining setting that this backend does not support" in result.stderr
-    assert "save_strategy is an aitraining setting" in result.stderr
+    assert "unknown setting 'lora_rnk'; did you mean 'lora_r'?" in result.stderr  # a file's typo: an error
+    (in_tmp / "x.yml").write_text("task: llm-sft\nbase_model: m\nproject_name: p\nbackend: local\ndata: {path: d}\n"
+                                  "params: {use_vllm: true, save_strategy: steps, use_sweep: false}\n")
+    result = aitraining("--config", "x.yml", cwd=in_tmp)
+    assert result.returncode != 0
+    assert "use_vllm=True is an aitraining setting that this backend does not support" in result.stderr
+    assert "save_strategy" not in result.stderr and "use_sweep" not in result.stderr  # implemented; at its default
 
 
 def test_a_conversations_column_is_found_and_the_dry_run_says_so(in_tmp, chat_model):

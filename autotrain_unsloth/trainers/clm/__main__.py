@@ -30,18 +30,23 @@ from autotrain_unsloth.trainers.divergence import Diverged
 from autotrain_unsloth.verify import PlanMismatch
 
 
-def job_plan(params: LLMTrainingParams) -> Plan:
+def job_plan(params: LLMTrainingParams) -> tuple[LLMTrainingParams, Plan]:
     path = os.path.join(params.project_name, "plan.json")
     if os.path.isfile(path):
         plan = Plan.load(path)
         if plan.params_fingerprint == params_fingerprint(params):
             say(f"Following {path}: {plan.backend} backend, {plan.method}, {plan.trainer} trainer.")
-            return plan
+            return params, plan
         say(f"{path} was made for other settings; planning again.")
+    if world_size() == 1:
+        # A settings file alone (written by AutoTrain, aitraining or a script): prepare the data as create() does.
+        from autotrain_unsloth.project import AutoTrainProject
+
+        return AutoTrainProject(params=params, backend="local", process=True).prepare()
     plan = make_plan(params)
     say(plan.render())
     plan.save(params.project_name)
-    return plan
+    return params, plan
 
 
 def restart_with(params: LLMTrainingParams, plan: Plan, found: dict, message: str, training_config: str) -> None:
@@ -51,7 +56,8 @@ def restart_with(params: LLMTrainingParams, plan: Plan, found: dict, message: st
     print(message, flush=True)
     print(replanned.render(), flush=True)
     replanned.save(params.project_name)
-    os.execv(sys.executable, [sys.executable, "-m", "autotrain_unsloth.trainers.clm", "--training_config", training_config])
+    os.execv(sys.executable, [sys.executable, "-m", "autotrain_unsloth.trainers.clm", "--training_config",
+                              os.path.join(params.project_name, "training_params.json")])
 
 
 def checkpointing_turned_off_automatically(params: LLMTrainingParams, plan: Plan) -> bool:
@@ -104,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         params = LLMTrainingParams.load(args.training_config)
         with holding_unless_parent_does(params.project_name, is_main()):
-            plan = job_plan(params)
+            params, plan = job_plan(params)
             if plan.backend == "unsloth":
                 from autotrain_unsloth.backends import unsloth as backend
 

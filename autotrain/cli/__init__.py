@@ -1,0 +1,1 @@
+"""AutoTrain's and aitraining's command-line package: `python -m autotrain.cli.autotrain`."""
