@@ -53,12 +53,12 @@ def test_configs_without_a_decoder_shape_give_none():
 
 
 def estimate(name, method, checkpointing, tokens=4096, dropout=False, backend="unsloth", state_offload=False,
-             fused_loss=False):
+             fused_loss=False, accumulation=1):
     shape = ModelShape.from_config({"model_type": "llama", **SHAPES[name]})
     return training_peak_gib(shape, method=method, weights_dtype="bf16", compute_dtype="bf16", tokens=tokens,
                              optimizer="adamw_8bit", lora_rank=16, lora_targets=PROJECTIONS, lora_dropout=dropout,
                              checkpointing=checkpointing, backend=backend, state_offload=state_offload,
-                             fused_loss=fused_loss)
+                             fused_loss=fused_loss, accumulation=accumulation)
 
 
 def test_parts_add_up_and_move_the_right_way():
@@ -103,7 +103,8 @@ def test_estimate_is_close_to_the_measured_peaks():
                              tokens=r["batch_size"] * r["seq_len"], backend=r.get("backend", "unsloth"),
                              state_offload=bool(r.get("optimizer_state_offload")),
                              # the liger-on file's records predate the record's key
-                             fused_loss=bool(r.get("liger")) or "liger-on" in source)
+                             fused_loss=bool(r.get("liger")) or "liger-on" in source,
+                             accumulation=r.get("gradient_accumulation", 1))
         ratio = predicted["total"] / r["peak_gib"]
         low, high = (0.85, 1.15) if (r["model"], r["method"]) in CLOSE_CELLS else (0.85, 1.4)
         assert low <= ratio <= high, (source, r["model"], r["method"], r["path"], predicted["total"], r["peak_gib"])
