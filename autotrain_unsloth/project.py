@@ -20,6 +20,7 @@ import threading
 from dataclasses import dataclass
 
 from autotrain_unsloth.data import check_data_path, prepare_local_data, settle_text_column
+from autotrain_unsloth.data_counts import count_training_data
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan, PlanError, make_plan, probe
 
@@ -67,6 +68,9 @@ class AutoTrainProject:
         if self.process:
             params = prepare_local_data(params)
             plan = make_plan(params, plan.probed_environment())
+            # The step schedule needs the data as the job will see it: counted now, then planned again.
+            counts = count_training_data(params, plan)
+            plan = make_plan(params, dataclasses.replace(plan.probed_environment(), data_counts=counts))
         print(plan.render(), flush=True)
         params.save(params.project_name)
         plan.save(params.project_name)
@@ -84,7 +88,8 @@ def launch_command(params: LLMTrainingParams, plan: Plan) -> list[str]:
         command += ["--use_deepspeed", "--zero_stage", "3", "--offload_optimizer_device", "none",
                     "--offload_param_device", "none", "--zero3_save_16bit_model", "true", "--zero3_init_flag", "true",
                     "--deepspeed_multinode_launcher", "standard", "--gradient_accumulation_steps",
-                    str(params.gradient_accumulation), "--num_processes", str(plan.num_processes)]
+                    str(plan.gradient_accumulation or params.gradient_accumulation), "--num_processes",
+                    str(plan.num_processes)]
     else:
         command += ["--multi_gpu", "--num_machines", "1", "--num_processes", str(plan.num_processes)]
     # The Trainer sets autocast from the plan, and accelerate must not add its own on top; DeepSpeed takes the

@@ -8,7 +8,7 @@ import hashlib
 import json
 
 from autotrain_unsloth.params import LLMTrainingParams
-from autotrain_unsloth.plan import rules, speed
+from autotrain_unsloth.plan import rules, schedule, speed
 from autotrain_unsloth.plan.types import Asked, Choice, Environment, Plan, PlanError
 
 
@@ -43,6 +43,7 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
     take(rules.gguf_export(params, env, method))
     resume_from = take(rules.resume(params, env))
     device, processes = take(rules.devices(params, env, backend, method))
+    batch_size, accumulation, steps = take(schedule.schedule(params, env, sequence, packing, processes))
 
     errors = [error for choice in choices for error in choice.errors]
     if errors:
@@ -56,5 +57,5 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
         warnings=tuple(warning for choice in choices for warning in choice.warnings),
         params_fingerprint=params_fingerprint(params), memory_estimate_gib=memory_estimate,
         packed_attention=packed_attention, new_tokens=new_tokens, liger=liger, resume_from=resume_from,
-        environment=dataclasses.asdict(env),
+        environment=dataclasses.asdict(env), batch_size=batch_size, gradient_accumulation=accumulation, steps=steps,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from autotrain_unsloth.plan.schedule import counts_shown
+
 METHOD_SHOWN = {"full": "full fine-tuning (all weights)", "lora": "LoRA r={r} (16-bit base)",
                 "qlora-4bit": "QLoRA r={r} (4-bit base)", "lora-8bit": "LoRA r={r} (8-bit base)"}
 
@@ -30,6 +32,11 @@ def render(plan) -> str:
             f", added tokens trained: {plan.new_tokens}" if plan.new_tokens else "")
          + (", loss on the assistant's turns only" if a.response_only_loss else "")),
         ("optimizer", a.optimizer, plan.optimizer),
+        ("batch x accumulation", f"{a.batch_size} x {a.gradient_accumulation}",
+         f"{plan.batch_size or a.batch_size} x {plan.gradient_accumulation or a.gradient_accumulation}"),
+        ("data", "", counts_shown(plan.steps)),
+        ("optimizer steps", "", f"{plan.steps['steps_per_epoch']} an epoch, {plan.steps['steps']} in all, "
+         f"{plan.steps['warmup_steps']} warm-up" if plan.steps else "-"),
         ("eval / save", "", f"{plan.eval_strategy} / {plan.save_strategy}"),
         ("resume", a.resume_from_checkpoint or "none", plan.resume_from or "- (step 0)"),
         ("device", a.distributed_backend or "", f"{plan.device} x{max(plan.num_processes, 1)}{gpu}"

@@ -48,10 +48,14 @@ class Environment:
     deepspeed_installed: bool = False
     checkpoint: Optional[dict] = None  # probe.resume_candidate: the checkpoint to resume from, if any
     gguf_installed: bool = False
+    gguf_pre_tokenizer: Optional[str] = None  # export_gguf: llama.cpp's name for the tokenizer's pre-tokenizer
+    gguf_tokenizer_refused: Optional[str] = None  # export_gguf: why llama.cpp would split the text differently
     liger_installed: bool = False
     hub_token_found: bool = False  # push_to_hub: a token in the settings, HF_TOKEN or the login cache
     project_finished: bool = False  # the project folder holds a finished run (run_summary.json)
     data_notes: tuple[str, ...] = ()  # what data preparation decided about the columns (shown as warnings)
+    # the training split as the job will see it (data_counts.py): rows, tokens, sequences, for a sequence length
+    data_counts: Optional[dict] = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,8 @@ class Asked:
     use_liger_kernel: Optional[bool]
     block_size: int
     distributed_backend: Optional[str]
+    batch_size: int = 2
+    gradient_accumulation: int = 4
 
     @classmethod
     def of(cls, params) -> "Asked":
@@ -117,6 +123,9 @@ class Plan:
     resume_from: Optional[str] = None  # the checkpoint folder training resumes from; None: step 0
     environment: dict = field(default_factory=dict)
     verified: Optional[dict] = None  # filled in by the job after the model has loaded
+    batch_size: Optional[int] = None  # per device, as asked or chosen for the data (schedule.py); None: as asked
+    gradient_accumulation: Optional[int] = None
+    steps: Optional[dict] = None  # the data's counts and the optimizer steps they make; None: not counted
 
     @property
     def quantization(self) -> Optional[str]:
