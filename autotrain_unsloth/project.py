@@ -69,7 +69,7 @@ class AutoTrainProject:
             params = prepare_local_data(params)
             plan = make_plan(params, plan.probed_environment())
             # The step schedule needs the data as the job will see it: counted now, then planned again.
-            counts = count_training_data(params, plan)
+            counts = {**count_training_data(params, plan), "data_path": self.params.data_path}
             plan = make_plan(params, dataclasses.replace(plan.probed_environment(), data_counts=counts))
         print(plan.render(), flush=True)
         params.save(params.project_name)

@@ -55,3 +55,43 @@ def save_smollm2(gguf_path: str, folder: str) -> str:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+# A small task SmolLM2 cannot know: a made-up colour for each number, by its parity. Held-out numbers are never
+# trained on, so getting them right means the rule was learned (exact match, and the answer must end there).
+SYSTEM = "Answer with one word."
+
+
+def colour(number: int) -> str:
+    return "blue" if number % 2 == 0 else "green"
+
+
+def colour_rows(numbers) -> list[dict]:
+    return [{"messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"Colour of {n}?"},
+                          {"role": "assistant", "content": colour(n)}]} for n in numbers]
+
+
+def split_numbers(train: int, held_out: int, seed: int = 0) -> tuple[list[int], list[int]]:
+    import random
+
+    numbers = random.Random(seed).sample(range(10, 1000), train + held_out)
+    return numbers[:train], numbers[train:]
+
+
+def held_out_accuracy(model_dir: str, numbers, new_tokens: int = 8) -> tuple[int, list[str]]:
+    """(exact matches, answers): greedy answers up to the end-of-turn token, which must come right after."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    end = tokenizer.convert_tokens_to_ids(END_OF_TURN)
+    answers = []
+    for n in numbers:
+        messages = colour_rows([n])[0]["messages"][:2]
+        inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        with torch.no_grad():
+            out = model.generate(**inputs, max_new_tokens=new_tokens, do_sample=False, eos_token_id=end)
+        answers.append(tokenizer.decode(out[0, inputs["input_ids"].shape[1]:]))
+    right = sum(answer == colour(n) + END_OF_TURN for n, answer in zip(numbers, answers))
+    return right, answers

@@ -63,7 +63,8 @@ BENCH = dict(trainer="sft", batch_size=2, block_size=2048, optimizer="adamw_8bit
         ),
         (dict(unsloth=True, **FULL, **BENCH), dataclasses.replace(H100, model_shape=None), "unsloth", "could not be read"),
         (dict(unsloth=True, **FULL, **BENCH), dataclasses.replace(H100, gpu_memory_gib=None), "unsloth", "memory is unknown"),
-        (dict(**LORA, **BENCH), CPU, "on", "no CUDA GPU"),
+        (dict(**LORA, **BENCH), CPU, "off", "CPU: recomputing"),
+        (dict(**LORA, **BENCH, auto_gradient_checkpointing=False), CPU, "on", "auto_gradient_checkpointing=False"),
     ],
 )
 def test_automatic_gradient_checkpointing(settings, env, expected, why):

@@ -8,7 +8,7 @@ import hashlib
 import json
 
 from autotrain_unsloth.params import LLMTrainingParams
-from autotrain_unsloth.plan import rules, schedule, speed
+from autotrain_unsloth.plan import cpu, rules, schedule, speed
 from autotrain_unsloth.plan.types import Asked, Choice, Environment, Plan, PlanError
 
 
@@ -31,9 +31,9 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
     new_tokens = take(rules.new_tokens(params, env, backend, method))
     take(rules.notices(params, env, backend, method))
     sequence = take(rules.sequence_length(params, env))
-    checkpointing, memory_estimate = take(speed.gradient_checkpointing(
+    checkpointing, memory_estimate = take(cpu.gradient_checkpointing(params, env) or speed.gradient_checkpointing(
         params, env, backend, method, weights_dtype, autocast, targets, sequence))
-    packing = take(speed.packing(params, env, backend))
+    packing = take(cpu.packing(params, env) or speed.packing(params, env, backend))
     packed_attention = take(speed.packed_attention(params, env, backend, packing, weights_dtype, autocast))
     optimizer = take(speed.optimizer(params, env, method))
     liger = take(speed.liger_kernels(params, env, backend))

@@ -32,7 +32,7 @@ def render(plan) -> str:
             f", added tokens trained: {plan.new_tokens}" if plan.new_tokens else "")
          + (", loss on the assistant's turns only" if a.response_only_loss else "")),
         ("optimizer", a.optimizer, plan.optimizer),
-        ("batch x accumulation", f"{a.batch_size} x {a.gradient_accumulation}",
+        ("batch x accum.", f"{a.batch_size} x {a.gradient_accumulation}",
          f"{plan.batch_size or a.batch_size} x {plan.gradient_accumulation or a.gradient_accumulation}"),
         ("data", "", counts_shown(plan.steps)),
         ("optimizer steps", "", f"{plan.steps['steps_per_epoch']} an epoch, {plan.steps['steps']} in all, "
