@@ -26,6 +26,7 @@ def save_outputs(trainer, params: LLMTrainingParams, plan: Plan, tokenizer, thro
     trainer.save_model(project)  # every rank calls it (sharded states gather); the Trainer writes on rank 0
     if not is_main():
         return  # one copy of each file: rank 0 writes the rest
+    tokenizer.model_max_length = base_tokenizer_limit(params)
     tokenizer.save_pretrained(project)
     trainer.state.save_to_json(os.path.join(project, "trainer_state.json"))
     params.save(project)
@@ -46,6 +47,14 @@ def save_outputs(trainer, params: LLMTrainingParams, plan: Plan, tokenizer, thro
         print(f"GGUF written: {path}", flush=True)
     write_run_summary(trainer, plan, project, throughput, figures)  # last: its presence says the run finished
     print(f"Saved to {project}/", flush=True)
+
+
+def base_tokenizer_limit(params: LLMTrainingParams) -> int:
+    """The base tokenizer's own model_max_length: training capped it at the plan's sequence length, which is no
+    limit of the model's (transformers' "no limit" when the base has none)."""
+    from autotrain_unsloth.plan.probe import read_tokenizer_limit
+
+    return read_tokenizer_limit(params.model, params.token) or int(1e30)
 
 
 def write_run_summary(trainer, plan: Plan, project: str, throughput: dict, figures: dict) -> None:
