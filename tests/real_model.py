@@ -46,6 +46,7 @@ def save_smollm2(gguf_path: str, folder: str) -> str:
         pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)])
     tokenizer.eos_token = tokenizer.pad_token = END_OF_TURN
     tokenizer.model_max_length = CONTEXT  # the GGUF's tokenizer has no limit of its own
+    tokenizer.clean_up_tokenization_spaces = False  # the release's setting (cleanup would change BPE text)
     end = tokenizer.convert_tokens_to_ids(END_OF_TURN)
     for config in (model.config, model.generation_config):
         config.eos_token_id = config.pad_token_id = end

@@ -70,6 +70,11 @@ def test_the_model_learns_a_task_it_did_not_know(smollm2, colour_data, workdir, 
     summary = json.loads((project / "run_summary.json").read_text())
     assert summary["steps"] == 32 and summary["rows_given"] == 64 and summary["sequences"] == 64
     assert summary["train_loss"]["last"] < summary["train_loss"]["first"] / 3
+    from transformers import AutoTokenizer
+
+    assert AutoTokenizer.from_pretrained(project).model_max_length == 8192  # the base's, not the block size
+    card = (project / "README.md").read_text()
+    assert 'convert_tokens_to_ids("<|im_end|>")' in card and "64 rows given -> 64 training sequences" in card
 
 
 def test_the_merged_copy_answers_as_the_adapter_does(smollm2, colour_data, workdir):
