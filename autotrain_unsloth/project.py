@@ -19,7 +19,7 @@ import sys
 import threading
 from dataclasses import dataclass
 
-from autotrain_unsloth.data import check_data_path, prepare_local_data, settle_text_column
+from autotrain_unsloth.data import check_data_path, local_train_file, prepare_local_data, settle_text_column
 from autotrain_unsloth.data_counts import count_training_data
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan, PlanError, make_plan, probe
@@ -55,9 +55,17 @@ class AutoTrainProject:
         params, notes = settle_text_column(self.params)
         return params, make_plan(params, dataclasses.replace(probe(params), data_notes=notes))
 
+    def _counted(self, params: LLMTrainingParams, plan: Plan) -> Plan:
+        """The plan again, with the training split counted as the job will see it (the step schedule needs it)."""
+        counts = {**count_training_data(params, plan), "data_path": self.params.data_path}
+        return make_plan(params, dataclasses.replace(plan.probed_environment(), data_counts=counts))
+
     def plan(self) -> Plan:
-        """The plan this project would follow, printed; loads no weights and writes nothing (a dry run)."""
-        _, plan = self._first_plan()
+        """The plan this project would follow, printed; loads no weights and writes nothing (a dry run). Local
+        data is counted for the step schedule; a Hub dataset is not downloaded for it."""
+        params, plan = self._first_plan()
+        if local_train_file(params) is not None:
+            plan = self._counted(params, plan)
         print(plan.render(), flush=True)
         return plan
 
@@ -67,10 +75,7 @@ class AutoTrainProject:
             shutil.rmtree(params.project_name)  # the plan said so (rules.resume); nothing of this run is written yet
         if self.process:
             params = prepare_local_data(params)
-            plan = make_plan(params, plan.probed_environment())
-            # The step schedule needs the data as the job will see it: counted now, then planned again.
-            counts = {**count_training_data(params, plan), "data_path": self.params.data_path}
-            plan = make_plan(params, dataclasses.replace(plan.probed_environment(), data_counts=counts))
+            plan = self._counted(params, make_plan(params, plan.probed_environment()))
         print(plan.render(), flush=True)
         params.save(params.project_name)
         plan.save(params.project_name)

@@ -58,18 +58,18 @@ def save_smollm2(gguf_path: str, folder: str) -> str:
     return folder
 
 
-# A small task SmolLM2 cannot know: a made-up colour for each number, by its parity. Held-out numbers are never
-# trained on, so getting them right means the rule was learned (exact match, and the answer must end there).
-SYSTEM = "Answer with one word."
+# A small task SmolLM2 cannot know: a made-up catalogue code for each number. Held-out numbers are never trained
+# on, so getting them right means the rule was learned (exact match, and the answer must end there).
+SYSTEM = "Answer with the code only."
 
 
-def colour(number: int) -> str:
-    return "blue" if number % 2 == 0 else "green"
+def code(number: int) -> str:
+    return f"ZX-{number}"
 
 
-def colour_rows(numbers) -> list[dict]:
-    return [{"messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"Colour of {n}?"},
-                          {"role": "assistant", "content": colour(n)}]} for n in numbers]
+def code_rows(numbers) -> list[dict]:
+    return [{"messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"Code of item {n}?"},
+                          {"role": "assistant", "content": code(n)}]} for n in numbers]
 
 
 def split_numbers(train: int, held_out: int, seed: int = 0) -> tuple[list[int], list[int]]:
@@ -79,7 +79,7 @@ def split_numbers(train: int, held_out: int, seed: int = 0) -> tuple[list[int], 
     return numbers[:train], numbers[train:]
 
 
-def held_out_accuracy(model_dir: str, numbers, new_tokens: int = 8) -> tuple[int, list[str]]:
+def held_out_accuracy(model_dir: str, numbers, new_tokens: int = 10) -> tuple[int, list[str]]:
     """(exact matches, answers): greedy answers up to the end-of-turn token, which must come right after."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -89,10 +89,10 @@ def held_out_accuracy(model_dir: str, numbers, new_tokens: int = 8) -> tuple[int
     end = tokenizer.convert_tokens_to_ids(END_OF_TURN)
     answers = []
     for n in numbers:
-        messages = colour_rows([n])[0]["messages"][:2]
+        messages = code_rows([n])[0]["messages"][:2]
         inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
         with torch.no_grad():
             out = model.generate(**inputs, max_new_tokens=new_tokens, do_sample=False, eos_token_id=end)
         answers.append(tokenizer.decode(out[0, inputs["input_ids"].shape[1]:]))
-    right = sum(answer == colour(n) + END_OF_TURN for n, answer in zip(numbers, answers))
+    right = sum(answer == code(n) + END_OF_TURN for n, answer in zip(numbers, answers))
     return right, answers

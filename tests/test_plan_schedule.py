@@ -54,7 +54,8 @@ def test_defaults_are_lowered_only_as_far_as_needed_and_said():
     assert (plan.batch_size, plan.gradient_accumulation, plan.steps["steps"]) == (2, 4, 60)
     plan = decide(sft(batch_size=8, epochs=3), counted(GPU, 160))  # 8 x 4: 15 steps -> 8 x 2: 30
     assert (plan.batch_size, plan.gradient_accumulation, plan.steps["steps"]) == (8, 2, 30)
-    assert any("batch 8 x gradient accumulation 2 (automatic: the defaults 8 x 4 make 15" in r for r in plan.reasons)
+    assert any("batch 8 x gradient accumulation 2 (automatic: 8 x 4, gradient_accumulation left at the default, "
+               "make 15" in r for r in plan.reasons)
     assert not any("optimizer steps, fewer" in w for w in plan.warnings)
     plan = decide(sft(), counted(GPU, 20))  # both left: accumulation to 1, then batch to 1 (20 steps, still few)
     assert (plan.batch_size, plan.gradient_accumulation, plan.steps["steps"]) == (1, 1, 20)

@@ -60,9 +60,10 @@ def schedule(params, env, sequence_length: int, packing: bool, processes: int) -
         if "batch_size" in left and steps(batch, accumulation) < USEFUL_STEPS:
             batch = _largest_giving(lambda b: steps(b, accumulation), batch)
         if (batch, accumulation) != asked:
-            reasons.append(f"batch {batch} x gradient accumulation {accumulation} (automatic: the defaults "
-                           f"{asked[0]} x {asked[1]} make {before} optimizer steps on {counts['sequences']:,} "
-                           f"sequences, fewer than {USEFUL_STEPS}; --batch-size and --gradient-accumulation set them)")
+            reasons.append(f"batch {batch} x gradient accumulation {accumulation} (automatic: {asked[0]} x {asked[1]}, "
+                           f"{' and '.join(left)} left at the default, make {before} optimizer steps on "
+                           f"{counts['sequences']:,} sequences, fewer than {USEFUL_STEPS}; --batch-size and "
+                           "--gradient-accumulation set them)")
     per_epoch, total = optimizer_steps(counts["sequences"], batch, accumulation, processes, params.epochs,
                                        params.max_steps)
     warmup = warmup_steps(params, total)
