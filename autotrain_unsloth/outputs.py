@@ -209,8 +209,8 @@ Fine-tuned from `{params.model}` with the `{plan.trainer}` trainer.
 | learning rate, epochs, batch | {params.lr}, {length}, {batch} |
 | data | `{data_path}`{f", {trained}" if trained else ""} |
 | optimizer steps | {figures['steps']} |
-| training loss | {loss_text(figures['train_loss'], 'loss')} |
-| validation loss | {loss_text(figures['eval_loss'], 'eval_loss')} |
+| training loss | {loss_text(figures['train_loss'])} |
+| validation loss | {loss_text(figures['eval_loss'])} |
 | training time | {speed} |
 {"".join(f"| note | {warning} |" + chr(10) for warning in plan.warnings if "Unsloth was asked for" in warning)}
 The full settings are in `training_params.json`, the decision in `plan.json` and the figures in

@@ -38,7 +38,7 @@ def run_figures(history: list[dict], global_step: int, tokens_seen: Optional[int
     }
 
 
-def loss_text(figures: dict, name: str) -> str:
+def loss_text(figures: dict) -> str:
     """'0.4321 at step 60 (best 0.4102 at step 55)', or '-' when never logged."""
     if figures["last"] is None:
         return "-"

@@ -3,7 +3,7 @@ checkpointing on) and the new ones (each batch padded to its longest example, ch
 mixed, on one model and short chat rows. The configurations take turns step by step, so that a machine whose
 load changes during the run slows them alike.
 
-    python bench/cpu_defaults.py MODEL_FOLDER [--rounds 2] [--threads 2]
+    python bench/cpu_defaults.py MODEL_FOLDER [--rounds 1] [--threads 2]
 
 Prints one JSON line per configuration: real (non-padding) tokens trained, seconds, tokens/s.
 """
@@ -67,7 +67,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("model")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -83,18 +83,22 @@ def main() -> None:
         model = lora_model(args.model, checkpointing)
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
         state[name] = {"model": model, "optimizer": optimizer, "next": 0, "tokens": 0, "seconds": 0.0}
-    for round_ in range(args.rounds + 1):  # round 0 warms up
+    def step(run, batch) -> float:
+        start = time.perf_counter()
+        run["model"](**batch).loss.backward()
+        run["optimizer"].step()
+        run["optimizer"].zero_grad()
+        return time.perf_counter() - start
+
+    for name in state:  # warm-up: one small step each (first allocations, the optimizer's states)
+        step(state[name], padded(rows, 0)[0])
+    for _ in range(args.rounds):
         for name, is_packed, _, steps in configs:
             run = state[name]
             for _ in range(steps):
                 batch, run["next"] = (packed if is_packed else padded)(rows, run["next"])
-                start = time.perf_counter()
-                run["model"](**batch).loss.backward()
-                run["optimizer"].step()
-                run["optimizer"].zero_grad()
-                if round_:
-                    run["seconds"] += time.perf_counter() - start
-                    run["tokens"] += int((batch["labels"] != -100).sum())
+                run["seconds"] += step(run, batch)
+                run["tokens"] += int((batch["labels"] != -100).sum())
     for name, *_ in configs:
         run = state[name]
         print(json.dumps({"config": name, "threads": args.threads, "tokens": run["tokens"],

@@ -13,7 +13,8 @@ from autotrain_unsloth.plan.types import Choice, chose
 
 def gradient_checkpointing(params, env) -> Optional[Choice]:
     """value: (checkpointing, memory estimate), as speed.gradient_checkpointing's."""
-    if env.cuda or params.disable_gradient_checkpointing or not params.auto_gradient_checkpointing:
+    if (env.cuda or params.disable_gradient_checkpointing or not params.auto_gradient_checkpointing
+            or env.out_of_memory_without_checkpointing):
         return None
     return chose(("off", None), "gradient checkpointing off (automatic, CPU: recomputing each layer's forward pass "
                                 "costs time and the activations fit in host memory; docs/benchmarks.md); "
