@@ -3,8 +3,9 @@ map): Llama, Mistral, Qwen2 and Gemma with a byte-level BPE tokenizer (tokenizer
 
 The tensors are llama.cpp's layout, as its converter (convert_hf_to_gguf.py) writes them: Llama and Mistral's
 q/k projections permuted to its rotary order, Gemma's norms stored as 1 + weight, a tied output layer left out,
-Llama 3's rotary scaling as its rope_freqs factors. 1-D tensors (norms) stay f32, as there. A SentencePiece
-tokenizer, or another rotary scaling, is refused with a pointer to that converter.
+Llama 3's rotary scaling as its rope_freqs factors. 1-D tensors (norms) stay f32, as there. The pre-tokenizer
+is named as llama.cpp knows it (gguf_pretokenizer.py). A SentencePiece tokenizer, a pre-tokenizer llama.cpp does
+not know, or another rotary scaling, is refused with a pointer to that converter.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import json
 import math
 import os
+
+from autotrain_unsloth.gguf_pretokenizer import UnknownPreTokenizer, pre_tokenizer_name
 
 # model_type -> (gguf architecture name, q/k permuted, norms + 1)
 LAYOUTS = {"llama": ("llama", True, False), "mistral": ("llama", True, False), "qwen2": ("qwen2", False, False),
@@ -89,6 +92,10 @@ def export(model_dir: str, out_path: str, kind: str) -> str:
     if tokenizer.get("model", {}).get("type") != "BPE" or not isinstance(tokenizer["model"].get("merges"), list):
         raise GGUFExportError(f"{tokenizer_path}: GGUF export here takes a byte-level BPE tokenizer; for this one "
                               "use llama.cpp's convert_hf_to_gguf.py on the merged model")
+    try:
+        pre = pre_tokenizer_name(model_dir)
+    except UnknownPreTokenizer as exc:
+        raise GGUFExportError(str(exc)) from exc
     arch_name, _, _ = LAYOUTS[config["model_type"]]
     arch = next(a for a, n in gguf.MODEL_ARCH_NAMES.items() if n == arch_name)
     layers = config["num_hidden_layers"]
@@ -112,7 +119,7 @@ def export(model_dir: str, out_path: str, kind: str) -> str:
     writer.add_rope_freq_base(theta)
     writer.add_layer_norm_rms_eps(config.get("rms_norm_eps", 1e-6))
     writer.add_file_type(file_type)
-    _add_vocabulary(writer, tokenizer, model_dir, config)
+    _add_vocabulary(writer, tokenizer, model_dir, config, pre)
 
     if rope_type == "llama3":
         writer.add_tensor(gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FREQS] + ".weight", llama3_rope_factors(config))
@@ -136,7 +143,7 @@ def export(model_dir: str, out_path: str, kind: str) -> str:
     return out_path
 
 
-def _add_vocabulary(writer, tokenizer: dict, model_dir: str, config: dict) -> None:
+def _add_vocabulary(writer, tokenizer: dict, model_dir: str, config: dict, pre: str) -> None:
     import gguf
 
     vocab = dict(tokenizer["model"]["vocab"])
@@ -156,7 +163,7 @@ def _add_vocabulary(writer, tokenizer: dict, model_dir: str, config: dict) -> No
         else:
             types.append(gguf.TokenType.CONTROL if added[text].get("special") else gguf.TokenType.USER_DEFINED)
     writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("default")
+    writer.add_tokenizer_pre(pre)  # how llama.cpp splits text before BPE (gguf_pretokenizer.py)
     writer.add_token_list(tokens)
     writer.add_token_types(types)
     gguf.SpecialVocab(model_dir, load_merges=True, n_vocab=size).add_to_gguf(writer, quiet=True)

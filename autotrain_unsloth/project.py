@@ -18,7 +18,8 @@ import sys
 import threading
 from dataclasses import dataclass
 
-from autotrain_unsloth.data import check_data_path, prepare_local_data, settle_text_column
+from autotrain_unsloth.data import check_data_path, local_train_file, prepare_local_data, settle_text_column
+from autotrain_unsloth.data_counts import count_training_data
 from autotrain_unsloth.dataset_formats import max_samples_note
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan, PlanError, make_plan, probe
@@ -58,9 +59,17 @@ class AutoTrainProject:
         notes += fallback + max_samples_note(params)
         return params, make_plan(params, dataclasses.replace(probe(params), data_notes=notes))
 
+    def _counted(self, params: LLMTrainingParams, plan: Plan) -> Plan:
+        """The plan again, with the training split counted as the job will see it (the step schedule needs it)."""
+        counts = {**count_training_data(params, plan), "data_path": self.params.data_path}
+        return make_plan(params, dataclasses.replace(plan.probed_environment(), data_counts=counts))
+
     def plan(self) -> Plan:
-        """The plan this project would follow, printed; loads no weights and writes nothing (a dry run)."""
-        _, plan = self._first_plan()
+        """The plan this project would follow, printed; loads no weights and writes nothing (a dry run). Local
+        data is counted for the step schedule; a Hub dataset is not downloaded for it."""
+        params, plan = self._first_plan()
+        if local_train_file(params) is not None:
+            plan = self._counted(params, plan)
         print(plan.render(), flush=True)
         return plan
 
@@ -80,7 +89,7 @@ class AutoTrainProject:
             clear_folder(params.project_name)  # the plan said so (rules.resume); nothing of this run is written yet
         if self.process:
             params = prepare_local_data(params)
-            plan = make_plan(params, plan.probed_environment())
+            plan = self._counted(params, make_plan(params, plan.probed_environment()))
         print(plan.render(), flush=True)
         params.save(params.project_name)
         plan.save(params.project_name)

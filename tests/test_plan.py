@@ -36,8 +36,9 @@ MATRIX = [
     (dict(unsloth=True, peft=False), GPU_UNSLOTH, ("unsloth", "full", "bf16", "no", False)),
     # Unsloth asked, not possible: transformers
     (dict(unsloth=True, trainer="sft", **QLORA), GPU, ("transformers", "qlora-4bit", "fp32", "no", True)),
-    (dict(unsloth=True, trainer="sft", **QLORA), CPU_UNSLOTH, ("transformers", "lora", "fp32", "no", True)),
-    (dict(unsloth=True, trainer="sft", **FULL), CPU, ("transformers", "full", "fp32", "no", True)),
+    # on a CPU packing is off unless asked (plan/cpu.py)
+    (dict(unsloth=True, trainer="sft", **QLORA), CPU_UNSLOTH, ("transformers", "lora", "fp32", "no", False)),
+    (dict(unsloth=True, trainer="sft", **FULL), CPU, ("transformers", "full", "fp32", "no", False)),
     (
         dict(unsloth=True, **LORA),
         dataclasses.replace(GPU_UNSLOTH, model_type="phi3"),
@@ -89,7 +90,7 @@ PACKED_ATTENTION = [
     ),
     (dict(trainer="sft", **QLORA), dataclasses.replace(GPU, **VARLEN_211), "sdpa-mask"),  # fp32: the kernel takes 16-bit
     (dict(trainer="sft", mixed_precision="bf16", **QLORA), GPU, "sdpa-mask"),  # no varlen_attn in this torch
-    (dict(trainer="sft", **LORA), dataclasses.replace(CPU, **VARLEN_211), "sdpa-mask"),
+    (dict(trainer="sft", packing=True, **LORA), dataclasses.replace(CPU, **VARLEN_211), "sdpa-mask"),
     (dict(trainer="sft", mixed_precision="bf16", use_flash_attention_2=True, **LORA), GPU, "flash_attention_2"),
     (dict(trainer="sft", packing=False, **LORA), dataclasses.replace(GPU, **VARLEN_211), None),
 ]

@@ -87,4 +87,4 @@ def test_a_merged_copy_beside_the_adapter_generates_what_base_plus_adapter_does(
         got = merged.generate(**inputs, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id)
     assert got.tolist() == expected.tolist()
     card = (in_tmp / "m" / "README.md").read_text()
-    assert "`merged/`" in card and "final training loss" in card and "training rows" in card
+    assert "`merged/`" in card and "| training loss |" in card and "rows given" in card

@@ -92,6 +92,17 @@ def test_training_lowers_the_loss_and_output_loads(in_tmp, models, data_dir, tra
     assert speed["alloc_retries"] is None and speed["train_reserved_peak_gib"] is None  # no CUDA here
     start, end = speed["measured_window_unix"]
     assert end - start == pytest.approx(sum(speed["step_s"]), abs=0.01)
+    # The run's figures, against what is known of it: 35 steps each logged, 40 rows in the data file, the wall
+    # time of all 35 steps (more than the 25 measured ones; the first logged step's time was once reported).
+    assert summary["steps"] == 35 and summary["rows_given"] == 40
+    assert summary["train_loss"] == {"first": curve[0], "last": curve[-1], "last_step": 35, "best": min(curve),
+                                     "best_step": curve.index(min(curve)) + 1}
+    assert summary["eval_loss"]["last"] is None
+    assert summary["train_runtime_s"] > end - start
+    assert summary["tokens_per_s"] == pytest.approx(summary["tokens_seen"] / summary["train_runtime_s"], abs=0.1)
+    card = (folder / "README.md").read_text()
+    assert f"| training loss | {curve[-1]:.4f} at step 35" in card and "| optimizer steps | 35 |" in card
+    assert f"`{data_dir}`, 40 rows given" in card  # the user's data, not the prepared copy
     state = json.loads((folder / "trainer_state.json").read_text())
     seen = {entry["step"]: entry["num_input_tokens_seen"] for entry in state["log_history"] if "loss" in entry}
     assert speed["measured_tokens"] == seen[35] - seen[10]
@@ -168,5 +179,12 @@ def test_chat_template_lora_with_validation_and_tensorboard(in_tmp, models):
     state = json.loads((in_tmp / "chat" / "trainer_state.json").read_text())
     assert any("eval_loss" in entry for entry in state["log_history"])  # the validation split was used
     assert glob.glob(str(in_tmp / "chat" / "runs" / "**" / "events.out.tfevents.*"), recursive=True)
+    summary = json.loads((in_tmp / "chat" / "run_summary.json").read_text())
+    evals = [(entry["eval_loss"], entry["step"]) for entry in state["log_history"] if "eval_loss" in entry]
+    assert (summary["eval_loss"]["last"], summary["eval_loss"]["last_step"]) == evals[-1]
+    assert (summary["eval_loss"]["best"], summary["eval_loss"]["best_step"]) == min(evals)
+    card = (in_tmp / "chat" / "README.md").read_text()
+    assert "apply_chat_template(messages, add_generation_prompt=True" in card
+    assert 'convert_tokens_to_ids("<|im_end|>")' in card  # chatml's end of turn stops generation
     adapter = json.loads((in_tmp / "chat" / "adapter_config.json").read_text())
     assert adapter["trainable_token_indices"]  # the chat template's new tokens were trained

@@ -9,7 +9,7 @@ import json
 
 from autotrain_unsloth import defaults
 from autotrain_unsloth.params import LLMTrainingParams
-from autotrain_unsloth.plan import fit, rules, speed
+from autotrain_unsloth.plan import cpu, fit, rules, schedule, speed
 from autotrain_unsloth.plan.types import Asked, Choice, Environment, Plan, PlanError
 
 
@@ -33,8 +33,12 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
     take(rules.notices(params, env, backend, method))
     sequence = take(rules.sequence_length(params, env))
     liger = take(speed.liger_kernels(params, env, backend))
-    memory = take(fit.memory_fit(params, env, backend, method, weights_dtype, autocast, targets, sequence, liger))
-    packing = take(speed.packing(params, env, backend))
+    packing = take(cpu.packing(params, env) or speed.packing(params, env, backend))
+    device, processes = take(rules.devices(params, env, backend, method))
+    # the batch settings for the data first (they are only ever lowered), then the step fitted to memory with them
+    batch_size, accumulation, steps = take(schedule.schedule(params, env, sequence, packing, processes))
+    memory = take(fit.memory_fit(params, env, backend, method, weights_dtype, autocast, targets, sequence, liger,
+                                 batch_size, accumulation))
     packed_attention = take(speed.packed_attention(params, env, backend, packing, weights_dtype, autocast))
     optimizer = take(speed.optimizer(params, env, method, memory.state_offload))
     eval_strategy, save_strategy = take(rules.save_policy(params))
@@ -42,7 +46,6 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
     take(rules.publish(params, env))
     take(rules.gguf_export(params, env, method))
     resume_from = take(rules.resume(params, env))
-    device, processes = take(rules.devices(params, env, backend, method))
     choices.append(Choice(None, (defaults.describe(params),), ()))
 
     errors = [error for choice in choices for error in choice.errors]
@@ -60,5 +63,5 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
         gradient_accumulation=memory.gradient_accumulation,
         update=fit.update_summary(method, weights_dtype, autocast, optimizer, memory.state_offload),
         packed_attention=packed_attention, new_tokens=new_tokens, liger=liger, resume_from=resume_from,
-        environment=dataclasses.asdict(env),
+        environment=dataclasses.asdict(env), steps=steps,
     )

@@ -122,8 +122,12 @@ def _describe(rung: Rung, estimate: dict) -> str:
     return f"{what}, micro-batch {rung.batch_size}: {estimate['total']} GiB{host}"
 
 
-def memory_fit(params, env, backend, method, weights_dtype, autocast, targets, sequence, liger=False) -> Choice:
-    """value: MemoryFit. The first rung of the ladder that fits the GPU (or, on CPU, the host) and the host."""
+def memory_fit(params, env, backend, method, weights_dtype, autocast, targets, sequence, liger=False,
+               batch_size=None, accumulation=None) -> Choice:
+    """value: MemoryFit. The first rung of the ladder that fits the GPU (or, on CPU, the host) and the host.
+    batch_size, accumulation: the batch settings to fit (schedule.py's; the settings' own when not given)."""
+    if batch_size and accumulation:  # the rungs below read the batch settings from params
+        params = params.model_copy(update={"batch_size": batch_size, "gradient_accumulation": accumulation})
     kind = checkpointing_kind(backend, env.cuda)
     asked_offload = params.optimizer_state_offload if params.optimizer_state_offload is not None else env.offload_variable
     unsized = MemoryFit("off" if params.disable_gradient_checkpointing else kind, bool(asked_offload),
@@ -159,7 +163,9 @@ def memory_fit(params, env, backend, method, weights_dtype, autocast, targets, s
             fit = MemoryFit(rung.checkpointing, rung.state_offload, rung.batch_size, accumulation, estimate)
             skipped = ("checkpointing off not tried: this job ran out of GPU memory without it; "
                        if env.out_of_memory_without_checkpointing and params.auto_gradient_checkpointing else "")
-            return Choice(fit, (f"memory ({where}): " + skipped + "; ".join(tried) + _turn_off(params, rung),),
+            cpu = ("; on a CPU, training without recomputation measured faster (docs/benchmarks.md)"
+                   if not env.cuda and rung.checkpointing == "off" else "")
+            return Choice(fit, (f"memory ({where}): " + skipped + "; ".join(tried) + cpu + _turn_off(params, rung),),
                           _warnings(params, rung, accumulation))
     qlora = None
     if method == "full" and env.cuda:

@@ -61,6 +61,7 @@ def probe(params: LLMTrainingParams) -> Environment:
         flash_attn_installed=importlib.util.find_spec("flash_attn") is not None,
         deepspeed_installed=importlib.util.find_spec("deepspeed") is not None,
         gguf_installed=importlib.util.find_spec("gguf") is not None,
+        **gguf_tokenizer(params),
         # not imported here: liger-kernel imports transformers, which must come after Unsloth in a job
         liger_installed=importlib.util.find_spec("liger_kernel") is not None,
     )
@@ -207,6 +208,24 @@ def missing_template_tokens(params: LLMTrainingParams) -> Optional[tuple[str, ..
     except (OSError, ValueError, AttributeError, TypeError, KeyError):
         return None
     return tuple(token for token in named.added_tokens if token not in vocab)
+
+
+def gguf_tokenizer(params: LLMTrainingParams) -> dict:
+    """export_gguf: llama.cpp's name for the tokenizer's pre-tokenizer, or why there is none (Environment fields)."""
+    from autotrain_unsloth.gguf_pretokenizer import UnknownPreTokenizer, pre_tokenizer_name
+
+    if params.export_gguf is None:
+        return {}
+    path = os.path.join(params.model, "tokenizer.json") if os.path.isdir(params.model) else _hub_file(
+        params.model, "tokenizer.json", params.token)
+    if not path or not os.path.isfile(path):
+        return {}  # no byte-level BPE tokenizer to name: the export refuses it with its own reason
+    try:
+        return {"gguf_pre_tokenizer": pre_tokenizer_name(os.path.dirname(path))}
+    except UnknownPreTokenizer as exc:
+        return {"gguf_tokenizer_refused": str(exc)}
+    except Exception as exc:  # a tokenizer.json the tokenizers library cannot read
+        return {"gguf_tokenizer_refused": f"{path} cannot be read by the tokenizers library ({exc})"}
 
 
 def _hub_file(model: str, filename: str, token: Optional[str]) -> Optional[str]:

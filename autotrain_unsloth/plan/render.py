@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from autotrain_unsloth.plan.schedule import counts_shown
+
 METHOD_SHOWN = {"full": "full fine-tuning (all weights)", "lora": "LoRA r={r} (16-bit base)",
                 "qlora-4bit": "QLoRA r={r} (4-bit base)", "lora-8bit": "LoRA r={r} (8-bit base)"}
 
@@ -33,9 +35,12 @@ def render(plan) -> str:
         ("chat template", a.chat_template or "-", (a.chat_template or "-") + (
             f", added tokens trained: {plan.new_tokens}" if plan.new_tokens else "")
          + (", loss on the assistant's turns only" if a.response_only_loss else "")),
-        ("batch", f"{a.batch_size} x {a.gradient_accumulation} accumulated",
-         f"{plan.batch_size} x {plan.gradient_accumulation} accumulated"),
         ("optimizer", a.optimizer, plan.optimizer),
+        ("batch x accum.", f"{a.batch_size} x {a.gradient_accumulation}",
+         f"{plan.batch_size} x {plan.gradient_accumulation}"),
+        ("data", "", counts_shown(plan.steps)),
+        ("optimizer steps", "", f"{plan.steps['steps_per_epoch']} an epoch, {plan.steps['steps']} in all, "
+         f"{plan.steps['warmup_steps']} warm-up" if plan.steps else "-"),
         ("optimizer state", {None: "auto", True: "host", False: "device"}[a.optimizer_state_offload],
          "host (pinned), stepped in chunks" if plan.optimizer_state_offload else "device"),
         ("memory", "", memory),

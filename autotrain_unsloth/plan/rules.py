@@ -218,12 +218,14 @@ def gguf_export(params, env, method) -> Choice:
         (env.rope_type not in ROPE_TYPES, f"the rotary scaling {env.rope_type!r} is not one GGUF export writes "
                                           f"({', '.join(ROPE_TYPES)}); use llama.cpp's convert_hf_to_gguf.py on "
                                           "the merged model"),
+        (bool(env.gguf_tokenizer_refused), env.gguf_tokenizer_refused),
         (not env.gguf_installed, "the gguf package is not installed (pip install 'autotrain-unsloth[gguf]')")) if blocked]
     if blockers:
         return chose(None, error=f"export_gguf={kind!r}: " + "; ".join(blockers))
     source = ("the trained weights" if method == "full" else "the merged model" if params.merge_adapter
               else "the adapter merged into the 16-bit base, kept in merged/")
-    return chose(None, f"GGUF: {params.project_name}/{params.project_basename}-{kind}.gguf from {source}")
+    pre = f", llama.cpp pre-tokenizer {env.gguf_pre_tokenizer!r}" if env.gguf_pre_tokenizer else ""
+    return chose(None, f"GGUF: {params.project_name}/{params.project_basename}-{kind}.gguf from {source}{pre}")
 
 
 def checkpoint_schedule(params) -> Choice:

@@ -50,10 +50,14 @@ class Environment:
     deepspeed_installed: bool = False
     checkpoint: Optional[dict] = None  # probe.resume_candidate: the checkpoint to resume from, if any
     gguf_installed: bool = False
+    gguf_pre_tokenizer: Optional[str] = None  # export_gguf: llama.cpp's name for the tokenizer's pre-tokenizer
+    gguf_tokenizer_refused: Optional[str] = None  # export_gguf: why llama.cpp would split the text differently
     liger_installed: bool = False
     hub_token_found: bool = False  # push_to_hub: a token in the settings, HF_TOKEN or the login cache
     project_finished: bool = False  # the project folder holds a finished run (run_summary.json)
     data_notes: tuple[str, ...] = ()  # what data preparation decided about the columns (shown as warnings)
+    # the training split as the job will see it (data_counts.py): rows, tokens, sequences, for a sequence length
+    data_counts: Optional[dict] = None
 
 
 @dataclass(frozen=True)
@@ -81,8 +85,8 @@ class Asked:
     use_liger_kernel: Optional[bool]
     block_size: int
     distributed_backend: Optional[str]
-    batch_size: int = 1
-    gradient_accumulation: int = 1
+    batch_size: int = 2
+    gradient_accumulation: int = 4
     optimizer_state_offload: Optional[bool] = None
 
     @classmethod
@@ -117,8 +121,10 @@ class Plan:
     params_fingerprint: str
     memory_estimate_gib: Optional[dict] = None  # fit.py: the chosen settings' estimated peak by part, budgets, host
     optimizer_state_offload: bool = False  # the optimizer state lives in pinned host memory between steps
-    batch_size: int = 1  # the micro-batch per device: as asked, or smaller to fit memory (fit.py)
-    gradient_accumulation: int = 1  # as asked, or larger by the same factor the micro-batch shrank
+    # the micro-batch per device and the accumulation: as asked, lowered to make enough steps on the data where
+    # left at their defaults (schedule.py), and the micro-batch smaller still to fit memory (fit.py)
+    batch_size: int = 1
+    gradient_accumulation: int = 1
     update: str = ""  # the math of an optimizer step in words (fit.update_summary)
     packed_attention: Optional[PackedAttention] = None  # the kernel for padding-free rows; None: not packed
     new_tokens: Optional[NewTokens] = None  # None: the chat template adds no token
@@ -126,6 +132,7 @@ class Plan:
     resume_from: Optional[str] = None  # the checkpoint folder training resumes from; None: step 0
     environment: dict = field(default_factory=dict)
     verified: Optional[dict] = None  # filled in by the job after the model has loaded
+    steps: Optional[dict] = None  # the data's counts and the optimizer steps they make; None: not counted
 
     @property
     def quantization(self) -> Optional[str]:

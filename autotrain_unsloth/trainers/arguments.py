@@ -6,19 +6,22 @@ from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan
 
 
-def logging_steps(params: LLMTrainingParams, rows: int) -> int:
+def logging_steps(params: LLMTrainingParams, rows: int, batch_size: int) -> int:
     """AutoTrain's rule for logging_steps=-1: a fifth of the steps of one pass, between 1 and 25."""
     if params.logging_steps > 0:
         return params.logging_steps
-    return max(1, min(25, int(0.2 * rows / params.batch_size)))
+    return max(1, min(25, int(0.2 * rows / batch_size)))
 
 
 def training_arguments(params: LLMTrainingParams, plan: Plan, rows: int) -> dict:
     """The fields both trainers share. Evaluation and saving follow the plan (plan/rules.py, save_policy)."""
+    # the plan's batch settings: lowered for the data where left at their defaults (schedule.py), smaller micro-batches
+    # to fit memory (fit.py)
+    batch_size, accumulation = plan.batch_size, plan.gradient_accumulation
     return dict(
         output_dir=params.project_name,
-        per_device_train_batch_size=plan.batch_size,  # as asked, or smaller to fit memory (plan/fit.py)
-        per_device_eval_batch_size=plan.batch_size,
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=batch_size,
         learning_rate=params.lr,
         num_train_epochs=params.epochs,
         max_steps=params.max_steps,
@@ -26,10 +29,10 @@ def training_arguments(params: LLMTrainingParams, plan: Plan, rows: int) -> dict
         save_strategy=plan.save_strategy,
         load_best_model_at_end=plan.eval_strategy != "no" and plan.eval_strategy == plan.save_strategy,
         save_total_limit=params.save_total_limit,
-        logging_steps=logging_steps(params, rows),
+        logging_steps=logging_steps(params, rows, batch_size),
         logging_first_step=True,
         logging_nan_inf_filter=False,  # a nan loss is logged as nan, not replaced; divergence.py stops the run
-        gradient_accumulation_steps=plan.gradient_accumulation,
+        gradient_accumulation_steps=accumulation,
         report_to=[] if params.log == "none" else [params.log],
         auto_find_batch_size=params.auto_find_batch_size,
         lr_scheduler_type=params.scheduler,

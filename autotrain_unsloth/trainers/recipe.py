@@ -63,5 +63,7 @@ def run(recipe, params: LLMTrainingParams, plan: Plan, backend) -> None:
                       f"{params.project_name}/checkpoint-{step}. Run the same command again to resume from it.",
                       checkpoints.stop_signal)
     guard.check_weights(trainer.model)
-    save_outputs(trainer, params, plan, tokenizer, speed.summary())
+    # Rows as the user gave them: counted by the parent, else the split as loaded (the default trainer's are blocks).
+    given = (plan.steps or {}).get("rows") or (None if plan.trainer == "default" else len(train_data))
+    save_outputs(trainer, params, plan, tokenizer, speed.summary(), rows_given=given)
     push_to_hub(params)

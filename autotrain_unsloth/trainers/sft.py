@@ -88,10 +88,31 @@ def build(params, plan, model, tokenizer, train, valid, arguments, callbacks):
     # tokens (plan: new_tokens "rows"): the plain loss goes through them. Otherwise loss_type is not passed at all:
     # Unsloth sets its own default (its fused loss), which an explicit value, None included, would override.
     chosen = {"loss_type": "nll"} if plan.new_tokens == "rows" else {}
+    if plan.packing:
+        _quiet_trl_packing_warning(plan)
     config = SFTConfig(**arguments, dataset_text_field="text", max_length=plan.sequence_length, packing=plan.packing,
                        **chosen)
     return SFTTrainer(model=model, args=config, train_dataset=train, eval_dataset=valid, processing_class=tokenizer,
                       callbacks=callbacks)
+
+
+class _PackingWarningFilter:
+    """TRL warns that packed examples may attend to each other unless flash attention runs. The plan's packed
+    attention keeps them apart (position_ids restart per example, and the mask or kernel follows them; checked
+    in tests/test_packing.py), so its warning would contradict the plan: it is replaced by one line that says so."""
+
+    def filter(self, record) -> bool:
+        return not record.getMessage().startswith("You are using packing, but the attention implementation")
+
+
+def _quiet_trl_packing_warning(plan: Plan) -> None:
+    import logging
+
+    logger = logging.getLogger("trl.trainer.sft_trainer")
+    if not any(isinstance(existing, _PackingWarningFilter) for existing in logger.filters):
+        logger.addFilter(_PackingWarningFilter())
+    say(f"packing: examples kept apart by the plan's packed attention ({plan.packed_attention}); TRL's warning "
+        "about flash attention does not apply")
 
 
 def train(params: LLMTrainingParams, plan: Plan, backend) -> None:
