@@ -68,7 +68,8 @@ class AutoTrainProject:
         """The plan this project would follow, printed; loads no weights and writes nothing (a dry run). Local
         data is counted for the step schedule; a Hub dataset is not downloaded for it."""
         params, plan = self._first_plan()
-        if local_train_file(params) is not None:
+        # counted as the job will see the rows: data that auto_convert_dataset converts is counted once converted
+        if local_train_file(params) is not None and not params.auto_convert_dataset:
             plan = self._counted(params, plan)
         print(plan.render(), flush=True)
         return plan
