@@ -16,7 +16,6 @@ import re
 import shutil
 from typing import TYPE_CHECKING
 
-from autotrain_unsloth.backends import trust_remote_code
 from autotrain_unsloth.chat_templates import TEMPLATES
 from autotrain_unsloth.chat_tokens import without_bos
 from autotrain_unsloth.conversations import conversation, is_chat, looks_like_conversation
@@ -24,6 +23,7 @@ from autotrain_unsloth.data_checks import check_file, check_rows
 from autotrain_unsloth.data_files import DataError, accepted, data_format, find_split_file, read_data_file, reason
 from autotrain_unsloth.dataset_formats import at_most, convert, detect, settings_for
 from autotrain_unsloth.params import LLMTrainingParams
+from autotrain_unsloth.remote_code import trust_remote_code
 
 if TYPE_CHECKING:
     from datasets import Dataset

@@ -4,18 +4,11 @@ fine-tuning. A backend follows the plan; it never decides a method or a precisio
 
 from __future__ import annotations
 
-import os
-
 from autotrain_unsloth.distributed import say
 
 
 class UnslothLoadError(RuntimeError):
     """Unsloth cannot load this model; the job falls back to transformers in a fresh process."""
-
-
-def trust_remote_code() -> bool:
-    """AutoTrain's ALLOW_REMOTE_CODE switch (default true there). Ours defaults to false: remote code is opt-in."""
-    return os.environ.get("ALLOW_REMOTE_CODE", "false").lower() in ("1", "true", "yes")
 
 
 def ready_for_training(model):

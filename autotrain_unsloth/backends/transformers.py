@@ -11,10 +11,10 @@ from autotrain_unsloth.backends import (
     fit_to_tokenizer,
     ready_for_training,
     token_rows_to_train,
-    trust_remote_code,
 )
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import TORCH_DTYPE_NAMES, Plan
+from autotrain_unsloth.remote_code import trust_remote_code
 
 
 def load_model(params: LLMTrainingParams, plan: Plan, tokenizer, max_seq_length: int):

@@ -20,10 +20,10 @@ from autotrain_unsloth.backends import (
     added_tokens_as_planned,
     fit_to_tokenizer,
     ready_for_training,
-    trust_remote_code,
 )
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import TORCH_DTYPE_NAMES, Plan
+from autotrain_unsloth.remote_code import trust_remote_code
 
 # What Unsloth raises for a model it does not support. Anything else (out of memory, which is a RuntimeError;
 # KeyError, AttributeError, TypeError: bugs) propagates: falling back would hide it.

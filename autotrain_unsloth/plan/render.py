@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from autotrain_unsloth.plan.schedule import counts_shown
+from typing import Optional
 
 METHOD_SHOWN = {"full": "full fine-tuning (all weights)", "lora": "LoRA r={r} (16-bit base)",
                 "qlora-4bit": "QLoRA r={r} (4-bit base)", "lora-8bit": "LoRA r={r} (8-bit base)"}
@@ -61,3 +61,11 @@ def render(plan) -> str:
     if plan.verified:
         lines += ["Verified after load:"] + [f"  {key}: {value}" for key, value in plan.verified.items()]
     return "\n".join(lines)
+
+
+def counts_shown(counts: Optional[dict]) -> str:
+    """The plan table's cell for the counts."""
+    if not counts:
+        return "- (not counted)"
+    tokens = f", {counts['tokens']:,} tokens" if counts.get("tokens") else ""
+    return f"{counts['rows']:,} rows{tokens} -> {counts['sequences']:,} sequences"

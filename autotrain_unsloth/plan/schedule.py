@@ -12,7 +12,6 @@ whose warm-up takes most of its steps, is warned about, naming the setting to ch
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 from autotrain_unsloth.plan.types import Choice
 
@@ -101,11 +100,3 @@ def _more_steps_hint(params, left: list, batch: int, accumulation: int, per_epoc
     if params.trainer == "sft" and params.packing is not False:
         hints.append("--no-packing (one example a sequence)")
     return "To make more: " + ", or ".join(hints) + "."
-
-
-def counts_shown(counts: Optional[dict]) -> str:
-    """The plan table's cell for the counts."""
-    if not counts:
-        return "- (not counted)"
-    tokens = f", {counts['tokens']:,} tokens" if counts.get("tokens") else ""
-    return f"{counts['rows']:,} rows{tokens} -> {counts['sequences']:,} sequences"

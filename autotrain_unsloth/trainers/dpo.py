@@ -28,7 +28,8 @@ def reference_model(params: LLMTrainingParams, plan: Plan, tokenizer):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from autotrain_unsloth.backends import fit_to_tokenizer, trust_remote_code
+    from autotrain_unsloth.backends import fit_to_tokenizer
+    from autotrain_unsloth.remote_code import trust_remote_code
 
     source = params.model_ref or params.model
     kwargs = {"dtype": getattr(torch, TORCH_DTYPE_NAMES[plan.weights_dtype]), "trust_remote_code": trust_remote_code()}

@@ -1,0 +1,88 @@
+"""The package's import graph has no cycle: every import counts, those inside functions too (a cycle that only
+loads because one of its imports waits inside a function is still a cycle)."""
+
+from __future__ import annotations
+
+import ast
+import os
+
+from tests.conftest import REPO
+
+PACKAGE = "autotrain_unsloth"
+
+
+def modules() -> dict[str, str]:
+    """Dotted module name -> file, for every module of the package."""
+    found = {}
+    for folder, _, files in os.walk(os.path.join(REPO, PACKAGE)):
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                dotted = os.path.relpath(path, REPO)[:-3].replace(os.sep, ".")
+                found[dotted.removesuffix(".__init__")] = path
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the package's modules it imports (`from package import submodule` names the submodule)."""
+    known = modules()
+    graph = {module: set() for module in known}
+    for module, path in known.items():
+        here = module if path.endswith("__init__.py") else module.rsplit(".", 1)[0]
+        with open(path) as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = here.split(".")[:len(here.split(".")) - node.level + 1]
+                    base = ".".join(parts + ([base] if base else []))
+                submodules = [f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in known]
+                names = submodules if len(submodules) == len(node.names) else [base, *submodules]
+            else:
+                continue
+            graph[module].update(name for name in names if name in known and name != module)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_package_has_no_import_cycle():
+    graph = import_graph()
+    assert len(graph) > 40 and graph["autotrain_unsloth.plan.decide"]  # the graph was read
+    assert cycles(graph) == []
+
+
+def test_a_cycle_is_found():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
