@@ -206,16 +206,11 @@ def main(argv: list[str] | None = None, defaults: str | None = None) -> int:
 
 
 def user_error(exc: BaseException) -> bool:
-    """The errors this package raises about the user's settings, data, files or job: one sentence each, no
-    traceback. Everything else keeps its traceback."""
-    from autotrain_unsloth.config import ConfigError
-    from autotrain_unsloth.data import DataError
-    from autotrain_unsloth.params import SettingsFileError
-    from autotrain_unsloth.plan import PlanError
-    from autotrain_unsloth.project import JobFailed
-    from autotrain_unsloth.verify import PlanMismatch
+    """The errors this package raises about the user's settings, data, files or job (errors.UserError): one
+    sentence each, no traceback. Everything else keeps its traceback."""
+    from autotrain_unsloth.errors import UserError
 
-    return isinstance(exc, (ConfigError, DataError, PlanError, JobFailed, PlanMismatch, SettingsFileError))
+    return isinstance(exc, UserError)
 
 
 def _describe(exc: ValidationError) -> str:

@@ -25,6 +25,7 @@ import re
 
 import yaml
 
+from autotrain_unsloth.errors import UserError
 from autotrain_unsloth.foreign_names import unknown_keys
 from autotrain_unsloth.params import LLMTrainingParams
 
@@ -36,7 +37,7 @@ TASK_TRAINERS = {"llm": None, "llm-generic": "default", "llm-default": "default"
                  "llm-dpo": "dpo", "llm-orpo": "orpo", "llm-reward": "reward"}
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """The YAML file cannot be used; the message names the key and the fix."""
 
 

@@ -11,12 +11,14 @@ import logging
 import os
 from typing import TYPE_CHECKING, Optional
 
+from autotrain_unsloth.errors import UserError
+
 if TYPE_CHECKING:
     from datasets import Dataset
 
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """The data cannot be used; the message names the file, row or column and the fix."""
 
 

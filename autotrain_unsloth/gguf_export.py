@@ -14,6 +14,7 @@ import json
 import math
 import os
 
+from autotrain_unsloth.errors import UserError
 from autotrain_unsloth.gguf_pretokenizer import UnknownPreTokenizer, pre_tokenizer_name
 
 # model_type -> (gguf architecture name, q/k permuted, norms + 1)
@@ -52,7 +53,7 @@ def llama3_rope_factors(config: dict):
     return np.array(factors, dtype=np.float32)
 
 
-class GGUFExportError(RuntimeError):
+class GGUFExportError(UserError, RuntimeError):
     """The model cannot be exported to GGUF here; the message says why and what to use instead."""
 
 

@@ -25,6 +25,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_vali
 from autotrain_unsloth import aitraining_settings, defaults
 from autotrain_unsloth.aitraining_fields import AitrainingFields
 from autotrain_unsloth.chat_templates import canonical
+from autotrain_unsloth.errors import UserError
 from autotrain_unsloth.foreign_names import RENAMED_KEYS, unknown_keys
 from autotrain_unsloth.json_text import parse_json
 from autotrain_unsloth.settings_rules import contradictions, float_problem, unused_settings
@@ -32,7 +33,7 @@ from autotrain_unsloth.settings_rules import contradictions, float_problem, unus
 PROJECT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,95}")
 
 
-class SettingsFileError(ValueError):
+class SettingsFileError(UserError, ValueError):
     """A training_params.json that cannot be read as settings; the message names the file and the fix."""
 
 

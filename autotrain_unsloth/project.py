@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from autotrain_unsloth.data import check_data_path, local_train_file, prepare_local_data, settle_text_column
 from autotrain_unsloth.data_counts import count_training_data
 from autotrain_unsloth.dataset_formats import max_samples_note
+from autotrain_unsloth.errors import UserError
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan, PlanError, make_plan, probe
 from autotrain_unsloth.project_lock import HELD_BY_PARENT, clear_folder, holding
@@ -29,7 +30,7 @@ from autotrain_unsloth.tokenizer_template import settle_tokenizer_template
 LOCAL_BACKENDS = ("local", "local-cli")
 
 
-class JobFailed(RuntimeError):
+class JobFailed(UserError, RuntimeError):
     def __init__(self, returncode: int, log_path: str):
         if returncode < 0 or returncode > 128:  # ended by a signal: the job's last lines say how to resume
             number = -returncode if returncode < 0 else returncode - 128

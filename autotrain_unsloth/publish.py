@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from autotrain_unsloth.distributed import is_main
+from autotrain_unsloth.errors import UserError
 from autotrain_unsloth.params import LLMTrainingParams
 
 # What stays behind: the prepared data, checkpoints (optimizer states), the job's log, Unsloth's compiled modules.
@@ -19,7 +20,7 @@ NOT_UPLOADED = ["autotrain-data/*", "checkpoint-*", "checkpoint-*/*", "autotrain
                 "*.tmp", "training_args.bin"]
 
 
-class UploadFailed(RuntimeError):
+class UploadFailed(UserError, RuntimeError):
     """The upload to the Hub failed; the message says where the trained model is and how to upload it."""
 
 

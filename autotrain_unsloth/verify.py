@@ -11,12 +11,13 @@ import dataclasses
 from collections import Counter
 
 from autotrain_unsloth.distributed import say
+from autotrain_unsloth.errors import UserError
 from autotrain_unsloth.plan import TORCH_DTYPE_NAMES, Plan
 
 DTYPE_NAMES = {f"torch.{torch_name}": name for name, torch_name in TORCH_DTYPE_NAMES.items()}
 
 
-class PlanMismatch(RuntimeError):
+class PlanMismatch(UserError, RuntimeError):
     """The loaded model is not what the plan says would run."""
 
 

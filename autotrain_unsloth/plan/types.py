@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
+from autotrain_unsloth.errors import UserError
+
 Backend = Literal["unsloth", "transformers"]
 Method = Literal["full", "lora", "qlora-4bit", "lora-8bit"]
 Dtype = Literal["bf16", "fp16", "fp32"]
@@ -20,7 +22,7 @@ PackedAttention = Literal["unsloth", "torch-varlen-in-unsloth", "sdpa-no-cudnn",
                           "flash_attention_2"]
 
 
-class PlanError(ValueError):
+class PlanError(UserError, ValueError):
     """The settings cannot run on this machine; the message says what to change."""
 
 

@@ -15,9 +15,10 @@ import math
 
 from autotrain_unsloth.checkpoints import latest_checkpoint
 from autotrain_unsloth.distributed import any_rank
+from autotrain_unsloth.errors import UserError
 
 
-class Diverged(RuntimeError):
+class Diverged(UserError, RuntimeError):
     """Training produced a non-finite loss, gradient norm or weight; the message says where and what to try."""
 
 

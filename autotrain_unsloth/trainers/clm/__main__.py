@@ -20,14 +20,13 @@ from pydantic import ValidationError
 
 from autotrain_unsloth.backends import UnslothLoadError
 from autotrain_unsloth.checkpoints import Stopped
-from autotrain_unsloth.data import DataError
 from autotrain_unsloth.distributed import end_process_group, is_main, say, world_size
-from autotrain_unsloth.params import LLMTrainingParams, SettingsFileError
-from autotrain_unsloth.plan import Plan, PlanError, decide, make_plan, params_fingerprint
+from autotrain_unsloth.errors import UserError
+from autotrain_unsloth.params import LLMTrainingParams
+from autotrain_unsloth.plan import Plan, decide, make_plan, params_fingerprint
 from autotrain_unsloth.project_lock import holding_unless_parent_does
 from autotrain_unsloth.publish import UploadFailed
 from autotrain_unsloth.trainers.divergence import Diverged
-from autotrain_unsloth.verify import PlanMismatch
 
 
 def job_plan(params: LLMTrainingParams) -> tuple[LLMTrainingParams, Plan]:
@@ -84,7 +83,7 @@ RESTART_MESSAGES = {
 }
 
 
-class NoRestartUnderLauncher(RuntimeError):
+class NoRestartUnderLauncher(UserError, RuntimeError):
     """A failure with a remedy, in a job of several processes: one rank cannot restart alone."""
 
 
@@ -127,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     except Stopped as exc:
         say(str(exc))
         return exc.exit_code
-    except (PlanError, DataError, PlanMismatch, ValidationError, OSError, NoRestartUnderLauncher, SettingsFileError,
-            UploadFailed, Diverged) as exc:
+    except (UserError, ValidationError, OSError) as exc:  # the user's to fix: one sentence, no traceback
         print(f"Error: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
