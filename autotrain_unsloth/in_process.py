@@ -9,10 +9,10 @@ stops before anything is written, saying how to fix it.
 
 from __future__ import annotations
 
-import importlib
 import sys
 from typing import Any
 
+from autotrain_unsloth.interfaces import backend_module, recipe_module
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import PlanError
 from autotrain_unsloth.project_lock import holding
@@ -59,14 +59,13 @@ def _prepare_and_train(project) -> None:
     if plan.num_processes > 1:
         raise PlanError(f"the plan runs {plan.num_processes} processes (one per GPU); in one process use "
                         "CUDA_VISIBLE_DEVICES to choose one GPU, or run AutoTrainProject(...).create()")
+    backend = backend_module(plan.backend)
     if plan.backend == "unsloth":
         problem = unsloth_import_problem()
         if problem:
             raise PlanError(problem)
-        from autotrain_unsloth.backends import unsloth as backend
-
         if "unsloth" not in sys.modules:
             backend.import_unsloth(params, plan)
-    else:
-        from autotrain_unsloth.backends import transformers as backend
-    importlib.import_module(f"autotrain_unsloth.trainers.{plan.trainer}").train(params, plan, backend)
+    from autotrain_unsloth.trainers import recipe  # after Unsloth: the skeleton's modules import transformers
+
+    recipe.run(recipe_module(plan.trainer), params, plan, backend)

@@ -11,6 +11,15 @@ class UnslothLoadError(RuntimeError):
     """Unsloth cannot load this model; the job falls back to transformers in a fresh process."""
 
 
+def nf4_config(compute_dtype):
+    """QLoRA's 4-bit quantization, the same on both backends: NF4 with double quantization (the scales quantized
+    too), computing in compute_dtype."""
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=compute_dtype)
+
+
 def ready_for_training(model):
     """Settings every backend's model trains with. No KV cache: training never reads one, and with a cache
     transformers stops building the block-diagonal mask of a packed row from position_ids, so the documents of

@@ -3,15 +3,15 @@ for anyone who did not ask for Unsloth."""
 
 from __future__ import annotations
 
-import os
-
 from autotrain_unsloth.attention import varlen
 from autotrain_unsloth.backends import (
     added_tokens_as_planned,
     fit_to_tokenizer,
+    nf4_config,
     ready_for_training,
     token_rows_to_train,
 )
+from autotrain_unsloth.distributed import local_rank
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import TORCH_DTYPE_NAMES, Plan
 from autotrain_unsloth.remote_code import trust_remote_code
@@ -24,13 +24,12 @@ def load_model(params: LLMTrainingParams, plan: Plan, tokenizer, max_seq_length:
     dtype = getattr(torch, TORCH_DTYPE_NAMES[plan.weights_dtype])
     kwargs = {"dtype": dtype, "trust_remote_code": trust_remote_code()}
     if plan.method == "qlora-4bit":
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.float32 if plan.autocast == "no" else getattr(torch, TORCH_DTYPE_NAMES[plan.autocast]))
+        kwargs["quantization_config"] = nf4_config(
+            torch.float32 if plan.autocast == "no" else getattr(torch, TORCH_DTYPE_NAMES[plan.autocast]))
     elif plan.method == "lora-8bit":
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
     if plan.device == "cuda":
-        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
+        kwargs["device_map"] = {"": local_rank()}
     if plan.packed_attention == "torch-varlen":
         kwargs["attn_implementation"] = varlen.register()
     elif plan.packed_attention == "flash_attention_2" or (plan.device == "cuda" and params.use_flash_attention_2):

@@ -19,8 +19,10 @@ from autotrain_unsloth.backends import (
     UnslothLoadError,
     added_tokens_as_planned,
     fit_to_tokenizer,
+    nf4_config,
     ready_for_training,
 )
+from autotrain_unsloth.distributed import local_rank
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import TORCH_DTYPE_NAMES, Plan
 from autotrain_unsloth.remote_code import trust_remote_code
@@ -95,7 +97,7 @@ def from_pretrained_kwargs(params: LLMTrainingParams, plan: Plan, max_seq_length
         trust_remote_code=trust_remote_code(),
         random_state=params.seed,
         # Under DDP each process loads the whole model onto its own GPU.
-        **({"device_map": {"": int(os.environ.get("LOCAL_RANK", 0))}} if plan.num_processes > 1 else {}),
+        **({"device_map": {"": local_rank()}} if plan.num_processes > 1 else {}),
     )
 
 
@@ -124,15 +126,12 @@ def _load_dtype(plan: Plan) -> str:
 
 def load_model(params: LLMTrainingParams, plan: Plan, tokenizer, max_seq_length: int):
     import torch
-    from transformers import BitsAndBytesConfig
     from unsloth import FastLanguageModel
 
     kwargs = from_pretrained_kwargs(params, plan, max_seq_length)
     kwargs["dtype"] = getattr(torch, kwargs["dtype"])
     if plan.method == "qlora-4bit":
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=kwargs["dtype"])
+        kwargs["quantization_config"] = nf4_config(kwargs["dtype"])
     try:
         with offline_for_local_model(params.model):
             model, _ = FastLanguageModel.from_pretrained(**kwargs)

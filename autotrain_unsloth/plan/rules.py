@@ -7,6 +7,7 @@ from __future__ import annotations
 from autotrain_unsloth.checkpoints import schedule
 from autotrain_unsloth.plan.architectures import UNSLOTH_ARCHITECTURES, architecture
 from autotrain_unsloth.plan.types import Choice, chose
+from autotrain_unsloth.publish import repo_name
 
 # dpo and orpo: their loss curves on Unsloth's path match the transformers path's (tests/gpu, docs/plan.md).
 UNSLOTH_TRAINERS = ("default", "sft", "dpo", "orpo")
@@ -197,7 +198,7 @@ def resume(params, env) -> Choice:
 def publish(params, env) -> Choice:
     if not params.push_to_hub:
         return chose(None)
-    repo = params.repo_id or f"{params.username}/{params.project_basename}"
+    repo = repo_name(params)
     if not env.hub_token_found:
         return chose(None, error=f"push_to_hub=True: no Hub token (--token, HF_TOKEN, or `hf auth login`) to create "
                                  f"{repo} with")

@@ -1,4 +1,4 @@
-"""The TrainingArguments both trainers share, from params and plan (AutoTrain's configure_training_args)."""
+"""The TrainingArguments every trainer shares, from params and plan (AutoTrain's configure_training_args)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def logging_steps(params: LLMTrainingParams, rows: int, batch_size: int) -> int:
 
 
 def training_arguments(params: LLMTrainingParams, plan: Plan, rows: int) -> dict:
-    """The fields both trainers share. Evaluation and saving follow the plan (plan/rules.py, save_policy)."""
+    """The fields every trainer shares. Evaluation and saving follow the plan (plan/rules.py, save_policy)."""
     # the plan's batch settings: lowered for the data where left at their defaults (schedule.py), smaller micro-batches
     # to fit memory (fit.py)
     batch_size, accumulation = plan.batch_size, plan.gradient_accumulation

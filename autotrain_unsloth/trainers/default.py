@@ -3,13 +3,10 @@
 
 from __future__ import annotations
 
-import sys
-
 from autotrain_unsloth.data import load_split, render_text, to_blocks
 from autotrain_unsloth.distributed import say
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan
-from autotrain_unsloth.trainers import recipe
 
 
 def datasets(params: LLMTrainingParams, plan: Plan, tokenizer):
@@ -29,7 +26,3 @@ def build(params, plan, model, tokenizer, train, valid, arguments, callbacks):
     return Trainer(model=model, args=args, train_dataset=train, eval_dataset=valid, data_collator=default_data_collator,
                    processing_class=tokenizer,
                    callbacks=callbacks)
-
-
-def train(params: LLMTrainingParams, plan: Plan, backend) -> None:
-    recipe.run(sys.modules[__name__], params, plan, backend)

@@ -5,15 +5,11 @@ rule: model_ref only without --peft)."""
 
 from __future__ import annotations
 
-import os
-import sys
-
 from autotrain_unsloth.data import load_split
-from autotrain_unsloth.distributed import say
+from autotrain_unsloth.distributed import local_rank, say
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import TORCH_DTYPE_NAMES, Plan
 from autotrain_unsloth.preference_data import preference_rows
-from autotrain_unsloth.trainers import recipe
 
 
 def datasets(params: LLMTrainingParams, plan: Plan, tokenizer):
@@ -34,7 +30,7 @@ def reference_model(params: LLMTrainingParams, plan: Plan, tokenizer):
     source = params.model_ref or params.model
     kwargs = {"dtype": getattr(torch, TORCH_DTYPE_NAMES[plan.weights_dtype]), "trust_remote_code": trust_remote_code()}
     if plan.device == "cuda":
-        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
+        kwargs["device_map"] = {"": local_rank()}
     reference = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     fit_to_tokenizer(reference, tokenizer)
     say(f"dpo reference model: {source} ({plan.weights_dtype}, frozen)")
@@ -48,7 +44,3 @@ def build(params, plan, model, tokenizer, train, valid, arguments, callbacks):
     reference = None if plan.peft else reference_model(params, plan, tokenizer)
     return DPOTrainer(model=model, ref_model=reference, args=config, train_dataset=train, eval_dataset=valid,
                       processing_class=tokenizer, callbacks=callbacks)
-
-
-def train(params: LLMTrainingParams, plan: Plan, backend) -> None:
-    recipe.run(sys.modules[__name__], params, plan, backend)

@@ -4,11 +4,6 @@ model: ORPO's odds-ratio term is computed from the policy alone."""
 
 from __future__ import annotations
 
-import sys
-
-from autotrain_unsloth.params import LLMTrainingParams
-from autotrain_unsloth.plan import Plan
-from autotrain_unsloth.trainers import recipe
 from autotrain_unsloth.trainers.dpo import datasets  # noqa: F401  (the same preference rows)
 
 
@@ -19,7 +14,3 @@ def build(params, plan, model, tokenizer, train, valid, arguments, callbacks):
                         max_completion_length=params.max_completion_length)
     return ORPOTrainer(model=model, args=config, train_dataset=train, eval_dataset=valid, processing_class=tokenizer,
                        callbacks=callbacks)
-
-
-def train(params: LLMTrainingParams, plan: Plan, backend) -> None:
-    recipe.run(sys.modules[__name__], params, plan, backend)

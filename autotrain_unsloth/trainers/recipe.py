@@ -1,6 +1,7 @@
 """The skeleton every trainer runs: tokenizer, data, load, verify, arguments, callbacks, train, save.
 
-A trainer module supplies two functions and calls `run`:
+A trainer module supplies two functions (interfaces.Recipe), and the job calls `run` with it and the plan's
+backend (interfaces.Backend):
 - `datasets(params, plan, tokenizer) -> (train, validation or None)`, or with a third item, warnings about the
   data found while tokenizing it (added to the plan's warnings in plan.json);
 - `build(params, plan, model, tokenizer, train, validation, arguments, callbacks) -> a transformers Trainer`,
@@ -14,6 +15,7 @@ import dataclasses
 
 from autotrain_unsloth.checkpoints import Stopped, checkpoint_callback
 from autotrain_unsloth.data import load_tokenizer
+from autotrain_unsloth.interfaces import Backend, Recipe
 from autotrain_unsloth.outputs import save_outputs
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan
@@ -30,7 +32,7 @@ def signal_name(number: int) -> str:
     return signal.Signals(number).name
 
 
-def run(recipe, params: LLMTrainingParams, plan: Plan, backend) -> None:
+def run(recipe: Recipe, params: LLMTrainingParams, plan: Plan, backend: Backend) -> None:
     from accelerate import PartialState
 
     tokenizer = load_tokenizer(params, plan.sequence_length)

@@ -4,12 +4,7 @@ block_size are dropped by TRL, as in AutoTrain; the job says how many."""
 
 from __future__ import annotations
 
-import sys
-
 from autotrain_unsloth.distributed import say
-from autotrain_unsloth.params import LLMTrainingParams
-from autotrain_unsloth.plan import Plan
-from autotrain_unsloth.trainers import recipe
 from autotrain_unsloth.trainers.dpo import datasets  # noqa: F401  (the same preference rows, without a prompt)
 
 
@@ -24,7 +19,3 @@ def build(params, plan, model, tokenizer, train, valid, arguments, callbacks):
         say(f"reward: {dropped} of {len(train)} pairs are longer than {plan.sequence_length} tokens and were dropped "
             "(--block-size to keep them)")
     return trainer
-
-
-def train(params: LLMTrainingParams, plan: Plan, backend) -> None:
-    recipe.run(sys.modules[__name__], params, plan, backend)

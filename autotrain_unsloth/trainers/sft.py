@@ -11,15 +11,12 @@ TRL rejects)."""
 
 from __future__ import annotations
 
-import sys
-
 from autotrain_unsloth.chat_tokens import IGNORE, tokenize_conversation
 from autotrain_unsloth.conversations import conversation, is_chat
 from autotrain_unsloth.data import DataError, load_split, render_text
 from autotrain_unsloth.distributed import say
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan
-from autotrain_unsloth.trainers import recipe
 
 
 def datasets(params: LLMTrainingParams, plan: Plan, tokenizer):
@@ -113,7 +110,3 @@ def _quiet_trl_packing_warning(plan: Plan) -> None:
         logger.addFilter(_PackingWarningFilter())
     say(f"packing: examples kept apart by the plan's packed attention ({plan.packed_attention}); TRL's warning "
         "about flash attention does not apply")
-
-
-def train(params: LLMTrainingParams, plan: Plan, backend) -> None:
-    recipe.run(sys.modules[__name__], params, plan, backend)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import os
 import sys
 
@@ -22,6 +21,7 @@ from autotrain_unsloth.backends import UnslothLoadError
 from autotrain_unsloth.checkpoints import Stopped
 from autotrain_unsloth.distributed import end_process_group, is_main, say, world_size
 from autotrain_unsloth.errors import UserError
+from autotrain_unsloth.interfaces import backend_module, recipe_module
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan, decide, make_plan, params_fingerprint
 from autotrain_unsloth.project_lock import holding_unless_parent_does
@@ -110,15 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         params = LLMTrainingParams.load(args.training_config)
         with holding_unless_parent_does(params.project_name, is_main()):
             params, plan = job_plan(params)
+            backend = backend_module(plan.backend)
             if plan.backend == "unsloth":
-                from autotrain_unsloth.backends import unsloth as backend
-
                 backend.import_unsloth(params, plan)  # before transformers, trl and peft are imported
-            else:
-                from autotrain_unsloth.backends import transformers as backend
-            trainer = importlib.import_module(f"autotrain_unsloth.trainers.{plan.trainer}")
+            from autotrain_unsloth.trainers import recipe  # after Unsloth: the skeleton's modules import transformers
+
             try:
-                trainer.train(params, plan, backend)
+                recipe.run(recipe_module(plan.trainer), params, plan, backend)
             except (Stopped, UploadFailed, Diverged):
                 raise
             except Exception as exc:
