@@ -16,20 +16,16 @@ def parameters(function) -> list[str]:
     return [name for name in inspect.signature(function).parameters if name != "self"]
 
 
-@pytest.mark.parametrize("name", sorted(BACKENDS))
-def test_each_backend_is_a_backend(name):
-    module = backend_module(name)
-    assert isinstance(module, Backend)
-    for method in ("load_model", "install_packed_attention"):
-        assert parameters(getattr(module, method)) == parameters(getattr(Backend, method)), (name, method)
+INTERFACES = [(backend_module, name, Backend, ("load_model", "install_packed_attention")) for name in sorted(BACKENDS)]
+INTERFACES += [(recipe_module, name, Recipe, ("datasets", "build")) for name in sorted(RECIPES)]
 
 
-@pytest.mark.parametrize("name", sorted(RECIPES))
-def test_each_trainer_is_a_recipe(name):
-    module = recipe_module(name)
-    assert isinstance(module, Recipe)
-    for method in ("datasets", "build"):
-        assert parameters(getattr(module, method)) == parameters(getattr(Recipe, method)), (name, method)
+@pytest.mark.parametrize("load, name, interface, methods", INTERFACES, ids=[row[1] for row in INTERFACES])
+def test_each_backend_and_trainer_satisfies_its_interface(load, name, interface, methods):
+    module = load(name)
+    assert isinstance(module, interface)
+    for method in methods:
+        assert parameters(getattr(module, method)) == parameters(getattr(interface, method)), (name, method)
 
 
 def test_the_tables_name_every_backend_and_trainer_module():

@@ -103,13 +103,18 @@ def _tokens(params, batch_size: int, sequence: int) -> int:
     return batch_size * (2 if params.trainer in PREFERENCE_TRAINERS else 1) * sequence
 
 
+def _accumulation(params, rung: Rung) -> int:
+    """Gradient accumulation at the rung's micro-batch: the same rows per optimizer step as asked."""
+    return params.gradient_accumulation * params.batch_size // rung.batch_size
+
+
 def _size(params, shape, backend, method, weights_dtype, autocast, targets, sequence, optimizer, liger, rung) -> dict:
     return training_peak_gib(
         shape, method=method, weights_dtype=weights_dtype, compute_dtype=autocast if autocast != "no" else weights_dtype,
         tokens=_tokens(params, rung.batch_size, sequence), optimizer=optimizer, lora_rank=params.lora_r, lora_targets=targets,
         lora_dropout=params.lora_dropout > 0, checkpointing=rung.checkpointing, backend=backend,
         state_offload=rung.state_offload, fused_loss=liger,
-        accumulation=params.gradient_accumulation * params.batch_size // rung.batch_size,
+        accumulation=_accumulation(params, rung),
         reference_model=params.trainer == "dpo" and method == "full" and not params.model_ref)
 
 
@@ -157,7 +162,7 @@ def memory_fit(params, env, backend, method, weights_dtype, autocast, targets, s
         fits = estimate["total"] <= budget and (host_budget is None or estimate["host"]["total"] <= host_budget)
         tried.append(_describe(rung, estimate) + (" -> fits" if fits else " -> too much"))
         if fits:
-            accumulation = params.gradient_accumulation * params.batch_size // rung.batch_size
+            accumulation = _accumulation(params, rung)
             estimate = {**estimate, "budget": budget, "gpu": env.gpu_memory_gib, "host_budget": host_budget,
                         "tokens": _tokens(params, rung.batch_size, sequence)}
             fit = MemoryFit(rung.checkpointing, rung.state_offload, rung.batch_size, accumulation, estimate)
