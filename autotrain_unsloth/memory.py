@@ -118,8 +118,10 @@ UNSLOTH_LOGITS_BYTES = 2
 # Unsloth's LoRA kernels (fused q/k/v, o and MLP with their LoRA terms) save fewer activations than the count
 # above: 8B QLoRA at 2 x 2048 without checkpointing measured 20.9 GiB (H100, 2026-11-24), 1B LoRA 6.9 GiB.
 UNSLOTH_LORA_ACTIVATION_FACTOR = 0.67
-# Unsloth's state offload (UNSLOTH_OFFLOAD_OPTIMIZER_STATE) steps the state in chunks of this size on the GPU.
-STATE_OFFLOAD_CHUNK_GIB = 1.0
+# The state offload (trainers/state_offload.py) steps the state in chunks of this size on the GPU, with up to
+# three of them there at once: one coming in, one being updated, one going out.
+STATE_OFFLOAD_CHUNK_GIB = 0.5
+STATE_OFFLOAD_CHUNKS_IN_FLIGHT = 3
 CHECKPOINTING = ("off", "on", "unsloth")
 
 
@@ -161,7 +163,8 @@ def training_peak_gib(shape: ModelShape, *, method: str, weights_dtype: str, com
         optimizer_states = adapter * max(state_bytes, 2)
     host_states = 0.0
     if state_offload:
-        host_states, optimizer_states = optimizer_states, min(optimizer_states, STATE_OFFLOAD_CHUNK_GIB * GIB)
+        host_states, optimizer_states = optimizer_states, min(optimizer_states,
+                                                               STATE_OFFLOAD_CHUNKS_IN_FLIGHT * STATE_OFFLOAD_CHUNK_GIB * GIB)
 
     per_token_layer = shape.activation_bytes_per_token(compute_bytes, lora_dropout and method != "full")
     layer_inputs = tokens * shape.layers * shape.hidden * compute_bytes

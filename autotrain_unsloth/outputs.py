@@ -68,6 +68,7 @@ def write_run_summary(trainer, plan: Plan, project: str, throughput: dict, figur
         "update": plan.update,
         "batch_size": plan.batch_size, "gradient_accumulation": plan.gradient_accumulation,
         "optimizer_state_offload": plan.optimizer_state_offload,
+        "optimizer_state_resident_gib": plan.optimizer_state_resident_gib,
         "estimated_peak_gib": (plan.memory_estimate_gib or {}).get("total"),
         "peak_gpu_memory_gib": throughput["peak_gib"],
         "throughput": throughput,

@@ -136,9 +136,10 @@ class LLMTrainingParams(AitrainingFields):
     auto_gradient_checkpointing: bool = Field(True, description="Turn gradient checkpointing off when the memory "
         "estimate says training fits without it (faster); false: AutoTrain's rule, on unless "
         "disable_gradient_checkpointing")
-    optimizer_state_offload: Optional[bool] = Field(None, description="Full fine-tuning on Unsloth's path: keep the "
-        "optimizer state in pinned host memory between steps, stepped on the GPU a chunk at a time; unset: where the "
-        "step does not fit the GPU otherwise (UNSLOTH_OFFLOAD_OPTIMIZER_STATE sets it too)")
+    optimizer_state_offload: Optional[bool] = Field(None, description="Full fine-tuning on a GPU: keep the optimizer "
+        "state in pinned host memory between steps (the part the GPU's headroom holds stays there), stepped on the GPU "
+        "a chunk at a time; unset: where the step does not fit the GPU otherwise (UNSLOTH_OFFLOAD_OPTIMIZER_STATE sets "
+        "it too)")
     auto_micro_batch: bool = Field(True, description="When nothing else makes the step fit in memory, train smaller "
         "micro-batches with more gradient accumulation (the same rows per optimizer step); false: batch_size as given")
     packing: Optional[bool] = Field(None, description="sft: lay several examples end to end in each row without "

@@ -90,10 +90,10 @@ def liger_modules(model) -> int:
 
 
 def offloaded_state(optimizer) -> bool:
-    """Whether Unsloth's state offload holds this optimizer's state (accelerate wraps the optimizer it built)."""
-    while getattr(optimizer, "optimizer", None) is not None:
-        optimizer = optimizer.optimizer
-    return getattr(optimizer, "_unsloth_state_offloader", None) is not None
+    """Whether the state offload (trainers/state_offload.py) holds this optimizer's state."""
+    from autotrain_unsloth.trainers.state_offload import installed
+
+    return optimizer is not None and installed(optimizer) is not None
 
 
 def first_step_check(plan: Plan, project_dir: str):  # plan: as verify_loaded returned it

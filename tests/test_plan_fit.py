@@ -148,11 +148,10 @@ def test_paged_optimizers_run_resident_with_the_state_offloaded_where_it_does_no
 
 @pytest.mark.parametrize("settings, env, error", [
     (dict(optimizer_state_offload=True, **QLORA), env_for("8b", "80", 120), "LoRA's optimizer state is small"),
-    (dict(optimizer_state_offload=True, unsloth=False, **FULL), env_for("8b", "80", 120), "transformers path"),
     (dict(optimizer_state_offload=True, optimizer="adamw_torch_8bit", **FULL), env_for("8b", "80", 120),
      "steps its whole state at once"),
-    # the transformers path has no state offload: the 14B is refused there with the numbers
-    (dict(unsloth=False, **FULL), env_for("14b", "80", 120), "does not fit"),
+    # the transformers path offloads too, but 24B's weights and gradients alone fill an 80 GiB GPU
+    (dict(unsloth=False, **FULL), env_for("24b", "80", 120), "does not fit"),
 ])
 def test_what_cannot_offload_is_refused(settings, env, error):
     with pytest.raises(PlanError, match=error):
@@ -215,3 +214,23 @@ def test_a_model_too_large_for_the_machine_is_refused_by_the_cli_before_any_weig
     dry = aitraining("llm", "--train", "--model", str(folder), "--data-path", data_dir, "--project-name", "big",
                      "--full-finetuning", "--trainer", "sft", "--dry-run", cwd=tmp_path)
     assert dry.returncode != 0 and "27.7B-parameter model does not fit" in dry.stderr
+
+
+def test_the_transformers_path_fits_14b_with_the_state_offloaded_as_well():
+    plan = decide(LLMTrainingParams(**{**SETTINGS, "unsloth": False}, **FULL), env_for("14b", "80", 120))
+    assert (plan.backend, plan.gradient_checkpointing, plan.optimizer_state_offload) == ("transformers", "on", True)
+
+
+@pytest.mark.parametrize("shape, gpu", [("14b", "80"), ("24b", "141")])
+def test_the_headroom_keeps_part_of_an_offloaded_state_on_the_gpu(shape, gpu):
+    from autotrain_unsloth.plan.fit import RESIDENT_STATE_SLACK_GIB
+
+    plan = decide(LLMTrainingParams(**SETTINGS, **FULL), env_for(shape, gpu, 120))
+    estimate, resident = plan.memory_estimate_gib, plan.optimizer_state_resident_gib
+    assert plan.optimizer_state_offload and resident > 0
+    # the GPU holds it within the budget and its slack; the host holds the rest
+    assert estimate["total"] <= estimate["budget"] - RESIDENT_STATE_SLACK_GIB + 0.5
+    state = ModelShape(**env_for(shape, gpu, 120).model_shape).parameters * 2 / 2**30  # 8-bit AdamW: 2 bytes each
+    assert estimate["host"]["optimizer_states"] + resident == pytest.approx(state, abs=0.02)
+    assert f"{resident} GiB of the optimizer state kept on the GPU" in next(r for r in plan.reasons if r.startswith("memory ("))
+    assert f"({resident} GiB of it on the GPU)" in plan.update and f"{resident} GiB of it on the GPU" in plan.render()

@@ -39,8 +39,9 @@ def unsloth_environment(params: LLMTrainingParams) -> dict:
             "UNSLOTH_COMPILE_LOCATION": os.path.abspath(os.path.join(params.project_name, "unsloth_compiled_cache"))}
 
 
-# Unsloth's optimizer-state offload, read when its Trainer is built: set from the plan, whatever the environment said
-# (the plan took the user's value of it into account; plan/fit.py).
+# Unsloth's own optimizer-state offload, read when its Trainer is built: always off, whatever the environment said.
+# The plan took the user's value of it as optimizer_state_offload (plan/fit.py), and trainers/state_offload.py runs
+# it, with the copies overlapped; two offloads on one optimizer would move the state twice.
 STATE_OFFLOAD_VARIABLE = "UNSLOTH_OFFLOAD_OPTIMIZER_STATE"
 
 
@@ -51,7 +52,7 @@ def import_unsloth(params: LLMTrainingParams, plan: Plan) -> None:
         raise RuntimeError(f"{', '.join(early)} imported before unsloth; Unsloth's patches would not apply")
     for name, value in unsloth_environment(params).items():
         os.environ.setdefault(name, value)
-    os.environ[STATE_OFFLOAD_VARIABLE] = "1" if plan.optimizer_state_offload else "0"
+    os.environ[STATE_OFFLOAD_VARIABLE] = "0"
     import unsloth  # noqa: F401
 
 

@@ -59,9 +59,11 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
         reasons=tuple(reason for choice in choices for reason in choice.reasons),
         warnings=tuple(warning for choice in choices for warning in choice.warnings),
         params_fingerprint=params_fingerprint(params), memory_estimate_gib=memory.estimate,
-        optimizer_state_offload=memory.state_offload, batch_size=memory.batch_size,
+        optimizer_state_offload=memory.state_offload, optimizer_state_resident_gib=memory.resident_state_gib,
+        batch_size=memory.batch_size,
         gradient_accumulation=memory.gradient_accumulation,
-        update=fit.update_summary(method, weights_dtype, autocast, optimizer, memory.state_offload),
+        update=fit.update_summary(method, weights_dtype, autocast, optimizer, memory.state_offload,
+                                  memory.resident_state_gib),
         packed_attention=packed_attention, new_tokens=new_tokens, liger=liger, resume_from=resume_from,
         environment=dataclasses.asdict(env), steps=steps,
     )

@@ -7,8 +7,9 @@ logits) for each rung of a ladder, in order of cost, and the first rung that fit
 1. gradient checkpointing off (no forward pass recomputed);
 2. checkpointing on: transformers' kind on the transformers path and on CPU, Unsloth's on its path (each layer's
    input waits in host memory, so the GPU holds one layer's activations at a time);
-3. full fine-tuning on Unsloth's path: the optimizer state in pinned host memory between steps, stepped on the
-   GPU a chunk at a time (Unsloth's state offload; a chunk-safe optimizer, see speed.optimizer);
+3. full fine-tuning: the optimizer state in pinned host memory between steps, stepped on the GPU a chunk at a
+   time (trainers/state_offload.py; a chunk-safe optimizer, see speed.optimizer), as much of it as the GPU's
+   headroom holds left there (resident_state_gib), so that less crosses the host link at every step;
 4. a smaller micro-batch with more gradient accumulation: the same global batch, fewer tokens at once.
 
 GPU and host memory are both checked: the state offload and Unsloth's checkpointing keep their bytes pinned on
@@ -31,6 +32,10 @@ GPU_SHARE = 0.88
 CUDA_CONTEXT_GIB = 1.0
 # Share of the host's available memory that pinned optimizer state and offloaded activations may take.
 HOST_SHARE = 0.8
+# GPU memory left free beside the resident optimizer state, over the budget's own margin: the estimate of a 14.8B
+# full fine-tune's peak was 5% low (docs/benchmarks.md).
+RESIDENT_STATE_SLACK_GIB = 2.0
+RESIDENT_STATE_STEP_GIB = 0.5
 # Optimizers whose step the state offload can run in chunks (a step that touches only parameters with gradients).
 PAGED_TO_RESIDENT = {"paged_adamw_8bit": "adamw_8bit", "paged_adamw_32bit": "adamw_torch", "paged_lion_8bit": "lion_8bit",
                      "paged_lion_32bit": "lion_32bit", "paged_ademamix_8bit": "ademamix_8bit",
@@ -54,6 +59,7 @@ class MemoryFit:
     batch_size: int
     gradient_accumulation: int
     estimate: Optional[dict] = None
+    resident_state_gib: float = 0.0  # with the state offloaded: how much of it stays on the GPU
 
 
 def gpu_budget_gib(total_gib: float) -> float:
@@ -94,7 +100,6 @@ def offload_possible(params, env, backend: str, method: str) -> Optional[str]:
     return next((why for blocked, why in (
         (method != "full", "LoRA's optimizer state is small"),
         (not env.cuda, "there is no GPU to offload from"),
-        (backend != "unsloth", "the transformers path has no optimizer-state offload (Unsloth's runs only on its path)"),
         (params.distributed_backend == "deepspeed", "DeepSpeed offloads with its own settings")) if blocked), None)
 
 
@@ -163,9 +168,13 @@ def memory_fit(params, env, backend, method, weights_dtype, autocast, targets, s
         tried.append(_describe(rung, estimate) + (" -> fits" if fits else " -> too much"))
         if fits:
             accumulation = _accumulation(params, rung)
-            estimate = {**estimate, "budget": budget, "gpu": env.gpu_memory_gib, "host_budget": host_budget,
-                        "tokens": _tokens(params, rung.batch_size, sequence)}
-            fit = MemoryFit(rung.checkpointing, rung.state_offload, rung.batch_size, accumulation, estimate)
+            resident = resident_state_gib(estimate, budget) if rung.state_offload else 0.0
+            estimate = {**_with_resident_state(estimate, resident), "budget": budget, "gpu": env.gpu_memory_gib,
+                        "host_budget": host_budget, "tokens": _tokens(params, rung.batch_size, sequence)}
+            if resident:
+                tried.append(f"{resident} GiB of the optimizer state kept on the GPU (the budget's headroom less "
+                             f"{RESIDENT_STATE_SLACK_GIB} GiB): {estimate['total']} GiB, host {estimate['host']['total']} GiB")
+            fit = MemoryFit(rung.checkpointing, rung.state_offload, rung.batch_size, accumulation, estimate, resident)
             skipped = ("checkpointing off not tried: this job ran out of GPU memory without it; "
                        if env.out_of_memory_without_checkpointing and params.auto_gradient_checkpointing else "")
             cpu = ("; on a CPU, training without recomputation measured faster (docs/benchmarks.md)"
@@ -178,6 +187,23 @@ def memory_fit(params, env, backend, method, weights_dtype, autocast, targets, s
         qlora = _size(params, shape, backend, "qlora-4bit", weights_dtype, autocast, None, sequence, optimizer, liger, rung)
     return Choice(unsized, errors=(_refusal(params, env, shape, method, sequence, budget, host_budget, estimate,
                                             tried[-1], qlora),))
+
+
+def resident_state_gib(estimate: dict, budget: float) -> float:
+    """The part of an offloaded optimizer state that the GPU's headroom holds, in steps of RESIDENT_STATE_STEP_GIB:
+    what stays there never crosses the host link."""
+    room = budget - estimate["total"] - RESIDENT_STATE_SLACK_GIB
+    steps = int(max(0.0, min(room, estimate["host"]["optimizer_states"])) / RESIDENT_STATE_STEP_GIB)
+    return steps * RESIDENT_STATE_STEP_GIB
+
+
+def _with_resident_state(estimate: dict, resident: float) -> dict:
+    if not resident:
+        return estimate
+    host = dict(estimate["host"], optimizer_states=round(estimate["host"]["optimizer_states"] - resident, 2),
+                total=round(estimate["host"]["total"] - resident, 2))
+    return dict(estimate, optimizer_states=round(estimate["optimizer_states"] + resident, 2),
+                total=round(estimate["total"] + resident, 2), host=host)
 
 
 def _turn_off(params, rung: Rung) -> str:
@@ -236,7 +262,8 @@ OPTIMIZER_SHOWN = {"adamw_8bit": "8-bit AdamW (bitsandbytes)", "adamw_bnb_8bit":
                    "paged_adamw_32bit": "AdamW (fp32 state, bitsandbytes, paged)"}
 
 
-def update_summary(method: str, weights_dtype: str, autocast: str, optimizer: str, state_offload: bool) -> str:
+def update_summary(method: str, weights_dtype: str, autocast: str, optimizer: str, state_offload: bool,
+                   resident_state_gib: float = 0.0) -> str:
     """The math of one optimizer step, in words: what is trained, in which precision, and where the state lives."""
     compute = f", {autocast} compute" if autocast not in ("no", weights_dtype) else ""
     if method == "full":
@@ -244,6 +271,6 @@ def update_summary(method: str, weights_dtype: str, autocast: str, optimizer: st
     else:
         base = {"qlora-4bit": "4-bit NF4", "lora-8bit": "8-bit"}.get(method, weights_dtype)
         trained = f"LoRA adapters in fp32 on a frozen {base} base{compute}"
-    where = ("in pinned host memory, stepped on the GPU a chunk at a time" if state_offload
-             else "on the training device")
+    where = ("in pinned host memory" + (f" ({resident_state_gib} GiB of it on the GPU)" if resident_state_gib else "")
+             + ", stepped on the GPU a chunk at a time" if state_offload else "on the training device")
     return f"{trained}; {OPTIMIZER_SHOWN.get(optimizer, optimizer)} state {where}"

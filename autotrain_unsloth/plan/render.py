@@ -42,7 +42,9 @@ def render(plan) -> str:
         ("optimizer steps", "", f"{plan.steps['steps_per_epoch']} an epoch, {plan.steps['steps']} in all, "
          f"{plan.steps['warmup_steps']} warm-up" if plan.steps else "-"),
         ("optimizer state", {None: "auto", True: "host", False: "device"}[a.optimizer_state_offload],
-         "host (pinned), stepped in chunks" if plan.optimizer_state_offload else "device"),
+         ("host (pinned), stepped in chunks" + (f", {plan.optimizer_state_resident_gib} GiB of it on the GPU"
+                                                 if plan.optimizer_state_resident_gib else "")
+          if plan.optimizer_state_offload else "device")),
         ("memory", "", memory),
         ("update", "", plan.update),
         ("eval / save", "", f"{plan.eval_strategy} / {plan.save_strategy}"),

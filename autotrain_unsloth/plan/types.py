@@ -123,6 +123,7 @@ class Plan:
     params_fingerprint: str
     memory_estimate_gib: Optional[dict] = None  # fit.py: the chosen settings' estimated peak by part, budgets, host
     optimizer_state_offload: bool = False  # the optimizer state lives in pinned host memory between steps
+    optimizer_state_resident_gib: float = 0.0  # ... except this much of it, which stays on the GPU
     # the micro-batch per device and the accumulation: as asked, lowered to make enough steps on the data where
     # left at their defaults (schedule.py), and the micro-batch smaller still to fit memory (fit.py)
     batch_size: int = 1

@@ -22,6 +22,7 @@ from autotrain_unsloth.plan import Plan
 from autotrain_unsloth.publish import push_to_hub
 from autotrain_unsloth.trainers.arguments import optimizer_cls_and_kwargs, training_arguments
 from autotrain_unsloth.trainers.divergence import Diverged, divergence_guard
+from autotrain_unsloth.trainers.state_offload import offload_when_created
 from autotrain_unsloth.trainers.throughput import throughput_callback
 from autotrain_unsloth.verify import first_step_check, verify_loaded
 
@@ -52,6 +53,8 @@ def run(recipe: Recipe, params: LLMTrainingParams, plan: Plan, backend: Backend)
                            callbacks=[first_step_check(plan, params.project_name), speed, checkpoints, guard])
     # Set here, not passed: TRL's preference trainers do not forward optimizer_cls_and_kwargs to the Trainer.
     trainer.optimizer_cls_and_kwargs = optimizer_cls_and_kwargs(trainer.args)
+    if plan.optimizer_state_offload:
+        offload_when_created(trainer, plan)
     # TRL writes its own model card into the project folder at every checkpoint; ours (outputs.py) comes only when
     # training ends well, so that an unfinished run never looks finished.
     trainer.create_model_card = lambda *args, **kwargs: None
