@@ -234,3 +234,31 @@ def test_the_headroom_keeps_part_of_an_offloaded_state_on_the_gpu(shape, gpu):
     assert estimate["host"]["optimizer_states"] + resident == pytest.approx(state, abs=0.02)
     assert f"{resident} GiB of the optimizer state kept on the GPU" in next(r for r in plan.reasons if r.startswith("memory ("))
     assert f"({resident} GiB of it on the GPU)" in plan.update and f"{resident} GiB of it on the GPU" in plan.render()
+
+
+@pytest.mark.parametrize("shape, gpu, free, outcome", [
+    # 24B in bf16: 44 GiB of final weights; a checkpoint adds the 8-bit state (88 GiB)
+    ("24b", "141", 30.0, "error"),
+    ("24b", "141", 100.0, "warning"),
+    ("24b", "141", 300.0, "fits"),
+    ("14b", "80", 40.0, "warning"),
+])
+def test_the_disk_must_hold_the_final_weights_before_anything_loads(shape, gpu, free, outcome):
+    params = LLMTrainingParams(**SETTINGS, **FULL)
+    env = env_for(shape, gpu, 120, disk_free_gib=free)
+    if outcome == "error":
+        with pytest.raises(PlanError, match=rf"the final weights of this run need \d+\.\d GiB and the disk of the "
+                                            rf"project folder .* has {free} GiB free.*Nothing was loaded"):
+            decide(params, env)
+        return
+    plan = decide(params, env)
+    assert any(reason.startswith("disk: the project folder") for reason in plan.reasons)
+    warned = [w for w in plan.warnings if "checkpoints of" in w]
+    assert bool(warned) == (outcome == "warning")
+
+
+def test_a_lora_run_needs_little_disk_unless_merged():
+    env = env_for("8b", "80", 120, disk_free_gib=5.0)
+    decide(LLMTrainingParams(**SETTINGS, **QLORA), env)
+    with pytest.raises(PlanError, match="final weights of this run need 1[45]"):
+        decide(LLMTrainingParams(**SETTINGS, **QLORA, merge_adapter=True), env)

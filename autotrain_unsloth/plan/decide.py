@@ -9,7 +9,7 @@ import json
 
 from autotrain_unsloth import defaults
 from autotrain_unsloth.params import LLMTrainingParams
-from autotrain_unsloth.plan import cpu, fit, rules, schedule, speed
+from autotrain_unsloth.plan import cpu, disk, fit, rules, schedule, speed
 from autotrain_unsloth.plan.types import Asked, Choice, Environment, Plan, PlanError
 
 
@@ -41,6 +41,7 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
                                  batch_size, accumulation))
     packed_attention = take(speed.packed_attention(params, env, backend, packing, weights_dtype, autocast))
     optimizer = take(speed.optimizer(params, env, method, memory.state_offload))
+    take(disk.disk_space(params, env, method, weights_dtype, optimizer))
     eval_strategy, save_strategy = take(rules.save_policy(params))
     take(rules.checkpoint_schedule(params))
     take(rules.publish(params, env))

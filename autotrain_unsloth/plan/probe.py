@@ -47,6 +47,7 @@ def probe(params: LLMTrainingParams) -> Environment:
         gpu_name=torch.cuda.get_device_name(0) if cuda else None,
         gpu_memory_gib=round(torch.cuda.get_device_properties(0).total_memory / 2**30, 2) if cuda else None,
         host_memory_gib=available_host_memory_gib(),
+        disk_free_gib=free_disk_gib(params.project_name),
         offload_variable=offload_variable(),
         torchao_version=_installed_version("torchao"),
         model_type=config["model_type"],
@@ -65,6 +66,16 @@ def probe(params: LLMTrainingParams) -> Environment:
         # not imported here: liger-kernel imports transformers, which must come after Unsloth in a job
         liger_installed=importlib.util.find_spec("liger_kernel") is not None,
     )
+
+
+def free_disk_gib(folder: str) -> float:
+    """Free space where `folder` is or will be created (its nearest existing parent)."""
+    import shutil
+
+    path = os.path.abspath(folder)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    return round(shutil.disk_usage(path).free / 2**30, 1)
 
 
 def available_host_memory_gib() -> Optional[float]:

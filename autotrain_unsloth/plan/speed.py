@@ -15,7 +15,8 @@ from autotrain_unsloth.plan.types import Choice, chose
 TORCHAO_OPTIM_SINCE = (0, 11)
 
 
-# Optimizers whose step the state offload (trainers/state_offload.py) cannot run in chunks: they would bring their whole state back.
+# Optimizers whose step the state offload (trainers/state_offload.py) cannot run in chunks: they would bring
+# their whole state back.
 NOT_CHUNK_SAFE = ("adamw_torch_8bit", "adamw_torch_4bit", "schedule_free", "galore", "apollo", "lomo", "adalomo",
                   "grokadamw")
 

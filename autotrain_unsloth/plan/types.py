@@ -38,6 +38,7 @@ class Environment:
     gpu_name: Optional[str] = None
     gpu_memory_gib: Optional[float] = None  # total memory of one GPU
     host_memory_gib: Optional[float] = None  # the host's available memory (MemAvailable) when the plan was made
+    disk_free_gib: Optional[float] = None  # free space on the disk the project folder is written to
     offload_variable: Optional[bool] = None  # UNSLOTH_OFFLOAD_OPTIMIZER_STATE as set in the environment; None: unset
     torchao_version: Optional[str] = None  # None: not installed
     model_type: Optional[str] = None
