@@ -6,6 +6,8 @@
 # 2. each size in SIZES fully fine-tuned through `aitraining llm --train --unsloth --full-finetuning` with AutoTrain's
 #    gradient accumulation (4) and no other memory flag: the plan chooses (ours-auto), against Unsloth's script
 #    with its optimizer-state offload on (unsloth-script, UNSLOTH_OFFLOAD_OPTIMIZER_STATE=1).
+# MODELS_DIR puts the random-init models on another disk (a RAM disk where the project's disk cannot hold a 24B model
+# and its fine-tuned copy: the plan refuses a run whose final weights do not fit).
 set -uo pipefail
 RESULTS=${1:?give the results file}; SIZES=${2:-llama-14b}
 OUT=${OUT:-/tmp/bench-out}; mkdir -p "$OUT"
@@ -23,4 +25,4 @@ tail -3 "$OUT/refusal-llama-32b.txt"
 [ -f "$RESULTS" ] && cp "$RESULTS" "$OUT/results.json"
 python3 bench/throughput.py run --results "$OUT/results.json" --models "$SIZES" --methods full \
   --paths "${PATHS:-ours-auto,unsloth-script}" --gradient-accumulation 4 --steps "${STEPS:-16}" --script-state-offload \
-  --run-timeout 540 --invocation bigmodel
+  --run-timeout 540 --invocation bigmodel ${MODELS_DIR:+--models-dir "$MODELS_DIR"}

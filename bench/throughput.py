@@ -112,6 +112,7 @@ def collect(path: str, project: str) -> dict:
             "gradient_checkpointing": plan["gradient_checkpointing"], "backend": plan["backend"],
             "estimated_peak_gib": (plan.get("memory_estimate_gib") or {}).get("total"),
             "optimizer_state_offload": plan.get("optimizer_state_offload"), "batch_ran": plan.get("batch_size"),
+            "optimizer_state_resident_gib": plan.get("optimizer_state_resident_gib", 0.0),
             "optimizer_ran": plan["optimizer"], "processes": plan["num_processes"], "liger": plan.get("liger", False)}
 
 
@@ -130,6 +131,9 @@ def record(model: str, method: str, path: str, measured: dict, steps: int, args,
         "batch_size": SETTINGS["batch_size"], "seq_len": args.seq_len, "steps": steps,
         "gradient_accumulation": args.gradient_accumulation,
         "optimizer_state_offload": measured.get("optimizer_state_offload", args.script_state_offload),
+        "optimizer_state_resident_gib": measured.get("optimizer_state_resident_gib", 0.0),
+        "optimizer_state_offload_by": ("unsloth" if path == "unsloth-script" else "ours")
+        if measured.get("optimizer_state_offload", args.script_state_offload) else None,
         "processes": processes,  # one per GPU; tokens/s counts every process's tokens
         # what ran, and how it was measured
         "backend": measured["backend"], "gradient_checkpointing": measured["gradient_checkpointing"],
@@ -217,7 +221,7 @@ def run(args) -> int:
 
     failures = []
     for model in args.models:
-        model_dir = os.path.join(workdir, "models", model)
+        model_dir = os.path.join(os.path.abspath(args.models_dir or os.path.join(workdir, "models")), model)
         if not os.path.isfile(os.path.join(model_dir, "BENCH_MODEL")):
             started = time.time()
             subprocess.run([sys.executable, os.path.join(BENCH, "workload.py"), "build", "--model", model, "--out", model_dir],
@@ -261,6 +265,8 @@ def main(argv=None) -> int:
     go.add_argument("--script-state-offload", action="store_true", help="run the hand-written scripts with "
                     "UNSLOTH_OFFLOAD_OPTIMIZER_STATE=1 (Unsloth's optimizer-state offload, for models that need it)")
     go.add_argument("--workdir", default="/tmp/autotrain-unsloth-bench", help="models, data and run folders")
+    go.add_argument("--models-dir", help="where the random-init models are written (default WORKDIR/models): another "
+                    "disk where one holds only the model or its fine-tuned copy")
     go.add_argument("--results", help="results file (default bench/results/<date>-<device>.json)")
     go.add_argument("--date", help="date for the results file name (default today)")
     go.add_argument("--run-timeout", type=int, default=900, help="seconds one run may take")

@@ -10,7 +10,12 @@ import sys
 
 import pytest
 
-from autotrain_unsloth.memory import ModelShape, training_peak_gib
+from autotrain_unsloth.memory import (
+    STATE_OFFLOAD_CHUNK_GIB,
+    STATE_OFFLOAD_CHUNKS_IN_FLIGHT,
+    ModelShape,
+    training_peak_gib,
+)
 from tests.conftest import REPO
 
 sys.path.insert(0, os.path.join(REPO, "bench"))
@@ -73,10 +78,12 @@ def test_parts_add_up_and_move_the_right_way():
     # Unsloth's checkpointing moves each layer's input to the host: less on the GPU than "on", the rest pinned
     on, moved = estimate("llama-3.1-8b", "full", "on"), estimate("llama-3.1-8b", "full", "unsloth")
     assert moved["host"]["activations"] > 0 == on["host"]["total"]
-    # the state offload leaves one chunk on the GPU and puts the whole state on the host
+    # the state offload leaves the chunks in flight on the GPU (one coming in, one updated, one going out) and puts
+    # the whole state on the host
     offloaded = estimate("llama-3.1-8b", "full", "off", state_offload=True)
-    assert offloaded["optimizer_states"] == 1.0 and offloaded["host"]["optimizer_states"] == full["optimizer_states"]
-    assert full["total"] - offloaded["total"] == pytest.approx(full["optimizer_states"] - 1.0, abs=0.02)
+    in_flight = STATE_OFFLOAD_CHUNKS_IN_FLIGHT * STATE_OFFLOAD_CHUNK_GIB
+    assert offloaded["optimizer_states"] == in_flight and offloaded["host"]["optimizer_states"] == full["optimizer_states"]
+    assert full["total"] - offloaded["total"] == pytest.approx(full["optimizer_states"] - in_flight, abs=0.02)
 
 
 def bench_records():
@@ -84,7 +91,7 @@ def bench_records():
         with open(path) as f:
             results = json.load(f)
         for record in results["records"]:
-            if record["model"] in SHAPES and record["peak_gib"]:
+            if record.get("model") in SHAPES and record["peak_gib"]:
                 yield os.path.basename(path), record
 
 
@@ -105,6 +112,10 @@ def test_estimate_is_close_to_the_measured_peaks():
                              # the liger-on file's records predate the record's key
                              fused_loss=bool(r.get("liger")) or "liger-on" in source,
                              accumulation=r.get("gradient_accumulation", 1))
-        ratio = predicted["total"] / r["peak_gib"]
+        # the part of an offloaded state the plan kept on the GPU (trainers/state_offload.py); Unsloth's own offload
+        # (its script's, and our job's before 2026-12-06) holds one 1 GiB chunk on the GPU instead of three of 0.5
+        unsloth_offload = (STATE_OFFLOAD_CHUNKS_IN_FLIGHT * STATE_OFFLOAD_CHUNK_GIB - 1.0
+                           if r.get("optimizer_state_offload_by") == "unsloth" else 0.0)
+        ratio = (predicted["total"] + r.get("optimizer_state_resident_gib", 0.0) - unsloth_offload) / r["peak_gib"]
         low, high = (0.85, 1.15) if (r["model"], r["method"]) in CLOSE_CELLS else (0.85, 1.4)
         assert low <= ratio <= high, (source, r["model"], r["method"], r["path"], predicted["total"], r["peak_gib"])
