@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+from autotrain_unsloth.trainer_names import unknown_name
+
 # The range of each float setting: (lowest, lowest allowed?, highest, highest allowed?, what it is). A float setting
 # not listed here must still be a finite number (float_problem).
 FLOAT_RANGES = {
@@ -68,6 +70,7 @@ def contradictions(p) -> list[str]:
                         "converted: add --auto-convert-dataset.")
     if p.max_steps == 0 or p.max_steps < -1:
         problems.append(f"max_steps={p.max_steps}: give a positive number of steps, or -1 to train for epochs.")
+    problems += [problem for setting in ("optimizer", "scheduler") if (problem := unknown_name(setting, getattr(p, setting)))]
     return problems
 
 

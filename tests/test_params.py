@@ -154,3 +154,23 @@ def test_a_broken_training_params_file_is_one_sentence(tmp_path):
                                 cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
         assert f"{name}: line 1: not valid JSON (" in result.stderr
+
+
+@pytest.mark.parametrize("setting, value, close", [("optimizer", "adamw8bit", "adamw_8bit"),
+                                                   ("scheduler", "cosinus", "cosine"), ("optimizer", "nonsense", None)])
+def test_an_optimizer_or_scheduler_transformers_does_not_know_is_refused_before_loading(setting, value, close):
+    with pytest.raises(ValidationError) as refused:
+        LLMTrainingParams(model="m", **{setting: value})
+    message = str(refused.value)
+    assert f"{setting}={value!r} is not one transformers knows" in message and f"(--{setting})" in message
+    assert (f"did you mean {close}" in message) if close else "did you mean" not in message
+
+
+def test_the_known_names_are_transformers_own():
+    from transformers.trainer_utils import SchedulerType
+    from transformers.training_args import OptimizerNames
+
+    from autotrain_unsloth.trainer_names import OPTIMIZERS, SCHEDULERS
+
+    assert set(OPTIMIZERS) == {name.value for name in OptimizerNames}
+    assert set(SCHEDULERS) == {name.value for name in SchedulerType}
