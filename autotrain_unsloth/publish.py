@@ -17,7 +17,7 @@ from autotrain_unsloth.params import LLMTrainingParams
 
 # What stays behind: the prepared data, checkpoints (optimizer states), the job's log, Unsloth's compiled modules.
 NOT_UPLOADED = ["autotrain-data/*", "checkpoint-*", "checkpoint-*/*", "autotrain.log", "unsloth_compiled_cache/*",
-                "*.tmp", "training_args.bin"]
+                "*.tmp", "training_args.bin", ".autotrain.lock", ".autotrain.lock.pid"]
 
 
 class UploadFailed(UserError, RuntimeError):

@@ -39,7 +39,8 @@ def test_a_lora_run_is_uploaded_private_and_the_token_is_nowhere(in_tmp, models,
     uploaded = set(repo["files"])
     assert {"adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "README.md", "training_params.json",
             "plan.json", "run_summary.json"} <= uploaded, uploaded
-    assert not [name for name in uploaded if name.startswith(("checkpoint-", "autotrain-data")) or name == "autotrain.log"]
+    assert not [name for name in uploaded if name.startswith(("checkpoint-", "autotrain-data", ".autotrain.lock"))
+                or name == "autotrain.log"]
     assert all(TOKEN.encode() not in body for _, _, body in hub.requests)
     assert TOKEN not in result.stdout + result.stderr
     for folder, _, files in os.walk(in_tmp):
