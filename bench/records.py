@@ -62,3 +62,11 @@ def median_run(entries: list[dict]) -> dict:
     run's tokens/s in run order."""
     middle = sorted(entries, key=lambda e: e["tokens_per_s"])[(len(entries) - 1) // 2]
     return {**middle, "runs_tokens_per_s": [e["tokens_per_s"] for e in entries]}
+
+
+def unsloth_mfu(log_history: list, warmup_steps: int):
+    """The median of the MFU Unsloth's own callback logged (UNSLOTH_LOG_MFU=1, unsloth/utils/mfu.py) over the steps
+    our throughput callback measured: it counts every linear's FLOPs, the recomputed forward when checkpointing and
+    the attention pairs, where ours counts the model's 6N (LoRA: 4N + the adapter's 6n) a token. None when absent."""
+    values = [entry["train_mfu"] for entry in log_history if "train_mfu" in entry and entry.get("step", 0) > warmup_steps]
+    return round(sorted(values)[len(values) // 2], 4) if values else None

@@ -53,7 +53,7 @@ sys.path.insert(0, BENCH)
 sys.path.insert(0, REPO)
 
 from clocks import clock_summary, device, peak_tflops, start_clock_sampler  # noqa: E402
-from records import median_run, merge, results_path  # noqa: E402
+from records import median_run, merge, results_path, unsloth_mfu  # noqa: E402
 from report import report  # noqa: E402
 from workload import INSTRUCT, METHODS, PATHS, PROJECTIONS, SETTINGS, SHAPES, WORKLOADS, write_data, write_instruct_data  # noqa: E402
 
@@ -101,14 +101,17 @@ def collect(path: str, project: str) -> dict:
     if path in ("unsloth-script", "transformers"):
         with open(os.path.join(project, "result.json")) as f:
             result = json.load(f)
-        return {"throughput": result["throughput"], "loaded": result["loaded"],
+        return {"throughput": result["throughput"], "loaded": result["loaded"], "log_history": result.get("log_history", []),
                 "gradient_checkpointing": result["gradient_checkpointing"], "estimated_peak_gib": None,
                 "backend": "unsloth" if path == "unsloth-script" else "transformers", "optimizer_ran": None}
     with open(os.path.join(project, "run_summary.json")) as f:
         summary = json.load(f)
     with open(os.path.join(project, "plan.json")) as f:
         plan = json.load(f)
-    return {"throughput": summary["throughput"], "loaded": plan["verified"], "packed_attention": plan.get("packed_attention"),
+    with open(os.path.join(project, "trainer_state.json")) as f:
+        log_history = json.load(f)["log_history"]
+    return {"throughput": summary["throughput"], "log_history": log_history, "loaded": plan["verified"],
+            "packed_attention": plan.get("packed_attention"),
             "gradient_checkpointing": plan["gradient_checkpointing"], "backend": plan["backend"],
             "estimated_peak_gib": (plan.get("memory_estimate_gib") or {}).get("total"),
             "optimizer_state_offload": plan.get("optimizer_state_offload"), "batch_ran": plan.get("batch_size"),
@@ -128,6 +131,7 @@ def record(model: str, method: str, path: str, measured: dict, steps: int, args,
         "workload": args.workload, **({"workload_spec": INSTRUCT} if args.workload == "instruct" else {}),
         "model": model, "method": method, "path": path, "tokens_per_s": tokens_per_s,
         "peak_gib": speed["peak_gib"], "mfu": mfu,
+        "unsloth_mfu": unsloth_mfu(measured.get("log_history", []), speed["warmup_steps"]),
         "batch_size": SETTINGS["batch_size"], "seq_len": args.seq_len, "steps": steps,
         "gradient_accumulation": args.gradient_accumulation,
         "optimizer_state_offload": measured.get("optimizer_state_offload", args.script_state_offload),
@@ -206,7 +210,9 @@ def run(args) -> int:
     workdir = os.path.abspath(args.workdir)
     runs = os.path.join(workdir, "runs")
     os.makedirs(runs, exist_ok=True)
+    # UNSLOTH_LOG_MFU: Unsloth's trainers log their own MFU count, recorded beside ours (records.unsloth_mfu)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "UNSLOTH_DISABLE_STATISTICS": "1", "PYTHONUNBUFFERED": "1",
+           "UNSLOTH_LOG_MFU": "1",
            "UNSLOTH_COMPILE_LOCATION": os.path.join(workdir, "unsloth_compiled_cache"),
            "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))}
     if args.workload == "instruct":

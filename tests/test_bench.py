@@ -38,6 +38,7 @@ def test_bench_runs_each_path_and_writes_the_results_file(tmp_path):
         assert SCHEMA <= set(r)
         assert (r["model"], r["method"], r["batch_size"], r["seq_len"], r["steps"]) == ("tiny-llama", "lora", 2, 64, 12)
         assert r["tokens_per_s"] > 0 and r["measured_steps"] == 2 and r["lora_layers"] == 14
+        assert r["unsloth_mfu"] is None  # Unsloth's own MFU count is logged on its path only
         assert r["mfu"] is None  # no GPU, no peak to divide by
         start, end = r["measured_window_unix"]
         assert 0 < end - start < r["wall_s"] and len(r["step_s"]) == r["measured_steps"]
@@ -190,3 +191,14 @@ def test_step_profiler_marks_the_phases_of_real_trainer_steps(tmp_path, models, 
         assert step["gpu_busy_ms"] == 0 and abs(step["gpu_idle_ms"] - step["wall_ms"]) < 0.02
         assert abs(sum(step["gpu_idle_ms_by_host_phase"].values()) - step["gpu_idle_ms"]) < 0.02
     assert "steps 2-4" in open(os.path.join(out, "profile.txt")).read()
+
+
+def test_unsloths_own_mfu_is_the_median_over_the_measured_steps():
+    sys.path.insert(0, os.path.join(REPO, "bench"))
+    from records import unsloth_mfu
+
+    history = [{"loss": 2.0, "step": step, "train_mfu": mfu} for step, mfu in [(1, 0.05), (2, 0.30), (3, 0.41),
+                                                                                 (4, 0.39), (5, 0.40)]]
+    history.append({"train_runtime": 9.0, "step": 5})
+    assert unsloth_mfu(history, warmup_steps=2) == 0.40
+    assert unsloth_mfu([{"loss": 1.0, "step": 3}], warmup_steps=0) is None
