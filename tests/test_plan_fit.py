@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import time
 
 import pytest
@@ -52,7 +53,8 @@ FULL_FINETUNING = [
     # accumulated over AutoTrain's 4 micro-batches are held beside each one's activations)
     ("14b", "80", 120, ("unsloth", True, 2)),
     ("14b", "80", 60, ("unsloth", True, 2)),  # 29 GiB pinned fits a 64 GiB host's budget
-    ("14b", "80", 30, "does not fit"),  # ... but not 30 GiB's
+    ("14b", "80", 30, ("unsloth", True, 2)),  # 21 GiB, with 8 GiB of the state kept on the GPU, fits 30 GiB's
+    ("14b", "80", 20, "does not fit"),  # ... but not 20 GiB's
     ("14b", "141", 120, ("off", False, 2)),
     ("24b", "80", 120, "does not fit"),
     ("24b", "141", 120, ("unsloth", True, 2)),
@@ -232,7 +234,7 @@ def test_the_headroom_keeps_part_of_an_offloaded_state_on_the_gpu(shape, gpu):
     assert estimate["total"] <= estimate["budget"] - RESIDENT_STATE_SLACK_GIB + 0.5
     state = ModelShape(**env_for(shape, gpu, 120).model_shape).parameters * 2 / 2**30  # 8-bit AdamW: 2 bytes each
     assert estimate["host"]["optimizer_states"] + resident == pytest.approx(state, abs=0.02)
-    assert f"{resident} GiB of the optimizer state kept on the GPU" in next(r for r in plan.reasons if r.startswith("memory ("))
+    assert f"({resident} GiB of it kept on the GPU" in next(r for r in plan.reasons if r.startswith("memory ("))
     assert f"({resident} GiB of it on the GPU)" in plan.update and f"{resident} GiB of it on the GPU" in plan.render()
 
 
@@ -262,3 +264,18 @@ def test_a_lora_run_needs_little_disk_unless_merged():
     decide(LLMTrainingParams(**SETTINGS, **QLORA), env)
     with pytest.raises(PlanError, match="final weights of this run need 1[45]"):
         decide(LLMTrainingParams(**SETTINGS, **QLORA, merge_adapter=True), env)
+
+
+def test_each_process_pins_its_own_offloaded_state_in_host_memory():
+    # two GPUs under DDP: each process holds the whole 8-bit state, so the host holds two
+    params = LLMTrainingParams(**{**SETTINGS, "distributed_backend": "ddp"}, **FULL)
+    plan = decide(params, env_for("14b", "80", 60, gpu_count=2))
+    assert (plan.num_processes, plan.optimizer_state_offload) == (2, True)
+    reason = next(r for r in plan.reasons if r.startswith("memory ("))
+    each = plan.memory_estimate_gib["host"]["total"]
+    assert f"host {round(2 * each, 2)} GiB (2 processes, {each} GiB each) -> fits" in reason
+    with pytest.raises(PlanError) as refused:
+        decide(params, env_for("14b", "80", 40, gpu_count=2))
+    needed = float(re.search(r"GiB on the GPU and ([\d.]+) GiB of host memory", str(refused.value)).group(1))
+    assert needed > 32.0 and "the host 40 GiB available (budget 32.0)" in str(refused.value)
+    assert decide(params, env_for("14b", "80", 40, gpu_count=1)).num_processes == 1  # one process: fits

@@ -38,7 +38,7 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
     # the batch settings for the data first (they are only ever lowered), then the step fitted to memory with them
     batch_size, accumulation, steps = take(schedule.schedule(params, env, sequence, packing, processes))
     memory = take(fit.memory_fit(params, env, backend, method, weights_dtype, autocast, targets, sequence, liger,
-                                 batch_size, accumulation))
+                                 batch_size, accumulation, processes))
     packed_attention = take(speed.packed_attention(params, env, backend, packing, weights_dtype, autocast))
     optimizer = take(speed.optimizer(params, env, method, memory.state_offload))
     take(disk.disk_space(params, env, method, weights_dtype, optimizer))

@@ -123,19 +123,28 @@ def _size(params, shape, backend, method, weights_dtype, autocast, targets, sequ
         reference_model=params.trainer == "dpo" and method == "full" and not params.model_ref)
 
 
-def _describe(rung: Rung, estimate: dict) -> str:
+def _describe(rung: Rung, estimate: dict, processes: int = 1, resident: float = 0.0) -> str:
     what = {"off": "checkpointing off", "on": "checkpointing on",
             "unsloth": "Unsloth's checkpointing (activations to host)"}[rung.checkpointing]
     if rung.state_offload:
-        what += " + optimizer state on the host"
-    host = f", host {estimate['host']['total']} GiB" if estimate["host"]["total"] else ""
+        what += " + optimizer state on the host" + (
+            f" ({resident} GiB of it kept on the GPU, the budget's headroom less {RESIDENT_STATE_SLACK_GIB} GiB)"
+            if resident else "")
+    each = f" ({processes} processes, {estimate['host']['total']} GiB each)" if processes > 1 else ""
+    host = f", host {_host_needed(estimate, processes)} GiB{each}" if estimate["host"]["total"] else ""
     return f"{what}, micro-batch {rung.batch_size}: {estimate['total']} GiB{host}"
 
 
+def _host_needed(estimate: dict, processes: int) -> float:
+    """Host memory for every process on the machine: each one pins its own optimizer state and activations."""
+    return round(estimate["host"]["total"] * processes, 2)
+
+
 def memory_fit(params, env, backend, method, weights_dtype, autocast, targets, sequence, liger=False,
-               batch_size=None, accumulation=None) -> Choice:
+               batch_size=None, accumulation=None, processes: int = 1) -> Choice:
     """value: MemoryFit. The first rung of the ladder that fits the GPU (or, on CPU, the host) and the host.
-    batch_size, accumulation: the batch settings to fit (schedule.py's; the settings' own when not given)."""
+    batch_size, accumulation: the batch settings to fit (schedule.py's; the settings' own when not given);
+    processes: training processes on this machine (one per GPU), each holding its own copy of what it offloads."""
     if batch_size and accumulation:  # the rungs below read the batch settings from params
         params = params.model_copy(update={"batch_size": batch_size, "gradient_accumulation": accumulation})
     kind = checkpointing_kind(backend, env.cuda)
@@ -164,16 +173,15 @@ def memory_fit(params, env, backend, method, weights_dtype, autocast, targets, s
     for rung in _ladder(params, env, backend, method, asked_offload):
         estimate = _size(params, shape, backend, method, weights_dtype, autocast, targets, sequence, optimizer, liger,
                          rung)
-        fits = estimate["total"] <= budget and (host_budget is None or estimate["host"]["total"] <= host_budget)
-        tried.append(_describe(rung, estimate) + (" -> fits" if fits else " -> too much"))
+        # the state the GPU's headroom holds stays there, and so needs no host memory
+        resident = resident_state_gib(estimate, budget) if rung.state_offload and estimate["total"] <= budget else 0.0
+        estimate = _with_resident_state(estimate, resident)
+        fits = estimate["total"] <= budget and (host_budget is None or _host_needed(estimate, processes) <= host_budget)
+        tried.append(_describe(rung, estimate, processes, resident) + (" -> fits" if fits else " -> too much"))
         if fits:
             accumulation = _accumulation(params, rung)
-            resident = resident_state_gib(estimate, budget) if rung.state_offload else 0.0
-            estimate = {**_with_resident_state(estimate, resident), "budget": budget, "gpu": env.gpu_memory_gib,
-                        "host_budget": host_budget, "tokens": _tokens(params, rung.batch_size, sequence)}
-            if resident:
-                tried.append(f"{resident} GiB of the optimizer state kept on the GPU (the budget's headroom less "
-                             f"{RESIDENT_STATE_SLACK_GIB} GiB): {estimate['total']} GiB, host {estimate['host']['total']} GiB")
+            estimate = {**estimate, "budget": budget, "gpu": env.gpu_memory_gib, "host_budget": host_budget,
+                        "tokens": _tokens(params, rung.batch_size, sequence), "processes": processes}
             fit = MemoryFit(rung.checkpointing, rung.state_offload, rung.batch_size, accumulation, estimate, resident)
             skipped = ("checkpointing off not tried: this job ran out of GPU memory without it; "
                        if env.out_of_memory_without_checkpointing and params.auto_gradient_checkpointing else "")
@@ -185,7 +193,9 @@ def memory_fit(params, env, backend, method, weights_dtype, autocast, targets, s
     if method == "full" and env.cuda:
         rung = Rung(kind, False, 1)
         qlora = _size(params, shape, backend, "qlora-4bit", weights_dtype, autocast, None, sequence, optimizer, liger, rung)
-    return Choice(unsized, errors=(_refusal(params, env, shape, method, sequence, budget, host_budget, estimate,
+    return Choice(unsized, errors=(_refusal(params, env, shape, method, sequence, budget, host_budget,
+                                            dict(estimate, host=dict(estimate["host"],
+                                                                     total=_host_needed(estimate, processes))),
                                             tried[-1], qlora),))
 
 
