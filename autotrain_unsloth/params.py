@@ -24,7 +24,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_vali
 
 from autotrain_unsloth import aitraining_settings, defaults
 from autotrain_unsloth.aitraining_fields import AitrainingFields
-from autotrain_unsloth.chat_templates import canonical
+from autotrain_unsloth.data.chat_templates import canonical
 from autotrain_unsloth.errors import UserError
 from autotrain_unsloth.foreign_names import RENAMED_KEYS, unknown_keys
 from autotrain_unsloth.json_text import parse_json

@@ -18,14 +18,15 @@ import sys
 import threading
 from dataclasses import dataclass
 
-from autotrain_unsloth.data import check_data_path, local_train_file, prepare_local_data, settle_text_column
-from autotrain_unsloth.data_counts import count_training_data
-from autotrain_unsloth.dataset_formats import max_samples_note
+from autotrain_unsloth.data.job.load import max_samples_note
+from autotrain_unsloth.data.prepare.counts import count_training_data
+from autotrain_unsloth.data.prepare.local_data import check_data_path, local_train_file, prepare_local_data
+from autotrain_unsloth.data.prepare.text_column import settle_text_column
+from autotrain_unsloth.data.prepare.tokenizer_template import settle_tokenizer_template
 from autotrain_unsloth.errors import UserError
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan, PlanError, make_plan, probe
 from autotrain_unsloth.project_lock import HELD_BY_PARENT, clear_folder, holding
-from autotrain_unsloth.tokenizer_template import settle_tokenizer_template
 
 LOCAL_BACKENDS = ("local", "local-cli")
 

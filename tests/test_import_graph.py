@@ -84,5 +84,15 @@ def test_the_package_has_no_import_cycle():
     assert cycles(graph) == []
 
 
+def test_the_jobs_data_code_imports_nothing_of_the_parents():
+    """data/job/ runs in the training job, data/prepare/ before it in the process that launches it: the job follows
+    what was prepared and never prepares again."""
+    graph = import_graph()
+    job = {module for module in graph if module.startswith("autotrain_unsloth.data.job.")}
+    assert len(job) >= 5
+    assert {(module, target) for module in job for target in graph[module]
+            if target.startswith("autotrain_unsloth.data.prepare")} == set()
+
+
 def test_a_cycle_is_found():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from autotrain_unsloth.conversations import conversation, is_chat, looks_like_conversation
-from autotrain_unsloth.data_files import DataError, data_format
+from autotrain_unsloth.data.conversations import conversation, is_chat, looks_like_conversation
+from autotrain_unsloth.data.files import DataError, data_format
 from autotrain_unsloth.json_text import parse_json
 
 if TYPE_CHECKING:

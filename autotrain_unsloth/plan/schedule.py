@@ -2,7 +2,7 @@
 themselves where the user left them at their defaults.
 
 The counts come from the environment (`Environment.data_counts`): the parent tokenizes and packs the training
-split as the job will (data_counts.py) and plans again with them, so this rule stays a pure function. AutoTrain's
+split as the job will (data/prepare/counts.py) and plans again with them, so this rule stays a pure function. AutoTrain's
 defaults (batch 2 x gradient accumulation 4) suit thousands of rows; on a few hundred packed rows they make a
 handful of steps, the first at learning rate 0, and the model does not move. So a default is lowered (never
 raised, which could need more memory) until the run makes USEFUL_STEPS, and a run that still makes fewer, or

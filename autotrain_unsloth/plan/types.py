@@ -59,7 +59,7 @@ class Environment:
     hub_token_found: bool = False  # push_to_hub: a token in the settings, HF_TOKEN or the login cache
     project_finished: bool = False  # the project folder holds a finished run (run_summary.json)
     data_notes: tuple[str, ...] = ()  # what data preparation decided about the columns (shown as warnings)
-    # the training split as the job will see it (data_counts.py): rows, tokens, sequences, for a sequence length
+    # the training split as the job will see it (data/prepare/counts.py): rows, tokens, sequences, for a sequence length
     data_counts: Optional[dict] = None
 
 

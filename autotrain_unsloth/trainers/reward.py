@@ -1,4 +1,4 @@
-"""The `reward` trainer: TRL's RewardTrainer on chosen / rejected (preference_data.py), training a sequence
+"""The `reward` trainer: TRL's RewardTrainer on chosen / rejected (data/job/preference.py), training a sequence
 classifier with one output, the score (the backend loads it so, with the pad token set). Pairs longer than
 block_size are dropped by TRL, as in AutoTrain; the job says how many."""
 

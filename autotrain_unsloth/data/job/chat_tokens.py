@@ -12,7 +12,7 @@ the turn is the characters between them, and its tokens are those whose offsets 
 
 from __future__ import annotations
 
-from autotrain_unsloth.data_files import DataError
+from autotrain_unsloth.data.files import DataError
 
 IGNORE = -100  # the label PyTorch's cross-entropy skips
 

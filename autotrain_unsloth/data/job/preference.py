@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from autotrain_unsloth import data_checks
-from autotrain_unsloth.chat_tokens import render, without_bos
-from autotrain_unsloth.conversations import conversation, is_chat
-from autotrain_unsloth.data_files import DataError
+from autotrain_unsloth.data import checks
+from autotrain_unsloth.data.conversations import conversation, is_chat
+from autotrain_unsloth.data.files import DataError
+from autotrain_unsloth.data.job.chat_tokens import render, without_bos
 from autotrain_unsloth.distributed import say
 from autotrain_unsloth.params import LLMTrainingParams
 
@@ -36,12 +36,12 @@ def columns(params: LLMTrainingParams) -> dict[str, str]:
 
 
 def check_rows(dataset: "Dataset", params: LLMTrainingParams, split: str) -> None:
-    """The checks the project runs on local files (data_checks.py), for data that did not come through them (a Hub
+    """The checks the project runs on local files (data/checks.py), for data that did not come through them (a Hub
     dataset): a missing or empty column, or a row whose chosen answer equals its rejected one, named by row."""
     named = {"text_column": params.text_column, "rejected_text_column": params.rejected_text_column}
     if "prompt" in columns(params):
         named["prompt_text_column"] = params.prompt_text_column
-    data_checks.check_rows(dataset, params, f"{params.data_path} ({split})", named)
+    checks.check_rows(dataset, params, f"{params.data_path} ({split})", named)
 
 
 def preference_rows(dataset: "Dataset", params: LLMTrainingParams, tokenizer, split: str) -> "Dataset":

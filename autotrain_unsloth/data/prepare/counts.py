@@ -5,8 +5,10 @@ packer, then plans again with the counts in the environment."""
 
 from __future__ import annotations
 
-from autotrain_unsloth.conversations import is_chat
-from autotrain_unsloth.data import load_split, load_tokenizer, render_text, to_blocks
+from autotrain_unsloth.data.conversations import is_chat
+from autotrain_unsloth.data.job.blocks import to_blocks
+from autotrain_unsloth.data.job.load import load_split, load_tokenizer
+from autotrain_unsloth.data.job.text import render_text
 from autotrain_unsloth.params import LLMTrainingParams
 
 

@@ -7,7 +7,7 @@ import json
 import os
 from typing import Optional
 
-from autotrain_unsloth.data_files import DataError
+from autotrain_unsloth.data.files import DataError
 
 FALLBACK = "chatml"  # aitraining's DEFAULT_CHAT_TEMPLATE is ChatML
 
