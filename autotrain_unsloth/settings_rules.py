@@ -4,6 +4,10 @@ were given but will not be used (warnings, shown in the plan). Each message name
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from autotrain_unsloth.params import LLMTrainingParams
 
 # The range of each float setting: (lowest, lowest allowed?, highest, highest allowed?, what it is). A float setting
 # not listed here must still be a finite number (float_problem).
@@ -35,7 +39,7 @@ def float_problem(name: str, value: float) -> str | None:
     return f"{name}={value!r}: {what} must be a finite number{' ' + ' and '.join(bounds) if bounds else ''}."
 
 
-def contradictions(p) -> list[str]:
+def contradictions(p: LLMTrainingParams) -> list[str]:
     problems = []
     if p.peft and p.full_finetuning:
         problems.append("peft=True and full_finetuning=True contradict each other: full fine-tuning trains every "
@@ -71,7 +75,7 @@ def contradictions(p) -> list[str]:
     return problems
 
 
-def unused_settings(p) -> list[str]:
+def unused_settings(p: LLMTrainingParams) -> list[str]:
     notes = []
     full = p.full_finetuning or not p.peft
     if full and p.quantization is not None:

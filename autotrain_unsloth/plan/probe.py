@@ -108,6 +108,7 @@ def gpu_count(visible: int) -> int:
 
 def read_model_config(model: str, token: Optional[str] = None) -> dict:
     """The model's config.json, with a model_type: a local folder, or the Hub (cache first when offline)."""
+    path: Optional[str]
     if os.path.isdir(model):
         path = os.path.join(model, "config.json")
         if not os.path.isfile(path):

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
 from autotrain_unsloth.errors import UserError
+from autotrain_unsloth.params import LLMTrainingParams
 
 Backend = Literal["unsloth", "transformers"]
 Method = Literal["full", "lora", "qlora-4bit", "lora-8bit"]
@@ -93,7 +94,7 @@ class Asked:
     optimizer_state_offload: Optional[bool] = None
 
     @classmethod
-    def of(cls, params) -> "Asked":
+    def of(cls, params: LLMTrainingParams) -> "Asked":
         names = [f.name for f in dataclasses.fields(cls)]
         return cls(**{name: getattr(params, name) for name in names if name != "block_size"},
                    block_size=params.block_size_int)

@@ -14,7 +14,8 @@ def build(params, plan, model, tokenizer, train, valid, arguments, callbacks):
     config = RewardConfig(**arguments, max_length=plan.sequence_length)
     trainer = RewardTrainer(model=model, args=config, train_dataset=train, eval_dataset=valid,
                             processing_class=tokenizer, callbacks=callbacks)
-    dropped = len(train) - len(trainer.train_dataset)
+    # trl types train_dataset as any dataset a Trainer can hold; here it is the map-style Dataset given, filtered.
+    dropped = len(train) - len(trainer.train_dataset)  # type: ignore[arg-type]
     if dropped:
         say(f"reward: {dropped} of {len(train)} pairs are longer than {plan.sequence_length} tokens and were dropped "
             "(--block-size to keep them)")

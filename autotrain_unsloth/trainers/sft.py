@@ -11,6 +11,8 @@ TRL rejects)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from autotrain_unsloth.data.conversations import conversation, is_chat
 from autotrain_unsloth.data.files import DataError
 from autotrain_unsloth.data.job.chat_tokens import IGNORE, tokenize_conversation
@@ -86,7 +88,7 @@ def build(params, plan, model, tokenizer, train, valid, arguments, callbacks):
     # TRL's default chunked loss reads the output layer's weight directly, past PEFT's trainable rows of added
     # tokens (plan: new_tokens "rows"): the plain loss goes through them. Otherwise loss_type is not passed at all:
     # Unsloth sets its own default (its fused loss), which an explicit value, None included, would override.
-    chosen = {"loss_type": "nll"} if plan.new_tokens == "rows" else {}
+    chosen: dict[str, Any] = {"loss_type": "nll"} if plan.new_tokens == "rows" else {}
     if plan.packing:
         _quiet_trl_packing_warning(plan)
     config = SFTConfig(**arguments, dataset_text_field="text", max_length=plan.sequence_length, packing=plan.packing,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from autotrain_unsloth.data.conversations import conversation, is_chat, looks_like_conversation
 from autotrain_unsloth.data.files import DataError
-from autotrain_unsloth.data.job.chat_tokens import without_bos
+from autotrain_unsloth.data.job.chat_tokens import render, without_bos
 from autotrain_unsloth.params import LLMTrainingParams
 
 if TYPE_CHECKING:
@@ -31,9 +31,9 @@ def render_text(dataset: "Dataset", params: LLMTrainingParams, tokenizer: "PreTr
         selected = dataset.select_columns([column])
         return selected if column == "text" else selected.rename_column(column, "text")
 
-    def render(row: dict, index: int) -> dict:
+    def rendered(row: dict, index: int) -> dict:
         messages = conversation(row[column], f"row {index} of column {column!r}", params)
         # A template that writes the BOS itself, tokenized later by a tokenizer that adds one too, would give two.
-        return {"text": without_bos(tokenizer, tokenizer.apply_chat_template(messages, tokenize=False))}
+        return {"text": without_bos(tokenizer, render(tokenizer, messages))}
 
-    return dataset.map(render, with_indices=True, remove_columns=dataset.column_names)
+    return dataset.map(rendered, with_indices=True, remove_columns=dataset.column_names)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from autotrain_unsloth.data.conversations import SHAREGPT_ROLES
 from autotrain_unsloth.data.files import DataError
+from autotrain_unsloth.params import LLMTrainingParams
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -84,7 +85,7 @@ def convert(dataset: "Dataset", kind: str, columns: tuple[str, ...], extension: 
     return Dataset.from_dict({"messages": conversations})
 
 
-def settings_for(params, kind: str, columns: tuple[str, ...], source: str) -> tuple[dict, str]:
+def settings_for(params: LLMTrainingParams, kind: str, columns: tuple[str, ...], source: str) -> tuple[dict, str]:
     """(the settings that train on the converted rows, the plan's note)."""
     shown = describe(kind, columns)
     if kind == "unknown":

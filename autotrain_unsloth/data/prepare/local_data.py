@@ -117,9 +117,9 @@ def _read_checked(path: str, params: LLMTrainingParams) -> "Dataset":
     except Exception as exc:
         raise DataError(f"{path}: cannot be read as {kind} ({reason(exc)})") from exc
     if params.auto_convert_dataset:
-        found, columns = detect(dataset.column_names, dataset[0] if len(dataset) else {}, params.trainer)
+        found, found_columns = detect(dataset.column_names, dataset[0] if len(dataset) else {}, params.trainer)
         if found in ("alpaca", "qa", "messages", "sharegpt"):
-            dataset = convert(dataset, found, columns, params.conversation_extension, params.seed)
+            dataset = convert(dataset, found, found_columns, params.conversation_extension, params.seed)
     columns = {name: getattr(params, name) for name in AUTOTRAIN_COLUMNS if getattr(params, name)}
     check_rows(dataset, params, path, columns)
     dataset = dataset.select_columns(list(columns.values()))
