@@ -17,7 +17,7 @@ import difflib
 import os
 import sys
 import typing
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from pydantic import ValidationError
 
@@ -36,10 +36,12 @@ AITRAINING_HELP = {"defaults": "aitraining", "chat_template": "tokenizer for sft
 class ArgumentParser(argparse.ArgumentParser):
     """argparse that suggests the closest flag for an unknown one."""
 
-    def parse_args(self, args=None, namespace=None):
-        namespace, extras = self.parse_known_args(args, namespace)
+    # typeshed overloads parse_args for a caller's own namespace class; this parser takes and gives a Namespace.
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        parsed, extras = self.parse_known_args(args, namespace)
         if extras:
-            parser = self._subcommand_parser(getattr(namespace, "command", None))
+            parser = self._subcommand_parser(getattr(parsed, "command", None))
             flags = [option for action in parser._actions for option in action.option_strings]
             unknown = [extra for extra in extras if extra.startswith("-")] or extras
             notes = []
@@ -54,16 +56,16 @@ class ArgumentParser(argparse.ArgumentParser):
                 close = difflib.get_close_matches(extra.split("=")[0], flags, n=1, cutoff=0.6)
                 notes.append(f"{extra} (did you mean {close[0]}?)" if close else extra)
             parser.error("unrecognized arguments: " + ", ".join(notes))
-        return namespace
+        return parsed
 
-    def _subcommand_parser(self, command) -> argparse.ArgumentParser:
+    def _subcommand_parser(self, command: str | None) -> argparse.ArgumentParser:
         for action in self._actions:
             if isinstance(action, argparse._SubParsersAction) and command in action.choices:
                 return action.choices[command]
         return self
 
 
-def _unwrap_optional(annotation) -> tuple[Any, bool]:
+def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
     args = typing.get_args(annotation)
     if typing.get_origin(annotation) is typing.Union and type(None) in args:
         rest = [a for a in args if a is not type(None)]
@@ -72,13 +74,13 @@ def _unwrap_optional(annotation) -> tuple[Any, bool]:
 
 
 def _parse_optional(convert: Callable) -> Callable:
-    def parse(text: str):
+    def parse(text: str) -> Any:
         return None if text.strip().lower() in ("none", "null") else convert(text)
     parse.__name__ = getattr(convert, "__name__", "value")
     return parse
 
 
-def _block_size(text: str):
+def _block_size(text: str) -> int | list[int]:
     sizes = [int(part) for part in text.split(",")]
     return sizes[0] if len(sizes) == 1 else sizes
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 import yaml
 
@@ -118,7 +119,7 @@ def _only(section: dict, allowed: set, where: str) -> None:
 _UNSET = object()
 
 
-def _resolve_env(value, where: str, required: bool = True):
+def _resolve_env(value: Any, where: str, required: bool = True) -> Any:
     """AutoTrain's "${VAR}" values, read from the environment; _UNSET for an unset one that is not required."""
     if not isinstance(value, str):
         return value

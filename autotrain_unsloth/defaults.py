@@ -9,6 +9,10 @@ is the `defaults` setting, saved with the others; the plan names it and the valu
 from __future__ import annotations
 
 import importlib.util
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from autotrain_unsloth.params import LLMTrainingParams
 
 AITRAINING_VERSION = "0.0.54"
 # aitraining 0.0.54's defaults where they differ from AutoTrain 0.8.36's (chat_template and response_only_loss
@@ -22,7 +26,7 @@ def wandb_installed() -> bool:
     return importlib.util.find_spec("wandb") is not None
 
 
-def aitraining_values(p, installed: bool = True) -> dict:
+def aitraining_values(p: LLMTrainingParams, installed: bool = True) -> dict:
     """aitraining's default for each setting p was not given where it differs from AutoTrain's (with `installed`,
     for this machine: log none when wandb is not installed)."""
     given = p.model_fields_set
@@ -39,7 +43,7 @@ def aitraining_values(p, installed: bool = True) -> dict:
     return values
 
 
-def apply(p) -> None:
+def apply(p: LLMTrainingParams) -> None:
     """Fill p's settings not given with aitraining's defaults (p.defaults == "aitraining"); they stay "not given"."""
     if p.defaults != "aitraining":
         return
@@ -47,7 +51,7 @@ def apply(p) -> None:
         p.__dict__[name] = value  # not through setattr: model_fields_set keeps saying what the user gave
 
 
-def describe(p) -> str:
+def describe(p: LLMTrainingParams) -> str:
     """One line for the plan: whose defaults, and the values that differ from the other tool's."""
     if p.defaults != "aitraining":
         return "defaults: AutoTrain 0.8.36's for settings not given (--defaults aitraining for aitraining's)"
@@ -63,13 +67,13 @@ def describe(p) -> str:
 AITRAINING_FIELD_DEFAULTS = {"response_only_loss": True}
 
 
-def is_default(cls, name: str, value, data: dict) -> bool:
+def is_default(cls: type[LLMTrainingParams], name: str, value: Any, data: dict) -> bool:
     """Whether a settings file's value is the default of the tool that wrote it (so it counts as not given)."""
     written_by_aitraining = data.get("defaults") == "aitraining" and AITRAINING_FIELD_DEFAULTS.get(name, ...) == value
     return written_by_aitraining or value == default_for(cls, name, data)
 
 
-def default_for(cls, name: str, data: dict):
+def default_for(cls: type[LLMTrainingParams], name: str, data: dict) -> Any:
     """The value setting `name` takes when not given, the others being `data` (a settings file's contents)."""
     if data.get("defaults") != "aitraining":
         return cls.model_fields[name].default

@@ -44,7 +44,9 @@ def answers(model_dir: str) -> list[str]:
         inputs = tokenizer(prompt, return_tensors="pt")
         with torch.no_grad():
             output = model.generate(**inputs, max_new_tokens=6, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-        replies.append(tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).split("\n")[0])
+        # transformers types decode() as str | list[str] for every input; one sequence decodes to one str.
+        reply = tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        replies.append(reply.split("\n")[0])  # type: ignore[union-attr]
     return replies
 
 

@@ -10,12 +10,15 @@ stops before anything is written, saying how to fix it.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autotrain_unsloth.interfaces import backend_module, recipe_module
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import PlanError
 from autotrain_unsloth.project_lock import holding
+
+if TYPE_CHECKING:
+    from autotrain_unsloth.project import AutoTrainProject
 
 PATCHED = ("transformers", "trl", "peft")
 
@@ -54,7 +57,7 @@ def train(config: Any, trainer: str | None = None) -> None:
         _prepare_and_train(AutoTrainProject(params=params, backend="local", process=True))
 
 
-def _prepare_and_train(project) -> None:
+def _prepare_and_train(project: AutoTrainProject) -> None:
     params, plan = project.prepare()
     if plan.num_processes > 1:
         raise PlanError(f"the plan runs {plan.num_processes} processes (one per GPU); in one process use "
@@ -65,7 +68,9 @@ def _prepare_and_train(project) -> None:
         if problem:
             raise PlanError(problem)
         if "unsloth" not in sys.modules:
-            backend.import_unsloth(params, plan)
+            from autotrain_unsloth.backends.unsloth import import_unsloth  # the Unsloth backend's own first step
+
+            import_unsloth(params, plan)
     from autotrain_unsloth.trainers import recipe  # after Unsloth: the skeleton's modules import transformers
 
     recipe.run(recipe_module(plan.trainer), params, plan, backend)

@@ -4,9 +4,10 @@ or refused in one sentence that names the file, the line and column as an editor
 from __future__ import annotations
 
 import json
+from typing import Any
 
 
-def parse_json(text: str | bytes, path: str, fix: str, error: type[Exception], line: int | None = None):
+def parse_json(text: str | bytes, path: str, fix: str, error: type[Exception], line: int | None = None) -> Any:
     """json.loads(text); `line` is the file's line number when text is one line of it (JSON lines)."""
     try:
         return json.loads(text)

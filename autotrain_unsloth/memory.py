@@ -15,7 +15,7 @@ q/k/v) are left out: a few parameters per layer.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Optional
+from typing import Any, Optional
 
 GIB = 2**30
 
@@ -153,6 +153,7 @@ def training_peak_gib(shape: ModelShape, *, method: str, weights_dtype: str, com
         weights += shape.parameters * weight_bytes
 
     state_bytes = OPTIMIZER_STATE_BYTES.get(optimizer, DEFAULT_OPTIMIZER_STATE_BYTES)
+    optimizer_states: float
     if method == "full":
         gradients = shape.parameters * weight_bytes
         optimizer_states = shape.parameters * state_bytes
@@ -169,6 +170,7 @@ def training_peak_gib(shape: ModelShape, *, method: str, weights_dtype: str, com
     per_token_layer = shape.activation_bytes_per_token(compute_bytes, lora_dropout and method != "full")
     layer_inputs = tokens * shape.layers * shape.hidden * compute_bytes
     host_activations = 0.0
+    activations: float
     if checkpointing == "on":  # each layer's input is kept; one layer's activations exist at a time, recomputed
         activations = layer_inputs + tokens * per_token_layer
     elif checkpointing == "unsloth":  # the layer inputs wait in host memory
@@ -189,7 +191,7 @@ def training_peak_gib(shape: ModelShape, *, method: str, weights_dtype: str, com
     held = activations + gradients if accumulation > 1 else max(activations, gradients)
     parts = {"weights": weights, "optimizer_states": optimizer_states, "activations_and_gradients": held,
              "logits": logits}
-    result = {name: round(value / GIB, 2) for name, value in parts.items()}
+    result: dict[str, Any] = {name: round(value / GIB, 2) for name, value in parts.items()}
     result["total"] = round(sum(parts.values()) / GIB, 2)
     result["host"] = {"optimizer_states": round(host_states / GIB, 2), "activations": round(host_activations / GIB, 2),
                       "total": round((host_states + host_activations) / GIB, 2)}

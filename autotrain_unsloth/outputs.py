@@ -153,7 +153,7 @@ print(model(**inputs).logits[0, 0].item())  # the reward: higher is preferred
 def chat_end_of_turn(params: LLMTrainingParams, tokenizer) -> str | None:
     """The token that ends an answer, for a run that trained on conversations (the tokenizer's EOS, which
     load_tokenizer set to the chat template's end of turn); None for plain text."""
-    from autotrain_unsloth.conversations import is_chat
+    from autotrain_unsloth.data.conversations import is_chat
 
     return tokenizer.eos_token if is_chat(params) and params.trainer in ("sft", "dpo", "orpo") else None
 

@@ -20,11 +20,11 @@ import re
 import typing
 from typing import Any, List, Literal, Optional, Union
 
-from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from autotrain_unsloth import aitraining_settings, defaults
 from autotrain_unsloth.aitraining_fields import AitrainingFields
-from autotrain_unsloth.chat_templates import canonical
+from autotrain_unsloth.data.chat_templates import canonical
 from autotrain_unsloth.errors import UserError
 from autotrain_unsloth.foreign_names import RENAMED_KEYS, unknown_keys
 from autotrain_unsloth.json_text import parse_json
@@ -182,7 +182,7 @@ class LLMTrainingParams(AitrainingFields):
                      "rejected_text_column", "username", "token", "distributed_backend", "resume_from_checkpoint",
                      "repo_id", "export_gguf", mode="before")
     @classmethod
-    def _none_spellings(cls, value: Any, info) -> Any:
+    def _none_spellings(cls, value: Any, info: ValidationInfo) -> Any:
         # AutoTrain's CLI and UIs send "None"/"none" for an unset optional; mixed_precision also knows "no".
         unset = ("none", "null", "", *(("no",) if info.field_name == "mixed_precision" else ()))
         if isinstance(value, str) and value.strip().lower() in unset:
@@ -191,9 +191,12 @@ class LLMTrainingParams(AitrainingFields):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _finite_floats(cls, value: Any, info) -> Any:
+    def _finite_floats(cls, value: Any, info: ValidationInfo) -> Any:
         # Before pydantic's own bounds, so that inf and nan (which pass "greater than 0") get the same sentence.
-        annotation = cls.model_fields[info.field_name].annotation
+        name = info.field_name
+        if name is None:  # set for every field validator; None only for a model's own
+            return value
+        annotation = cls.model_fields[name].annotation
         if float not in (annotation, *typing.get_args(annotation)) or isinstance(value, bool) or value is None:
             return value
         try:
@@ -202,7 +205,7 @@ class LLMTrainingParams(AitrainingFields):
             number = float("inf")  # an integer too large for a float
         except (TypeError, ValueError):
             return value  # not a number: pydantic says so
-        problem = float_problem(info.field_name, number)
+        problem = float_problem(name, number)
         if problem:
             raise ValueError(problem)
         return value

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import os
 import shlex
 import signal
@@ -17,15 +18,18 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass
+from types import FrameType
+from typing import Iterator, cast
 
-from autotrain_unsloth.data import check_data_path, local_train_file, prepare_local_data, settle_text_column
-from autotrain_unsloth.data_counts import count_training_data
-from autotrain_unsloth.dataset_formats import max_samples_note
+from autotrain_unsloth.data.job.load import max_samples_note
+from autotrain_unsloth.data.prepare.counts import count_training_data
+from autotrain_unsloth.data.prepare.local_data import check_data_path, local_train_file, prepare_local_data
+from autotrain_unsloth.data.prepare.text_column import settle_text_column
+from autotrain_unsloth.data.prepare.tokenizer_template import settle_tokenizer_template
 from autotrain_unsloth.errors import UserError
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan, PlanError, make_plan, probe
 from autotrain_unsloth.project_lock import HELD_BY_PARENT, clear_folder, holding
-from autotrain_unsloth.tokenizer_template import settle_tokenizer_template
 
 LOCAL_BACKENDS = ("local", "local-cli")
 
@@ -47,7 +51,7 @@ class AutoTrainProject:
     backend: str = "local"
     process: bool = False
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.backend not in LOCAL_BACKENDS:
             raise PlanError(f"backend {self.backend!r} is not available in autotrain-unsloth; use one of "
                             f"{', '.join(LOCAL_BACKENDS)}")
@@ -138,7 +142,8 @@ def run_job(params: LLMTrainingParams, plan: Plan, token: str | None = None) -> 
         child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                  start_new_session=True)
         forward.children.append(child)
-        while chunk := child.stdout.read1(65536):
+        stdout = cast(io.BufferedReader, child.stdout)  # stdout=PIPE, default buffering: typeshed says IO | None
+        while chunk := stdout.read1(65536):
             for secret in secrets:
                 chunk = chunk.replace(secret, b"*****")
             log.write(chunk)
@@ -159,13 +164,13 @@ class _Forwarding:
 
 
 @contextlib.contextmanager
-def _forwarding_stop_signals():
+def _forwarding_stop_signals() -> Iterator[_Forwarding]:
     """While the job runs, SIGTERM and SIGINT sent to this process are passed on, as they are, to the training
     processes under the launcher. Not to the launcher itself: it would kill them 5 seconds later, in the middle of
     saving their checkpoint."""
     forwarding = _Forwarding()
 
-    def forward(number, frame):
+    def forward(number: int, frame: FrameType | None) -> None:
         import psutil
 
         forwarding.received = forwarding.received or number

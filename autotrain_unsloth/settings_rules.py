@@ -4,6 +4,10 @@ were given but will not be used (warnings, shown in the plan). Each message name
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from autotrain_unsloth.params import LLMTrainingParams
 
 from autotrain_unsloth.trainer_names import unknown_name
 
@@ -37,7 +41,7 @@ def float_problem(name: str, value: float) -> str | None:
     return f"{name}={value!r}: {what} must be a finite number{' ' + ' and '.join(bounds) if bounds else ''}."
 
 
-def contradictions(p) -> list[str]:
+def contradictions(p: LLMTrainingParams) -> list[str]:
     problems = []
     if p.peft and p.full_finetuning:
         problems.append("peft=True and full_finetuning=True contradict each other: full fine-tuning trains every "
@@ -74,7 +78,7 @@ def contradictions(p) -> list[str]:
     return problems
 
 
-def unused_settings(p) -> list[str]:
+def unused_settings(p: LLMTrainingParams) -> list[str]:
     notes = []
     full = p.full_finetuning or not p.peft
     if full and p.quantization is not None:

@@ -8,7 +8,7 @@ Unsloth fast path does not take), shrunk, with a byte-level BPE tokenizer traine
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from typing import Any, Iterable
 
 ARCHITECTURES = ("llama", "mistral", "gemma", "qwen2", "gpt2", "phi3")
 
@@ -19,8 +19,8 @@ def model_config(architecture: str, vocab_size: int, hidden: int = 64, layers: i
     import transformers
 
     intermediate = intermediate or 2 * hidden
-    common = dict(vocab_size=vocab_size, bos_token_id=1, eos_token_id=2, pad_token_id=0)
-    decoder = dict(hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers,
+    common: dict[str, Any] = dict(vocab_size=vocab_size, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    decoder: dict[str, Any] = dict(hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers,
                    num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=max_positions,
                    tie_word_embeddings=False, **common)
     if architecture == "llama":

@@ -109,7 +109,7 @@ def first_step_check(plan: Plan, project_dir: str):  # plan: as verify_loaded re
             liger = liger_modules(model)
             offloaded = offloaded_state(optimizer)
             seen = {"gradient_checkpointing_active": active, "liger_modules": liger, "optimizer_state_offloaded": offloaded}
-            dataclasses.replace(plan, verified={**plan.verified, **seen}).save(project_dir)
+            dataclasses.replace(plan, verified={**(plan.verified or {}), **seen}).save(project_dir)
             say(f"Gradient checkpointing active at the first step: {active} (planned: {plan.gradient_checkpointing})"
                 + (f"; modules running Liger's kernels: {liger}" if plan.liger or liger else ""))
             if plan.gradient_checkpointing in ("on", "off") and active != (plan.gradient_checkpointing == "on"):
@@ -126,9 +126,9 @@ def first_step_check(plan: Plan, project_dir: str):  # plan: as verify_loaded re
     return FirstStepCheck()
 
 
-def dominant(dtype_counts: dict) -> str | None:
+def dominant(dtype_counts: dict[str, int]) -> str | None:
     """The dtype holding most parameters (a few fp32 norms beside bf16 weights are by design)."""
-    return max(dtype_counts, key=dtype_counts.get) if dtype_counts else None
+    return max(dtype_counts, key=lambda dtype: dtype_counts[dtype]) if dtype_counts else None
 
 
 def verify_loaded(model, plan: Plan, project_dir: str, packed_attention: str | None = None) -> Plan:

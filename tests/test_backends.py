@@ -62,7 +62,7 @@ def test_unsloth_must_be_imported_first():
 
 
 def load(params, plan, models):
-    from autotrain_unsloth.data import load_tokenizer
+    from autotrain_unsloth.data.job.load import load_tokenizer
 
     return transformers_backend.load_model(params, plan, load_tokenizer(params, 64), 64)
 

@@ -126,7 +126,7 @@ def test_settings_errors_never_show_the_token(in_tmp, capsys):
 
 
 def test_a_byte_order_mark_is_read_past(in_tmp, models):
-    from autotrain_unsloth.data import prepare_local_data
+    from autotrain_unsloth.data.prepare.local_data import prepare_local_data
     from autotrain_unsloth.params import LLMTrainingParams
 
     os.makedirs("data")

@@ -146,7 +146,7 @@ def test_some_answers_cut_away_are_a_warning_in_the_plan(in_tmp, models):
 def test_some_answers_cut_away_are_a_warning_with_the_count(in_tmp, models, capsys):
     from datasets import Dataset
 
-    from autotrain_unsloth.data import load_tokenizer
+    from autotrain_unsloth.data.job.load import load_tokenizer
     from autotrain_unsloth.trainers.sft import check_answers_kept, tokenized_conversations
 
     long_prompt_chat(str(in_tmp / "chat"), 6, short=4)
@@ -170,7 +170,7 @@ def fake_checkpoint(folder, params, damage: str | None = None) -> None:
     import torch
     from safetensors.torch import save_file
 
-    from autotrain_unsloth.data import prepared_settings
+    from autotrain_unsloth.data.prepare.local_data import prepared_settings
 
     os.makedirs(folder)
     save_file({"lora_A": torch.ones(64, 64)}, os.path.join(folder, "adapter_model.safetensors"))

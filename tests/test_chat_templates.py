@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from autotrain_unsloth.chat_templates import ALIASES, TEMPLATES
-from autotrain_unsloth.data import load_tokenizer
+from autotrain_unsloth.data.chat_templates import ALIASES, TEMPLATES
+from autotrain_unsloth.data.job.load import load_tokenizer
 from autotrain_unsloth.params import LLMTrainingParams
 
 CONVERSATION = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"},

@@ -1,4 +1,4 @@
-"""Conversations to token ids (chat_tokens.py): the exact ids each named template yields for a two-turn
+"""Conversations to token ids (data/job/chat_tokens.py): the exact ids each named template yields for a two-turn
 conversation on a tokenizer that adds BOS by itself (as Llama's do), one BOS also when the template writes it;
 response-only labels; and, after a chatml run, generation that stops at <|im_end|>."""
 
@@ -7,9 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autotrain_unsloth.chat_templates import TEMPLATES
-from autotrain_unsloth.chat_tokens import IGNORE, tokenize_conversation
-from autotrain_unsloth.data import DataError, load_tokenizer
+from autotrain_unsloth.data.chat_templates import TEMPLATES
+from autotrain_unsloth.data.files import DataError
+from autotrain_unsloth.data.job.chat_tokens import IGNORE, tokenize_conversation
+from autotrain_unsloth.data.job.load import load_tokenizer
 from autotrain_unsloth.params import LLMTrainingParams
 from tests.conftest import aitraining
 

@@ -195,7 +195,7 @@ def test_only_our_own_errors_lose_their_traceback():
 
     from autotrain_unsloth.cli import user_error
     from autotrain_unsloth.config import ConfigError
-    from autotrain_unsloth.data import DataError
+    from autotrain_unsloth.data.files import DataError
     from autotrain_unsloth.plan import PlanError
 
     for ours in (ConfigError("x.yml: bad"), DataError("train.csv: line 3"), PlanError("cannot run here")):

@@ -8,7 +8,11 @@ import os
 import pytest
 from datasets import Dataset
 
-from autotrain_unsloth.data import DataError, load_tokenizer, prepare_local_data, render_text, to_blocks
+from autotrain_unsloth.data.files import DataError
+from autotrain_unsloth.data.job.blocks import to_blocks
+from autotrain_unsloth.data.job.load import load_tokenizer
+from autotrain_unsloth.data.job.text import render_text
+from autotrain_unsloth.data.prepare.local_data import prepare_local_data
 from autotrain_unsloth.params import LLMTrainingParams
 
 

@@ -30,7 +30,7 @@ def test_every_error_the_package_raises_for_the_user_shares_one_base():
 
 def test_the_cli_treats_a_user_error_as_one_sentence_and_anything_else_as_a_bug():
     from autotrain_unsloth.cli import user_error
-    from autotrain_unsloth.data_files import DataError
+    from autotrain_unsloth.data.files import DataError
     from autotrain_unsloth.trainers.divergence import Diverged
 
     assert user_error(DataError("x.csv: line 2: empty")) and user_error(Diverged("stopped at step 2"))

@@ -1,5 +1,6 @@
-"""The package's import graph has no cycle: every import counts, those inside functions too (a cycle that only
-loads because one of its imports waits inside a function is still a cycle)."""
+"""The package's import graph has no cycle: every import that runs counts, those inside functions too (a cycle that
+only loads because one of its imports waits inside a function is still a cycle). Imports under `if TYPE_CHECKING:`
+never run: they name types for the type checker (a view's argument typed with the model it shows)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,25 @@ def modules() -> dict[str, str]:
     return found
 
 
+def _type_checking_only(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and (
+        (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING")
+        or (isinstance(node.test, ast.Attribute) and node.test.attr == "TYPE_CHECKING"))
+
+
+def _running(tree: ast.AST) -> list[ast.AST]:
+    """Every node of the module but those under `if TYPE_CHECKING:` (its else branch runs, and is kept)."""
+    found, stack = [], [tree]
+    while stack:
+        node = stack.pop()
+        found.append(node)
+        if _type_checking_only(node):
+            stack.extend(node.orelse)
+        else:
+            stack.extend(ast.iter_child_nodes(node))
+    return found
+
+
 def import_graph() -> dict[str, set[str]]:
     """Module -> the package's modules it imports (`from package import submodule` names the submodule)."""
     known = modules()
@@ -31,7 +51,7 @@ def import_graph() -> dict[str, set[str]]:
         here = module if path.endswith("__init__.py") else module.rsplit(".", 1)[0]
         with open(path) as f:
             tree = ast.parse(f.read())
-        for node in ast.walk(tree):
+        for node in _running(tree):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
@@ -82,6 +102,23 @@ def test_the_package_has_no_import_cycle():
     graph = import_graph()
     assert len(graph) > 40 and graph["autotrain_unsloth.plan.decide"]  # the graph was read
     assert cycles(graph) == []
+
+
+def test_the_jobs_data_code_imports_nothing_of_the_parents():
+    """data/job/ runs in the training job, data/prepare/ before it in the process that launches it: the job follows
+    what was prepared and never prepares again."""
+    graph = import_graph()
+    job = {module for module in graph if module.startswith("autotrain_unsloth.data.job.")}
+    assert len(job) >= 5
+    assert {(module, target) for module in job for target in graph[module]
+            if target.startswith("autotrain_unsloth.data.prepare")} == set()
+
+
+def test_imports_for_the_type_checker_only_are_not_edges():
+    tree = ast.parse("from typing import TYPE_CHECKING\nimport a\nif TYPE_CHECKING:\n    import b\nelse:\n    import c\n"
+                     "def f():\n    import d\n")
+    imported = {alias.name for node in _running(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert imported == {"a", "c", "d"}
 
 
 def test_a_cycle_is_found():

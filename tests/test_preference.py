@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from autotrain_unsloth import AutoTrainProject, LLMTrainingParams
-from autotrain_unsloth.data import DataError, prepare_local_data
+from autotrain_unsloth.data.files import DataError
+from autotrain_unsloth.data.prepare.local_data import prepare_local_data
 from tests.conftest import aitraining, losses
 
 pytestmark = pytest.mark.slow
@@ -158,7 +159,7 @@ def test_preference_rows_from_other_sources_are_checked_in_the_job(models):
     from datasets import Dataset
     from transformers import AutoTokenizer
 
-    from autotrain_unsloth.preference_data import preference_rows
+    from autotrain_unsloth.data.job.preference import preference_rows
 
     data = Dataset.from_list([{"p": "q", "c": "same", "r": "same"}])
     params = LLMTrainingParams(data_path="org/data", trainer="dpo", prompt_text_column="p", text_column="c",
@@ -171,8 +172,8 @@ def test_chat_preference_rows_split_each_conversation_at_its_last_turn(models):
     """AutoTrain's rule: the prompt is every turn but the last; prompt + answer is the conversation rendered once."""
     from datasets import Dataset
 
-    from autotrain_unsloth.data import load_tokenizer
-    from autotrain_unsloth.preference_data import preference_rows
+    from autotrain_unsloth.data.job.load import load_tokenizer
+    from autotrain_unsloth.data.job.preference import preference_rows
 
     user = {"role": "user", "content": "What is the capital of France?"}
     data = Dataset.from_list([{"chosen": [user, {"role": "assistant", "content": "Paris."}],
@@ -189,7 +190,7 @@ def test_long_prompts_are_cut_to_max_prompt_length_keeping_their_end(models, cap
     from datasets import Dataset
     from transformers import AutoTokenizer
 
-    from autotrain_unsloth.preference_data import preference_rows
+    from autotrain_unsloth.data.job.preference import preference_rows
 
     tokenizer = AutoTokenizer.from_pretrained(models["llama"])
     prompt = " ".join(["the capital of France is Paris"] * 20) + " and the end"

@@ -16,8 +16,8 @@ from pydantic import ValidationError
 
 from autotrain_unsloth import LLMTrainingParams
 from autotrain_unsloth.cli import user_error
-from autotrain_unsloth.data import prepare_local_data
-from autotrain_unsloth.data_checks import is_blank
+from autotrain_unsloth.data.checks import is_blank
+from autotrain_unsloth.data.prepare.local_data import prepare_local_data
 from autotrain_unsloth.demo import write_bundled_data
 from autotrain_unsloth.project import AutoTrainProject
 from autotrain_unsloth.trainers.arguments import training_arguments

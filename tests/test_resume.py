@@ -109,7 +109,7 @@ def test_a_finished_project_is_not_overwritten_without_asking(in_tmp, models, da
 
 def test_a_checkpoint_made_for_other_settings_is_refused_naming_them(in_tmp, models, data_dir):
     from autotrain_unsloth.checkpoints import resume_settings
-    from autotrain_unsloth.data import prepared_settings
+    from autotrain_unsloth.data.prepare.local_data import prepared_settings
     from autotrain_unsloth.plan import PlanError, make_plan
 
     params = LLMTrainingParams(model=models["llama"], data_path=data_dir, project_name="p", trainer="sft", lr=1e-3)

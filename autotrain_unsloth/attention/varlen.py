@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 from functools import lru_cache
-from typing import Optional
+from typing import Any, Optional
 
 from autotrain_unsloth.attention import torch_varlen_support
 
@@ -23,7 +23,7 @@ def varlen_causal(query, key, value, cu_seqlens, max_seqlen: int, scale: Optiona
     """Causal attention within each segment: query (T, H, D), key / value (T, H_kv, D) -> (T, H, D)."""
     from torch.nn.attention.varlen import varlen_attn
 
-    kwargs = {"window_size": (-1, 0)}  # (-1, 0): every earlier key, no later one
+    kwargs: dict[str, Any] = {"window_size": (-1, 0)}  # (-1, 0): every earlier key, no later one
     if not default_scale(scale, query.shape[-1]):
         kwargs["scale"] = scale  # kernel_takes() sent calls here only where this torch takes it
     if key.shape[1] != query.shape[1] and torch_varlen_support() == "gqa":

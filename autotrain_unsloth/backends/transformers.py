@@ -50,6 +50,7 @@ def load_model(params: LLMTrainingParams, plan: Plan, tokenizer, max_seq_length:
     elif plan.gradient_checkpointing != "off":
         model.enable_input_require_grads()
     targets = plan.lora_target_modules
+    assert targets is not None  # LoRA: the plan names the modules (rules.lora_targets)
     torch.manual_seed(params.seed)  # LoRA's A matrices are drawn now, before the Trainer seeds anything
     config = LoraConfig(
         r=params.lora_r, lora_alpha=params.lora_alpha, lora_dropout=params.lora_dropout, bias="none",
@@ -70,4 +71,4 @@ PACKED_ATTENTION_RAN = {
 
 def install_packed_attention(plan: Plan, model) -> str | None:
     """What attention packed rows run with (chosen at load time through attn_implementation)."""
-    return PACKED_ATTENTION_RAN.get(plan.packed_attention)
+    return PACKED_ATTENTION_RAN.get(plan.packed_attention) if plan.packed_attention else None

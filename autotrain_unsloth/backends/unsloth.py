@@ -103,6 +103,7 @@ def from_pretrained_kwargs(params: LLMTrainingParams, plan: Plan, max_seq_length
 
 
 def get_peft_model_kwargs(params: LLMTrainingParams, plan: Plan, max_seq_length: int) -> dict:
+    assert plan.lora_target_modules is not None  # LoRA: the plan names the modules (rules.lora_targets)
     return dict(
         r=params.lora_r,
         lora_alpha=params.lora_alpha,

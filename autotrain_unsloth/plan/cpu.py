@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Optional
 
-from autotrain_unsloth.plan.types import Choice, chose
+from autotrain_unsloth.params import LLMTrainingParams
+from autotrain_unsloth.plan.types import Choice, Environment, chose
 
 
-def packing(params, env) -> Optional[Choice]:
+def packing(params: LLMTrainingParams, env: Environment) -> Optional[Choice]:
     if env.cuda or params.trainer != "sft" or params.packing is not None:
         return None
     return chose(False, "sft packing off (automatic, CPU: without a variable-length attention kernel a packed row "

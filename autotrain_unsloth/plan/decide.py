@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from typing import Any
 
 from autotrain_unsloth import defaults
 from autotrain_unsloth.params import LLMTrainingParams
@@ -21,7 +22,7 @@ def params_fingerprint(params: LLMTrainingParams) -> str:
 def decide(params: LLMTrainingParams, env: Environment) -> Plan:
     choices: list[Choice] = [Choice(None, (), (*params.setting_warnings(), *env.data_notes))]
 
-    def take(choice: Choice):
+    def take(choice: Choice) -> Any:
         choices.append(choice)
         return choice.value
 

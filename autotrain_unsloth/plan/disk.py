@@ -11,13 +11,15 @@ from autotrain_unsloth.memory import (
     OPTIMIZER_STATE_BYTES,
     ModelShape,
 )
-from autotrain_unsloth.plan.types import Choice, chose
+from autotrain_unsloth.params import LLMTrainingParams
+from autotrain_unsloth.plan.types import Choice, Environment, chose
 
 # PEFT saves the adapter in the dtype it trained in (fp32 here).
 ADAPTER_BYTES = 4
 
 
-def written_gib(params, shape: ModelShape, method: str, weights_dtype: str, optimizer: str) -> tuple[float, float]:
+def written_gib(params: LLMTrainingParams, shape: ModelShape, method: str, weights_dtype: str,
+                optimizer: str) -> tuple[float, float]:
     """(the final weights, one checkpoint) in GiB: full fine-tuning saves every weight and, in a checkpoint, the
     optimizer state beside them; LoRA the adapter (and the merged model when merge_adapter is set)."""
     state_bytes = OPTIMIZER_STATE_BYTES.get(optimizer, DEFAULT_OPTIMIZER_STATE_BYTES)
@@ -29,7 +31,7 @@ def written_gib(params, shape: ModelShape, method: str, weights_dtype: str, opti
     return (adapter * ADAPTER_BYTES + merged) / GIB, adapter * (ADAPTER_BYTES + max(state_bytes, 2)) / GIB
 
 
-def disk_space(params, env, method: str, weights_dtype: str, optimizer: str) -> Choice:
+def disk_space(params: LLMTrainingParams, env: Environment, method: str, weights_dtype: str, optimizer: str) -> Choice:
     folder = f"the project folder {params.project_name!r}"
     if not env.model_shape or env.disk_free_gib is None:
         missing = "the model's size is unknown" if not env.model_shape else "the free space is unknown"

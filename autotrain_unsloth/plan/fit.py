@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from autotrain_unsloth.memory import OPTIMIZER_STATE_BYTES, ModelShape, training_peak_gib
-from autotrain_unsloth.plan.types import Choice
+from autotrain_unsloth.params import LLMTrainingParams
+from autotrain_unsloth.plan.types import Backend, Choice, Dtype, Environment, Method
 
 # Share of a GPU's memory a plan may fill: the allocator's cache reserves up to ~10% more than the tensors it holds
 # (measured: 8B full fine-tuning, 52.1 GiB allocated, 56.9 reserved), and the CUDA context takes about 1 GiB.
@@ -74,7 +75,7 @@ def checkpointing_kind(backend: str, cuda: bool) -> str:
     return "unsloth" if backend == "unsloth" and cuda else "on"
 
 
-def _ladder(params, env, backend: str, method: str, offload_asked: Optional[bool]) -> list[Rung]:
+def _ladder(params: LLMTrainingParams, env: Environment, backend: str, method: str, offload_asked: Optional[bool]) -> list[Rung]:
     kind = checkpointing_kind(backend, env.cuda)
     if params.disable_gradient_checkpointing:
         kinds = ["off"]
@@ -95,7 +96,7 @@ def _ladder(params, env, backend: str, method: str, offload_asked: Optional[bool
     return rungs
 
 
-def offload_possible(params, env, backend: str, method: str) -> Optional[str]:
+def offload_possible(params: LLMTrainingParams, env: Environment, backend: str, method: str) -> Optional[str]:
     """None when the optimizer state can live in host memory between steps; else why not."""
     return next((why for blocked, why in (
         (method != "full", "LoRA's optimizer state is small"),
@@ -103,17 +104,18 @@ def offload_possible(params, env, backend: str, method: str) -> Optional[str]:
         (params.distributed_backend == "deepspeed", "DeepSpeed offloads with its own settings")) if blocked), None)
 
 
-def _tokens(params, batch_size: int, sequence: int) -> int:
+def _tokens(params: LLMTrainingParams, batch_size: int, sequence: int) -> int:
     """Tokens in one micro-batch: preference trainers run the chosen and the rejected answer of each pair."""
     return batch_size * (2 if params.trainer in PREFERENCE_TRAINERS else 1) * sequence
 
 
-def _accumulation(params, rung: Rung) -> int:
+def _accumulation(params: LLMTrainingParams, rung: Rung) -> int:
     """Gradient accumulation at the rung's micro-batch: the same rows per optimizer step as asked."""
     return params.gradient_accumulation * params.batch_size // rung.batch_size
 
 
-def _size(params, shape, backend, method, weights_dtype, autocast, targets, sequence, optimizer, liger, rung) -> dict:
+def _size(params: LLMTrainingParams, shape: ModelShape, backend: Backend, method: Method, weights_dtype: Dtype,
+          autocast: str, targets: Optional[tuple[str, ...]], sequence: int, optimizer: str, liger: bool, rung: Rung) -> dict:
     return training_peak_gib(
         shape, method=method, weights_dtype=weights_dtype, compute_dtype=autocast if autocast != "no" else weights_dtype,
         tokens=_tokens(params, rung.batch_size, sequence), optimizer=optimizer, lora_rank=params.lora_r, lora_targets=targets,
@@ -140,8 +142,9 @@ def _host_needed(estimate: dict, processes: int) -> float:
     return round(estimate["host"]["total"] * processes, 2)
 
 
-def memory_fit(params, env, backend, method, weights_dtype, autocast, targets, sequence, liger=False,
-               batch_size=None, accumulation=None, processes: int = 1) -> Choice:
+def memory_fit(params: LLMTrainingParams, env: Environment, backend: Backend, method: Method, weights_dtype: Dtype,
+               autocast: str, targets: Optional[tuple[str, ...]], sequence: int, liger: bool = False,
+               batch_size: Optional[int] = None, accumulation: Optional[int] = None, processes: int = 1) -> Choice:
     """value: MemoryFit. The first rung of the ladder that fits the GPU (or, on CPU, the host) and the host.
     batch_size, accumulation: the batch settings to fit (schedule.py's; the settings' own when not given);
     processes: training processes on this machine (one per GPU), each holding its own copy of what it offloads."""
@@ -216,7 +219,7 @@ def _with_resident_state(estimate: dict, resident: float) -> dict:
                 total=round(estimate["total"] + resident, 2), host=host)
 
 
-def _turn_off(params, rung: Rung) -> str:
+def _turn_off(params: LLMTrainingParams, rung: Rung) -> str:
     notes = []
     if rung.checkpointing == "off" and not params.disable_gradient_checkpointing:
         notes.append("--no-auto-gradient-checkpointing keeps checkpointing on")
@@ -227,7 +230,7 @@ def _turn_off(params, rung: Rung) -> str:
     return (" (" + "; ".join(notes) + ")") if notes else ""
 
 
-def _warnings(params, rung: Rung, accumulation: int) -> tuple[str, ...]:
+def _warnings(params: LLMTrainingParams, rung: Rung, accumulation: int) -> tuple[str, ...]:
     if rung.batch_size == params.batch_size:
         return ()
     return (f"batch_size={params.batch_size} x gradient_accumulation={params.gradient_accumulation} does not fit in "
@@ -235,7 +238,8 @@ def _warnings(params, rung: Rung, accumulation: int) -> tuple[str, ...]:
             f"{params.batch_size * params.gradient_accumulation} rows per optimizer step.",)
 
 
-def _refusal(params, env, shape, method, sequence, budget, host_budget, estimate, smallest, qlora) -> str:
+def _refusal(params: LLMTrainingParams, env: Environment, shape: ModelShape, method: Method, sequence: int, budget: float,
+             host_budget: Optional[float], estimate: dict, smallest: str, qlora: Optional[dict]) -> str:
     settings = smallest.split(": ", 1)[0]
     if env.cuda:
         needed = f"{estimate['total']} GiB on the GPU" + (

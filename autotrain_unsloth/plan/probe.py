@@ -9,7 +9,6 @@ import os
 from typing import Optional
 
 from autotrain_unsloth.attention import torch_varlen_support
-from autotrain_unsloth.chat_templates import TEMPLATES
 from autotrain_unsloth.checkpoints import (
     complete_checkpoints,
     damage,
@@ -19,6 +18,7 @@ from autotrain_unsloth.checkpoints import (
     read_marker,
     resume_settings,
 )
+from autotrain_unsloth.data.chat_templates import TEMPLATES
 from autotrain_unsloth.gguf_export import rope_settings
 from autotrain_unsloth.json_text import parse_json
 from autotrain_unsloth.memory import ModelShape
@@ -108,6 +108,7 @@ def gpu_count(visible: int) -> int:
 
 def read_model_config(model: str, token: Optional[str] = None) -> dict:
     """The model's config.json, with a model_type: a local folder, or the Hub (cache first when offline)."""
+    path: Optional[str]
     if os.path.isdir(model):
         path = os.path.join(model, "config.json")
         if not os.path.isfile(path):
@@ -175,7 +176,7 @@ def resume_candidate(params: LLMTrainingParams) -> Optional[dict]:
     """The checkpoint resume_from_checkpoint points at (auto: the newest complete one in the project folder), with
     the settings that differ from the job's, the file that cannot be read if one cannot, and the newest earlier
 checkpoint that can: {"path", "step", "differing", "damaged", "earlier"} or {"path", "missing": True}."""
-    from autotrain_unsloth.data import prepared_settings
+    from autotrain_unsloth.data.prepare.local_data import prepared_settings
 
     asked = params.resume_from_checkpoint
     if asked is None:

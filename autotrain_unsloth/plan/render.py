@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    from autotrain_unsloth.plan.types import Plan
 
 METHOD_SHOWN = {"full": "full fine-tuning (all weights)", "lora": "LoRA r={r} (16-bit base)",
                 "qlora-4bit": "QLoRA r={r} (4-bit base)", "lora-8bit": "LoRA r={r} (8-bit base)"}
 
 
-def render(plan) -> str:
+def render(plan: Plan) -> str:
     a = plan.asked
     asked_method = ("full fine-tuning" if a.full_finetuning or not a.peft
                     else f"LoRA r={a.lora_r}" + (f" + {a.quantization}" if a.quantization else ""))

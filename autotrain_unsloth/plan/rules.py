@@ -5,8 +5,9 @@ reasons, warnings and errors); decide.py runs them in order. The speed rules are
 from __future__ import annotations
 
 from autotrain_unsloth.checkpoints import schedule
+from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan.architectures import UNSLOTH_ARCHITECTURES, architecture
-from autotrain_unsloth.plan.types import Choice, chose
+from autotrain_unsloth.plan.types import Backend, Choice, Environment, Method, chose
 from autotrain_unsloth.publish import repo_name
 
 # dpo and orpo: their loss curves on Unsloth's path match the transformers path's (tests/gpu, docs/plan.md).
@@ -20,13 +21,14 @@ AUTOTRAIN_TOKENIZER_CAP = 2048
 AUTOTRAIN_AUTO_BLOCK = 1024  # block_size -1: the tokenizer's limit, at most this
 
 
-def backend(params, env) -> Choice:
+def backend(params: LLMTrainingParams, env: Environment) -> Choice:
     if not params.unsloth:
         return chose("transformers", "backend transformers: unsloth not asked (--unsloth to use it)")
     blockers = [why for blocked, why in (
         (env.unsloth_version is None, "unsloth is not installed (pip install 'autotrain-unsloth[unsloth]')"),
         (not env.cuda, "no CUDA GPU was found (Unsloth's kernels need one)"),
-        (params.trainer not in UNSLOTH_TRAINERS, NOT_ON_UNSLOTH.get(params.trainer)),
+        (params.trainer not in UNSLOTH_TRAINERS,
+         NOT_ON_UNSLOTH.get(params.trainer, f"trainer {params.trainer!r} is not on Unsloth's fast path")),
         (env.model_type not in UNSLOTH_ARCHITECTURES, f"model_type {env.model_type!r} is not on Unsloth's fast path "
                                                       f"(supported: {', '.join(UNSLOTH_ARCHITECTURES)})"),
         (bool(env.unsloth_load_error), f"Unsloth failed to load the model ({env.unsloth_load_error})")) if blocked]
@@ -38,7 +40,7 @@ def backend(params, env) -> Choice:
                             f"{params.trainer!r} and model_type {env.model_type!r} supported")
 
 
-def method(params, env, backend) -> Choice:
+def method(params: LLMTrainingParams, env: Environment, backend: Backend) -> Choice:
     if params.full_finetuning or not params.peft:
         why = "full_finetuning=True" if params.full_finetuning else "peft=False"
         return chose("full", f"method full: {why}; every parameter is trained"
@@ -57,7 +59,7 @@ def method(params, env, backend) -> Choice:
                             "bitsandbytes present")
 
 
-def precision(params, env, backend, method) -> Choice:
+def precision(params: LLMTrainingParams, env: Environment, backend: Backend, method: Method) -> Choice:
     """value: (weights dtype, autocast)."""
     asked = params.mixed_precision
     if not env.cuda:
@@ -91,7 +93,7 @@ def precision(params, env, backend, method) -> Choice:
     return chose((asked, asked), f"precision {asked}: {why}", warning=warning)
 
 
-def lora_targets(params, env, backend, method) -> Choice:
+def lora_targets(params: LLMTrainingParams, env: Environment, backend: Backend, method: Method) -> Choice:
     if method == "full":
         return chose(None)
     asked = (params.target_modules or "all-linear").strip()
@@ -106,7 +108,7 @@ def lora_targets(params, env, backend, method) -> Choice:
     return chose(("all-linear",), f"LoRA targets: all-linear, resolved by PEFT for model_type {env.model_type!r}")
 
 
-def new_tokens(params, env, backend, method) -> Choice:
+def new_tokens(params: LLMTrainingParams, env: Environment, backend: Backend, method: Method) -> Choice:
     """How the tokens a chat template adds to the tokenizer get trained (they start untrained, and a model that
     cannot write the end-of-turn token never stops)."""
     missing = env.template_tokens_missing
@@ -128,7 +130,7 @@ def new_tokens(params, env, backend, method) -> Choice:
                          "model's own template (--chat-template tokenizer) adds none.")
 
 
-def sequence_length(params, env) -> Choice:
+def sequence_length(params: LLMTrainingParams, env: Environment) -> Choice:
     """Tokens per training sequence, with AutoTrain's rules made explicit: a tokenizer allowing more than 2,048
     tokens is capped at model_max_length; block_size -1 takes that limit, at most 1,024."""
     own = env.tokenizer_max_length
@@ -148,7 +150,7 @@ def sequence_length(params, env) -> Choice:
     return chose(asked, f"sequence length {asked}: block_size")
 
 
-def save_policy(params) -> Choice:
+def save_policy(params: LLMTrainingParams) -> Choice:
     """value: (eval_strategy, save_strategy). The Trainer's own checkpoints follow evaluation, as in AutoTrain, or
     aitraining's save_strategy "epoch" when given; the scheduled ones (checkpoint_schedule) come on top."""
     evaluate = params.eval_strategy if params.valid_split is not None else "no"
@@ -166,7 +168,7 @@ def save_policy(params) -> Choice:
     return chose((evaluate, evaluate), f"evaluation and a checkpoint every {evaluate}: valid_split {params.valid_split!r}")
 
 
-def resume(params, env) -> Choice:
+def resume(params: LLMTrainingParams, env: Environment) -> Choice:
     """value: the checkpoint folder training resumes from, or None. A finished run is never overwritten silently."""
     project = params.project_name
     if env.project_finished and not params.overwrite_project:
@@ -195,7 +197,7 @@ def resume(params, env) -> Choice:
     return chose(found["path"], f"resume: from {found['path']} (step {found['step']}; made for these settings)")
 
 
-def publish(params, env) -> Choice:
+def publish(params: LLMTrainingParams, env: Environment) -> Choice:
     if not params.push_to_hub:
         return chose(None)
     repo = repo_name(params)
@@ -206,7 +208,7 @@ def publish(params, env) -> Choice:
                        f"({'private' if params.hub_private else 'public'}; checkpoints, prepared data and the log stay)")
 
 
-def gguf_export(params, env, method) -> Choice:
+def gguf_export(params: LLMTrainingParams, env: Environment, method: Method) -> Choice:
     from autotrain_unsloth.gguf_export import LAYOUTS, ROPE_TYPES
 
     kind = params.export_gguf
@@ -219,7 +221,7 @@ def gguf_export(params, env, method) -> Choice:
         (env.rope_type not in ROPE_TYPES, f"the rotary scaling {env.rope_type!r} is not one GGUF export writes "
                                           f"({', '.join(ROPE_TYPES)}); use llama.cpp's convert_hf_to_gguf.py on "
                                           "the merged model"),
-        (bool(env.gguf_tokenizer_refused), env.gguf_tokenizer_refused),
+        (bool(env.gguf_tokenizer_refused), env.gguf_tokenizer_refused or ""),
         (not env.gguf_installed, "the gguf package is not installed (pip install 'autotrain-unsloth[gguf]')")) if blocked]
     if blockers:
         return chose(None, error=f"export_gguf={kind!r}: " + "; ".join(blockers))
@@ -229,14 +231,14 @@ def gguf_export(params, env, method) -> Choice:
     return chose(None, f"GGUF: {params.project_name}/{params.project_basename}-{kind}.gguf from {source}{pre}")
 
 
-def checkpoint_schedule(params) -> Choice:
+def checkpoint_schedule(params: LLMTrainingParams) -> Choice:
     save_steps, save_minutes = schedule(params)
     every = [f"every {save_steps} steps" if save_steps else "", f"every {save_minutes:g} minutes" if save_minutes else ""]
     shown = " and ".join(part for part in every if part) or "never on a schedule (save_steps 0, save_minutes 0)"
     return chose(None, f"checkpoints: {shown}, and on SIGTERM or Ctrl-C; the newest {params.save_total_limit} kept")
 
 
-def devices(params, env, backend, method) -> Choice:
+def devices(params: LLMTrainingParams, env: Environment, backend: Backend, method: Method) -> Choice:
     """value: (device, processes)."""
     if not env.cuda:
         notes = [note for given, note in (
@@ -264,7 +266,7 @@ def devices(params, env, backend, method) -> Choice:
                                         f"(CUDA_VISIBLE_DEVICES chooses them); {step}",), (), tuple(errors))
 
 
-def notices(params, env, backend, method) -> Choice:
+def notices(params: LLMTrainingParams, env: Environment, backend: Backend, method: Method) -> Choice:
     """Settings that are accepted but change nothing here, or cost speed: warnings only."""
     found = []
     if backend == "unsloth" and method != "full" and params.lora_dropout > 0:

@@ -2,7 +2,7 @@
 themselves where the user left them at their defaults.
 
 The counts come from the environment (`Environment.data_counts`): the parent tokenizes and packs the training
-split as the job will (data_counts.py) and plans again with them, so this rule stays a pure function. AutoTrain's
+split as the job will (data/prepare/counts.py) and plans again with them, so this rule stays a pure function. AutoTrain's
 defaults (batch 2 x gradient accumulation 4) suit thousands of rows; on a few hundred packed rows they make a
 handful of steps, the first at learning rate 0, and the model does not move. So a default is lowered (never
 raised, which could need more memory) until the run makes USEFUL_STEPS, and a run that still makes fewer, or
@@ -12,8 +12,10 @@ whose warm-up takes most of its steps, is warned about, naming the setting to ch
 from __future__ import annotations
 
 import math
+from typing import Callable
 
-from autotrain_unsloth.plan.types import Choice
+from autotrain_unsloth.params import LLMTrainingParams
+from autotrain_unsloth.plan.types import Choice, Environment
 
 # Fewer optimizer steps than this rarely teach a model anything (docs/plan.md: measured on SmolLM2, a task it
 # did not know: 3 steps left it at 0/40, 30 steps reached 20/40 with LoRA).
@@ -29,12 +31,12 @@ def optimizer_steps(sequences: int, batch_size: int, accumulation: int, processe
     return per_epoch, max_steps if max_steps > 0 else per_epoch * epochs
 
 
-def warmup_steps(params, steps: int) -> int:
+def warmup_steps(params: LLMTrainingParams, steps: int) -> int:
     """transformers' rule for warmup_steps below 1: a share of the steps, rounded up."""
     return math.ceil(steps * params.warmup_ratio)
 
 
-def schedule(params, env, sequence_length: int, packing: bool, processes: int) -> Choice:
+def schedule(params: LLMTrainingParams, env: Environment, sequence_length: int, packing: bool, processes: int) -> Choice:
     """value: (batch_size, gradient_accumulation, counts or None)."""
     asked = (params.batch_size, params.gradient_accumulation)
     counts = env.data_counts
@@ -81,7 +83,7 @@ def schedule(params, env, sequence_length: int, packing: bool, processes: int) -
     return Choice((batch, accumulation, shown), tuple(reasons), tuple(warnings))
 
 
-def _largest_giving(steps_for, start: int) -> int:
+def _largest_giving(steps_for: Callable[[int], int], start: int) -> int:
     """The largest value from start down to 1 that gives USEFUL_STEPS; 1 if none does."""
     for value in range(start, 0, -1):
         if steps_for(value) >= USEFUL_STEPS:
@@ -89,7 +91,7 @@ def _largest_giving(steps_for, start: int) -> int:
     return 1
 
 
-def _more_steps_hint(params, left: list, batch: int, accumulation: int, per_epoch: int) -> str:
+def _more_steps_hint(params: LLMTrainingParams, left: list, batch: int, accumulation: int, per_epoch: int) -> str:
     if params.max_steps > 0:
         return f"Raise --max-steps (now {params.max_steps})."
     hints = [f"raise --epochs (now {params.epochs}; {math.ceil(USEFUL_STEPS / per_epoch)} would do)"]

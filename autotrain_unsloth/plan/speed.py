@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Optional
 
+from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan.architectures import LIGER_ARCHITECTURES, PACKING_ARCHITECTURES, architecture
 from autotrain_unsloth.plan.fit import PAGED_TO_RESIDENT, needs_bitsandbytes
-from autotrain_unsloth.plan.types import Choice, chose
+from autotrain_unsloth.plan.types import Backend, Choice, Dtype, Environment, Method, chose
 
 # torchao.optim (AdamW8bit's home) exists from this release on.
 TORCHAO_OPTIM_SINCE = (0, 11)
@@ -21,7 +22,7 @@ NOT_CHUNK_SAFE = ("adamw_torch_8bit", "adamw_torch_4bit", "schedule_free", "galo
                   "grokadamw")
 
 
-def optimizer(params, env, method, state_offload: bool = False) -> Choice:
+def optimizer(params: LLMTrainingParams, env: Environment, method: Method, state_offload: bool = False) -> Choice:
     """The Trainer's optim. Full fine-tuning's adamw_8bit runs as torchao's AdamW8bit: the same block-wise 8-bit
     AdamW (dynamic quantization map, blocks of 256), compiled into fused kernels, where bitsandbytes' optimizer
     step took 27% of an 8B full fine-tuning step on an H100. With the optimizer state offloaded (fit.py) it stays
@@ -37,7 +38,7 @@ def optimizer(params, env, method, state_offload: bool = False) -> Choice:
                          "adamw_torch instead (the same AdamW, with fp32 states: 4x the optimizer memory).")
 
 
-def _offloaded_optimizer(params) -> Choice:
+def _offloaded_optimizer(params: LLMTrainingParams) -> Choice:
     asked = params.optimizer
     if asked.startswith(NOT_CHUNK_SAFE):
         return chose(asked, error=f"optimizer={asked!r} steps its whole state at once, so it cannot be stepped from "
@@ -53,7 +54,7 @@ def _offloaded_optimizer(params) -> Choice:
     return chose(asked, f"optimizer {asked}: as asked, its state offloaded to host memory")
 
 
-def _fast_optimizer(params, env, method) -> Choice:
+def _fast_optimizer(params: LLMTrainingParams, env: Environment, method: Method) -> Choice:
     asked = params.optimizer
     if asked != "adamw_8bit":
         return chose(asked, f"optimizer {asked}: as asked")
@@ -83,7 +84,7 @@ def _version_at_least(version: Optional[str], minimum: tuple[int, ...]) -> bool:
         return False
 
 
-def packing(params, env, backend) -> Choice:
+def packing(params: LLMTrainingParams, env: Environment, backend: Backend) -> Choice:
     """sft: several examples laid end to end in a row without padding, kept apart by the attention, instead
     of each example padded to the longest of its batch."""
     if params.trainer != "sft":
@@ -105,7 +106,8 @@ def packing(params, env, backend) -> Choice:
                         "each example is padded instead")
 
 
-def packed_attention(params, env, backend, packed, weights_dtype, autocast) -> Choice:
+def packed_attention(params: LLMTrainingParams, env: Environment, backend: Backend, packed: bool, weights_dtype: Dtype,
+                     autocast: str) -> Choice:
     """The kernel for padding-free rows. Unsloth lays every sft batch out padding-free, packing or not."""
     if not (packed or (backend == "unsloth" and params.trainer == "sft")):
         return chose(None)
@@ -143,7 +145,7 @@ def packed_attention(params, env, backend, packed, weights_dtype, autocast) -> C
 LIGER_TRAINERS = ("default", "sft")  # causal-LM losses, which Liger's fused linear cross-entropy computes
 
 
-def liger_kernels(params, env, backend) -> Choice:
+def liger_kernels(params: LLMTrainingParams, env: Environment, backend: Backend) -> Choice:
     """Liger's Triton kernels (RMSNorm, RoPE, SwiGLU, the loss fused with the output layer, which never
     materialises the logits), patched in by the Trainer: only on the transformers path, where Unsloth's own
     kernels do not run."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
 from autotrain_unsloth.errors import UserError
+from autotrain_unsloth.params import LLMTrainingParams
 
 Backend = Literal["unsloth", "transformers"]
 Method = Literal["full", "lora", "qlora-4bit", "lora-8bit"]
@@ -59,7 +60,7 @@ class Environment:
     hub_token_found: bool = False  # push_to_hub: a token in the settings, HF_TOKEN or the login cache
     project_finished: bool = False  # the project folder holds a finished run (run_summary.json)
     data_notes: tuple[str, ...] = ()  # what data preparation decided about the columns (shown as warnings)
-    # the training split as the job will see it (data_counts.py): rows, tokens, sequences, for a sequence length
+    # the training split as the job will see it (data/prepare/counts.py): rows, tokens, sequences, for a sequence length
     data_counts: Optional[dict] = None
 
 
@@ -93,7 +94,7 @@ class Asked:
     optimizer_state_offload: Optional[bool] = None
 
     @classmethod
-    def of(cls, params) -> "Asked":
+    def of(cls, params: LLMTrainingParams) -> "Asked":
         names = [f.name for f in dataclasses.fields(cls)]
         return cls(**{name: getattr(params, name) for name in names if name != "block_size"},
                    block_size=params.block_size_int)

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from autotrain_unsloth.data import load_split, render_text, to_blocks
+from autotrain_unsloth.data.job.blocks import to_blocks
+from autotrain_unsloth.data.job.load import load_split
+from autotrain_unsloth.data.job.text import render_text
 from autotrain_unsloth.distributed import say
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan

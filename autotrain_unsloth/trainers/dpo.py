@@ -1,15 +1,15 @@
-"""The `dpo` trainer: TRL's DPOTrainer on prompt / chosen / rejected (preference_data.py), beta = dpo_beta,
+"""The `dpo` trainer: TRL's DPOTrainer on prompt / chosen / rejected (data/job/preference.py), beta = dpo_beta,
 block_size as the maximum length. The reference is the model with its LoRA adapter turned off (--peft), or a
 frozen model: model_ref, else the model itself, loaded as the plan loads the policy's weights (AutoTrain's
 rule: model_ref only without --peft)."""
 
 from __future__ import annotations
 
-from autotrain_unsloth.data import load_split
+from autotrain_unsloth.data.job.load import load_split
+from autotrain_unsloth.data.job.preference import preference_rows
 from autotrain_unsloth.distributed import local_rank, say
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import TORCH_DTYPE_NAMES, Plan
-from autotrain_unsloth.preference_data import preference_rows
 
 
 def datasets(params: LLMTrainingParams, plan: Plan, tokenizer):

@@ -1,5 +1,5 @@
 """The `orpo` trainer: TRL's ORPOTrainer (kept under trl.experimental in TRL 1.x) on prompt / chosen /
-rejected (preference_data.py), beta = dpo_beta (as in aitraining), block_size as the maximum length. No reference
+rejected (data/job/preference.py), beta = dpo_beta (as in aitraining), block_size as the maximum length. No reference
 model: ORPO's odds-ratio term is computed from the policy alone."""
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 
 from autotrain_unsloth.checkpoints import Stopped, checkpoint_callback
-from autotrain_unsloth.data import load_tokenizer
+from autotrain_unsloth.data.job.load import load_tokenizer
 from autotrain_unsloth.interfaces import Backend, Recipe
 from autotrain_unsloth.outputs import save_outputs
 from autotrain_unsloth.params import LLMTrainingParams

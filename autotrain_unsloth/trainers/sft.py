@@ -1,6 +1,6 @@
 """The `sft` trainer: TRL's SFTTrainer on text, or on conversations tokenized here with the chat template.
 
-Conversations become token ids before TRL sees them (chat_tokens.py): one BOS, the template's end-of-turn
+Conversations become token ids before TRL sees them (data/job/chat_tokens.py): one BOS, the template's end-of-turn
 tokens and no extra EOS, and with response_only_loss the label -100 outside the assistant's turns. Plain text
 goes to TRL as text (it adds EOS).
 
@@ -11,9 +11,13 @@ TRL rejects)."""
 
 from __future__ import annotations
 
-from autotrain_unsloth.chat_tokens import IGNORE, tokenize_conversation
-from autotrain_unsloth.conversations import conversation, is_chat
-from autotrain_unsloth.data import DataError, load_split, render_text
+from typing import Any
+
+from autotrain_unsloth.data.conversations import conversation, is_chat
+from autotrain_unsloth.data.files import DataError
+from autotrain_unsloth.data.job.chat_tokens import IGNORE, tokenize_conversation
+from autotrain_unsloth.data.job.load import load_split
+from autotrain_unsloth.data.job.text import render_text
 from autotrain_unsloth.distributed import say
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan
@@ -84,7 +88,7 @@ def build(params, plan, model, tokenizer, train, valid, arguments, callbacks):
     # TRL's default chunked loss reads the output layer's weight directly, past PEFT's trainable rows of added
     # tokens (plan: new_tokens "rows"): the plain loss goes through them. Otherwise loss_type is not passed at all:
     # Unsloth sets its own default (its fused loss), which an explicit value, None included, would override.
-    chosen = {"loss_type": "nll"} if plan.new_tokens == "rows" else {}
+    chosen: dict[str, Any] = {"loss_type": "nll"} if plan.new_tokens == "rows" else {}
     if plan.packing:
         _quiet_trl_packing_warning(plan)
     config = SFTConfig(**arguments, dataset_text_field="text", max_length=plan.sequence_length, packing=plan.packing,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import sys
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 
@@ -40,7 +40,7 @@ def innermost(optimizer):
 def _without_bitsandbytes_device_sync():
     """bitsandbytes synchronizes the whole device after each weight's update (utils.sync_gpu), which would wait for
     the copy streams as well; the updates are ordered on the compute stream without it."""
-    module = sys.modules.get("bitsandbytes.optim.optimizer")
+    module: Any = sys.modules.get("bitsandbytes.optim.optimizer")  # a module we patch, if bitsandbytes is loaded
     saved = getattr(module, "sync_gpu", None)
     if saved is None:
         yield
@@ -67,7 +67,7 @@ class StateOffload:
         self.state_bytes_per_parameter = state_bytes_per_parameter
         self.resident = self._choose_resident(resident_bytes)
         self.host: dict = {}  # (weight, state key) -> its host buffer
-        self.hidden: Optional[tuple] = None
+        self.hidden: Optional[dict] = None  # weight -> its gradient, kept from the optimizer's own step
         self.inside = False
         self.steps = 0
         cuda = any(p.is_cuda for p in self._weights())
@@ -94,6 +94,7 @@ class StateOffload:
         return sum(map(_nbytes, self.host.values()))
 
     def _chunks(self, weights: list) -> list[list]:
+        chunk: list[torch.Tensor]
         chunks, chunk, size = [], [], 0
         for weight in weights:
             nbytes = self._state_bytes(weight)
@@ -162,6 +163,7 @@ class StateOffload:
         compute = torch.cuda.current_stream() if self.streams else None
         self._update_only([w for w in weights if w in self.resident], gradients)
         chunks = self._chunks([w for w in weights if w not in self.resident])
+        outgoing: list[Optional[torch.cuda.Event]]
         incoming, outgoing = (self._fetch(chunks[0], compute) if chunks else None), []
         for index, chunk in enumerate(chunks):
             following = None
@@ -170,6 +172,7 @@ class StateOffload:
                     outgoing[-2].synchronize()  # the chunk two back is on the host: at most three on the GPU
                 following = self._fetch(chunks[index + 1], compute)
             if incoming is not None:
+                assert compute is not None  # events come from the copy streams, which exist with CUDA only
                 compute.wait_event(incoming)
             self._update_only(chunk, gradients)
             outgoing.append(self._store(chunk, compute))
@@ -243,8 +246,8 @@ def install(optimizer: torch.optim.Optimizer, resident_bytes: int, state_bytes_p
         offload.after_load()
         return result
 
-    optimizer.load_state_dict = load_state_dict_to_host
-    optimizer.state_offload = offload
+    setattr(optimizer, "load_state_dict", load_state_dict_to_host)  # on this optimizer only, not its class
+    setattr(optimizer, "state_offload", offload)
     return offload
 
 

@@ -15,8 +15,8 @@ import pytest
 from pydantic import ValidationError
 
 from autotrain.trainers.clm.params import LLMTrainingParams as SharedParams
-from autotrain_unsloth.data_files import DataError
-from autotrain_unsloth.dataset_formats import convert, detect
+from autotrain_unsloth.data.files import DataError
+from autotrain_unsloth.data.prepare.auto_convert import convert, detect
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import decide
 from autotrain_unsloth.plan.types import Environment
@@ -185,7 +185,7 @@ def test_conversation_extension_joins_single_turn_examples_as_aitraining_does():
 
 
 def test_unknown_and_preference_formats(tmp_path):
-    from autotrain_unsloth.dataset_formats import settings_for
+    from autotrain_unsloth.data.prepare.auto_convert import settings_for
 
     assert detect(["prompt", "chosen", "rejected"], {}, "dpo")[0] == "preference"
     assert detect(["text"], {"text": "x"}, "default")[0] == "plain_text"
@@ -250,7 +250,7 @@ def test_quick_start_with_quantization_int4_asks_qlora_under_aitraining_defaults
 def test_max_samples_cuts_as_aitraining_does(capsys, in_tmp, models, data_dir):
     from datasets import Dataset
 
-    from autotrain_unsloth.dataset_formats import at_most
+    from autotrain_unsloth.data.job.load import at_most
 
     rows = Dataset.from_dict({"n": list(range(100))})
     assert at_most(rows, 10, training=True)["n"] == list(range(0, 100, 10))  # evenly spaced

@@ -112,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
             params, plan = job_plan(params)
             backend = backend_module(plan.backend)
             if plan.backend == "unsloth":
-                backend.import_unsloth(params, plan)  # before transformers, trl and peft are imported
+                from autotrain_unsloth.backends.unsloth import import_unsloth
+
+                import_unsloth(params, plan)  # before transformers, trl and peft are imported
             from autotrain_unsloth.trainers import recipe  # after Unsloth: the skeleton's modules import transformers
 
             try:

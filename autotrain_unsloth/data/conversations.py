@@ -7,7 +7,7 @@ import ast
 import json
 from typing import Any
 
-from autotrain_unsloth.data_files import DataError
+from autotrain_unsloth.data.files import DataError
 from autotrain_unsloth.params import LLMTrainingParams
 
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",

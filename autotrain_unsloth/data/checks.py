@@ -5,11 +5,12 @@ counted), a number where text belongs, a malformed conversation, a preference pa
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from autotrain_unsloth.conversations import conversation, is_chat, looks_like_conversation
-from autotrain_unsloth.data_files import DataError, data_format
+from autotrain_unsloth.data.conversations import conversation, is_chat, looks_like_conversation
+from autotrain_unsloth.data.files import DataError, data_format
 from autotrain_unsloth.json_text import parse_json
+from autotrain_unsloth.params import LLMTrainingParams
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -45,7 +46,7 @@ def check_file(path: str) -> None:
             parse_json(f.read(), path, "write one JSON array of row objects, or JSON lines in a .jsonl file", DataError)
 
 
-def is_blank(value) -> bool:
+def is_blank(value: Any) -> bool:
     """An empty cell: missing, no characters but whitespace, or an empty list of messages."""
     return value is None or (isinstance(value, str) and not value.strip()) or (isinstance(value, list) and not value)
 
@@ -56,7 +57,7 @@ def row_name(path: str, index: int) -> str:
     return f"line {index + 2}" if kind == "csv" else f"line {index + 1}" if path.endswith(".jsonl") else f"row {index + 1}"
 
 
-def check_rows(dataset: "Dataset", params, path: str, columns: dict[str, str]) -> None:
+def check_rows(dataset: "Dataset", params: LLMTrainingParams, path: str, columns: dict[str, str]) -> None:
     """columns: setting name -> the column it names."""
     for field, column in columns.items():
         if column not in dataset.column_names:

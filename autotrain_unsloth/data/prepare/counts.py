@@ -5,12 +5,21 @@ packer, then plans again with the counts in the environment."""
 
 from __future__ import annotations
 
-from autotrain_unsloth.conversations import is_chat
-from autotrain_unsloth.data import load_split, load_tokenizer, render_text, to_blocks
+from typing import TYPE_CHECKING
+
+from autotrain_unsloth.data.conversations import is_chat
+from autotrain_unsloth.data.job.blocks import to_blocks
+from autotrain_unsloth.data.job.load import load_split, load_tokenizer
+from autotrain_unsloth.data.job.text import render_text
 from autotrain_unsloth.params import LLMTrainingParams
+from autotrain_unsloth.plan import Plan
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from transformers import PreTrainedTokenizerBase
 
 
-def count_training_data(params: LLMTrainingParams, plan) -> dict:
+def count_training_data(params: LLMTrainingParams, plan: Plan) -> dict:
     """{"rows", "tokens", "sequences", "sequence_length", "packing"}; tokens is None for preference pairs."""
     length = plan.sequence_length
     tokenizer = load_tokenizer(params, length)
@@ -31,7 +40,7 @@ def count_training_data(params: LLMTrainingParams, plan) -> dict:
     return {**counts, "tokens": sum(lengths), "sequences": len(packed)}
 
 
-def sft_lengths(data, params: LLMTrainingParams, tokenizer) -> list[int]:
+def sft_lengths(data: "Dataset", params: LLMTrainingParams, tokenizer: "PreTrainedTokenizerBase") -> list[int]:
     """Tokens of each example: conversations as trainers/sft.py tokenizes them, text with the EOS TRL appends."""
     if is_chat(params):
         from autotrain_unsloth.trainers.sft import tokenized_conversations

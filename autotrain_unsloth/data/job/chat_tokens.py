@@ -12,12 +12,17 @@ the turn is the characters between them, and its tokens are those whose offsets 
 
 from __future__ import annotations
 
-from autotrain_unsloth.data_files import DataError
+from typing import TYPE_CHECKING
+
+from autotrain_unsloth.data.files import DataError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 IGNORE = -100  # the label PyTorch's cross-entropy skips
 
 
-def tokenizer_adds_bos(tokenizer) -> bool:
+def tokenizer_adds_bos(tokenizer: PreTrainedTokenizerBase) -> bool:
     """Whether tokenizing text puts the BOS token in front by itself (Llama's tokenizers do, GPT-2's not)."""
     if tokenizer.bos_token_id is None:
         return False
@@ -25,7 +30,7 @@ def tokenizer_adds_bos(tokenizer) -> bool:
     return bool(ids) and ids[0] == tokenizer.bos_token_id
 
 
-def without_bos(tokenizer, text: str) -> str:
+def without_bos(tokenizer: PreTrainedTokenizerBase, text: str) -> str:
     """The rendered text without a leading BOS written by the template, when the tokenizer adds one anyway: the
     form to give trainers that tokenize text themselves (TRL's DPO and reward trainers)."""
     bos = tokenizer.bos_token
@@ -34,11 +39,14 @@ def without_bos(tokenizer, text: str) -> str:
     return text
 
 
-def render(tokenizer, messages: list[dict], generation_prompt: bool = False) -> str:
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+def render(tokenizer: PreTrainedTokenizerBase, messages: list[dict], generation_prompt: bool = False) -> str:
+    # transformers types the result for every `tokenize`; with tokenize=False it is the rendered text.
+    return tokenizer.apply_chat_template(messages, tokenize=False,  # type: ignore[return-value]
+                                         add_generation_prompt=generation_prompt)
 
 
-def assistant_spans(tokenizer, messages: list[dict], text: str, where: str) -> list[tuple[int, int]]:
+def assistant_spans(tokenizer: PreTrainedTokenizerBase, messages: list[dict], text: str,
+                    where: str) -> list[tuple[int, int]]:
     """Character spans of the assistant's turns in `text` (the whole conversation rendered), each from the end of
     the prompt before it to the end of its own turn (its end-of-turn token included)."""
     spans = []
@@ -58,7 +66,8 @@ def assistant_spans(tokenizer, messages: list[dict], text: str, where: str) -> l
     return spans
 
 
-def tokenize_conversation(tokenizer, messages: list[dict], response_only: bool, where: str) -> dict:
+def tokenize_conversation(tokenizer: PreTrainedTokenizerBase, messages: list[dict], response_only: bool,
+                          where: str) -> dict:
     """{"input_ids", "labels"} for one conversation."""
     text = render(tokenizer, messages)
     add_special = not (tokenizer.bos_token and text.startswith(tokenizer.bos_token))

@@ -16,19 +16,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from autotrain_unsloth import data_checks
-from autotrain_unsloth.chat_tokens import render, without_bos
-from autotrain_unsloth.conversations import conversation, is_chat
-from autotrain_unsloth.data_files import DataError
+from autotrain_unsloth.data import checks
+from autotrain_unsloth.data.conversations import conversation, is_chat
+from autotrain_unsloth.data.files import DataError
+from autotrain_unsloth.data.job.chat_tokens import render, without_bos
 from autotrain_unsloth.distributed import say
 from autotrain_unsloth.params import LLMTrainingParams
 
 if TYPE_CHECKING:
     from datasets import Dataset
+    from transformers import PreTrainedTokenizerBase
+
+
+# The trainer's field -> the setting naming its column.
+SETTINGS = {"chosen": "text_column", "rejected": "rejected_text_column", "prompt": "prompt_text_column"}
 
 
 def columns(params: LLMTrainingParams) -> dict[str, str]:
     """The trainer's field -> the dataset column holding it."""
+    assert params.rejected_text_column is not None  # the settings' rules require it of dpo, orpo and reward
     named = {"chosen": params.text_column, "rejected": params.rejected_text_column}
     if params.trainer in ("dpo", "orpo") and params.prompt_text_column:
         named["prompt"] = params.prompt_text_column
@@ -36,15 +42,14 @@ def columns(params: LLMTrainingParams) -> dict[str, str]:
 
 
 def check_rows(dataset: "Dataset", params: LLMTrainingParams, split: str) -> None:
-    """The checks the project runs on local files (data_checks.py), for data that did not come through them (a Hub
+    """The checks the project runs on local files (data/checks.py), for data that did not come through them (a Hub
     dataset): a missing or empty column, or a row whose chosen answer equals its rejected one, named by row."""
-    named = {"text_column": params.text_column, "rejected_text_column": params.rejected_text_column}
-    if "prompt" in columns(params):
-        named["prompt_text_column"] = params.prompt_text_column
-    data_checks.check_rows(dataset, params, f"{params.data_path} ({split})", named)
+    named = {SETTINGS[field]: column for field, column in columns(params).items()}
+    checks.check_rows(dataset, params, f"{params.data_path} ({split})", named)
 
 
-def preference_rows(dataset: "Dataset", params: LLMTrainingParams, tokenizer, split: str) -> "Dataset":
+def preference_rows(dataset: "Dataset", params: LLMTrainingParams, tokenizer: "PreTrainedTokenizerBase",
+                    split: str) -> "Dataset":
     """Rows of prompt / chosen / rejected text (reward: chosen / rejected), as the trainers take them."""
     check_rows(dataset, params, split)
     named = columns(params)
@@ -58,7 +63,7 @@ def preference_rows(dataset: "Dataset", params: LLMTrainingParams, tokenizer, sp
     return rows
 
 
-def _rendered(row: dict, index: int, named: dict, params: LLMTrainingParams, tokenizer) -> dict:
+def _rendered(row: dict, index: int, named: dict, params: LLMTrainingParams, tokenizer: "PreTrainedTokenizerBase") -> dict:
     where = f"row {index + 1}"
     prompt = row.get(named.get("prompt", ""))
     turns = {}
@@ -87,7 +92,7 @@ def _rendered(row: dict, index: int, named: dict, params: LLMTrainingParams, tok
     return {"prompt": without_bos(tokenizer, prompt_text), **answers}
 
 
-def _clipped(rows: "Dataset", params: LLMTrainingParams, tokenizer, split: str) -> "Dataset":
+def _clipped(rows: "Dataset", params: LLMTrainingParams, tokenizer: "PreTrainedTokenizerBase", split: str) -> "Dataset":
     limits = {"prompt": params.max_prompt_length}
     if params.max_completion_length:
         limits.update(chosen=params.max_completion_length, rejected=params.max_completion_length)

@@ -1,16 +1,16 @@
 """aitraining's `auto_convert_dataset`: the data's format detected from its columns (aitraining 0.0.54's rules,
 preprocessor/llm.py) and converted to a `messages` column of {role, content} turns, rendered later with the chat
 template; `conversation_extension` joins every N single-turn examples into one conversation, in an order shuffled
-with the seed (as aitraining). Preference rows (prompt / chosen / rejected) get their columns named instead. And
-aitraining's `max_samples` cut."""
+with the seed (as aitraining). Preference rows (prompt / chosen / rejected) get their columns named instead."""
 
 from __future__ import annotations
 
 import random
 from typing import TYPE_CHECKING
 
-from autotrain_unsloth.conversations import SHAREGPT_ROLES
-from autotrain_unsloth.data_files import DataError
+from autotrain_unsloth.data.conversations import SHAREGPT_ROLES
+from autotrain_unsloth.data.files import DataError
+from autotrain_unsloth.params import LLMTrainingParams
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -85,23 +85,7 @@ def convert(dataset: "Dataset", kind: str, columns: tuple[str, ...], extension: 
     return Dataset.from_dict({"messages": conversations})
 
 
-def at_most(dataset: "Dataset", max_samples: int, training: bool) -> "Dataset":
-    """aitraining's max_samples: that many training rows, evenly spaced (for variety), and a fifth as many
-    validation rows, the first ones."""
-    if training:
-        step = max(1, len(dataset) // max_samples)
-        return dataset.select(list(range(0, len(dataset), step))[:max_samples])
-    return dataset.select(range(min(max(1, int(max_samples * 0.2)), len(dataset))))
-
-
-def max_samples_note(params) -> tuple[str, ...]:
-    if not params.max_samples:
-        return ()
-    return (f"data: max_samples={params.max_samples}: at most {params.max_samples} training rows, evenly spaced, and "
-            f"{max(1, int(params.max_samples * 0.2))} validation rows (aitraining's cut, for trying a setup out).",)
-
-
-def settings_for(params, kind: str, columns: tuple[str, ...], source: str) -> tuple[dict, str]:
+def settings_for(params: LLMTrainingParams, kind: str, columns: tuple[str, ...], source: str) -> tuple[dict, str]:
     """(the settings that train on the converted rows, the plan's note)."""
     shown = describe(kind, columns)
     if kind == "unknown":

@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from datasets import Dataset
 
 
-
 class DataError(UserError, ValueError):
     """The data cannot be used; the message names the file, row or column and the fix."""
 
@@ -55,6 +54,11 @@ def read_data_file(path: str, text_column: str = "text") -> "Dataset":
         return load_dataset(kind, data_files=path, split="train")
     finally:
         quiet.setLevel(level)
+
+
+def is_saved_dataset(path: str) -> bool:
+    """A folder that datasets' save_to_disk wrote (the prepared `{project}/autotrain-data`)."""
+    return os.path.isfile(os.path.join(path, "dataset_dict.json"))
 
 
 def accepted() -> str:

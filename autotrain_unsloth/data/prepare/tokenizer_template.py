@@ -7,7 +7,8 @@ import json
 import os
 from typing import Optional
 
-from autotrain_unsloth.data_files import DataError
+from autotrain_unsloth.data.files import DataError
+from autotrain_unsloth.params import LLMTrainingParams
 
 FALLBACK = "chatml"  # aitraining's DEFAULT_CHAT_TEMPLATE is ChatML
 
@@ -25,7 +26,7 @@ def has_chat_template(model: str) -> Optional[bool]:
         return None
 
 
-def settle_tokenizer_template(params) -> tuple[object, tuple[str, ...]]:
+def settle_tokenizer_template(params: LLMTrainingParams) -> tuple[LLMTrainingParams, tuple[str, ...]]:
     """(settings, plan notes): the fallback template named in the settings, or a DataError with the fix."""
     uses_tokenizer = params.chat_template == "tokenizer" or (params.chat_template is None and params.use_sharegpt_mapping)
     if not uses_tokenizer or has_chat_template(params.model) is not False:
