@@ -7,7 +7,8 @@
 #    gradient accumulation (4) and no other memory flag: the plan chooses (ours-auto), against Unsloth's script
 #    with its optimizer-state offload on (unsloth-script, UNSLOTH_OFFLOAD_OPTIMIZER_STATE=1).
 # MODELS_DIR puts the random-init models on another disk (a RAM disk where the project's disk cannot hold a 24B model
-# and its fine-tuned copy: the plan refuses a run whose final weights do not fit).
+# and its fine-tuned copy: the plan refuses a run whose final weights do not fit), e.g. as root:
+#   mkdir -p /mnt/models && mount -t tmpfs -o size=60g tmpfs /mnt/models && export MODELS_DIR=/mnt/models
 set -uo pipefail
 RESULTS=${1:?give the results file}; SIZES=${2:-llama-14b}
 OUT=${OUT:-/tmp/bench-out}; mkdir -p "$OUT"
