@@ -3,7 +3,7 @@
 The Trainer writes `<project>/checkpoint-<step>/` (weights, optimizer, scheduler, RNG states, trainer state);
 this module decides when, and marks each one complete by writing MARKER into it last, atomically, with the
 settings it was made for. A checkpoint without the marker was cut short and is never resumed from. A run is
-finished when `run_summary.json` exists: outputs.py writes it last.
+finished when `run_summary.json` exists: outputs/save.py writes it last.
 
 Only the settings that shape the training itself must match to resume (RESUME_FREE lists the others: how long
 to train, how often to log or save, where to upload).

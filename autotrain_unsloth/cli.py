@@ -22,10 +22,10 @@ from typing import Any, Callable, Sequence
 from pydantic import ValidationError
 
 from autotrain_unsloth import __version__
-from autotrain_unsloth.defaults import AITRAINING
-from autotrain_unsloth.foreign_names import RENAMED_KEYS, is_aitraining_only
-from autotrain_unsloth.param_sections import SECTIONS
 from autotrain_unsloth.params import LLMTrainingParams
+from autotrain_unsloth.settings.defaults import AITRAINING
+from autotrain_unsloth.settings.foreign_names import RENAMED_KEYS, is_aitraining_only
+from autotrain_unsloth.settings.sections import SECTIONS
 
 CLI_BLOCK_SIZE = "1024"  # AutoTrain's CLI default; the Python default is -1
 AITRAINING_HELP = {"defaults": "aitraining", "chat_template": "tokenizer for sft/dpo/orpo/reward, none for default",
@@ -87,7 +87,7 @@ def _block_size(text: str) -> int | list[int]:
 
 def add_params_flags(parser: argparse.ArgumentParser, defaults: str = "autotrain") -> None:
     """One flag per LLMTrainingParams field (both spellings), bools with a --no- form, grouped by section; the help
-    shows the defaults this command fills in (defaults.py)."""
+    shows the defaults this command fills in (settings/defaults.py)."""
     sections = {section: parser.add_argument_group(f"{section} settings") for section in SECTIONS}
     groups = {name: sections[section] for section, names in SECTIONS.items() for name in names}
     for name, field in LLMTrainingParams.model_fields.items():
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None, defaults: str | None = None) -> int:
                 # Flags after --config would be ignored: the YAML file is the whole run.
                 parser.error(f"--config runs {args.config} as it is; the `{args.command}` command and its flags are not "
                              "combined with it (put the settings in the file; --dry-run goes before or after --config)")
-            from autotrain_unsloth.config import run_config
+            from autotrain_unsloth.settings.config import run_config
 
             run_config(args.config, dry_run=args.config_dry_run, defaults=defaults)
             return 0

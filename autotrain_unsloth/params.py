@@ -7,7 +7,7 @@ that AutoTrain lacks (`full_finetuning`, `use_sharegpt_mapping`, `max_steps`, `r
 rejects unknown keys (stock silently drops them) and checks the settings against each other: a
 contradiction is an error, a setting that will not be used is a warning (see `setting_warnings`).
 
-The CLI flags (cli.py) and the YAML keys (config.py) are generated from this class; nothing else keeps a
+The CLI flags (cli.py) and the YAML keys (settings/config.py) are generated from this class; nothing else keeps a
 list of settings.
 """
 
@@ -22,13 +22,13 @@ from typing import Any, List, Literal, Optional, Union
 
 from pydantic import ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
-from autotrain_unsloth import aitraining_settings, defaults
-from autotrain_unsloth.aitraining_fields import AitrainingFields
 from autotrain_unsloth.data.chat_templates import canonical
 from autotrain_unsloth.errors import UserError
-from autotrain_unsloth.foreign_names import RENAMED_KEYS, unknown_keys
 from autotrain_unsloth.json_text import parse_json
-from autotrain_unsloth.settings_rules import contradictions, float_problem, unused_settings
+from autotrain_unsloth.settings import aitraining_settings, defaults
+from autotrain_unsloth.settings.aitraining_fields import AitrainingFields
+from autotrain_unsloth.settings.foreign_names import RENAMED_KEYS, unknown_keys
+from autotrain_unsloth.settings.rules import contradictions, float_problem, unused_settings
 
 PROJECT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,95}")
 

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from autotrain_unsloth.cli import build_parser, main, params_from_args
-from autotrain_unsloth.config import ConfigError, params_from_config
+from autotrain_unsloth.settings.config import ConfigError, params_from_config
 from tests.conftest import aitraining
 from tests.test_params import stock_fields
 
@@ -174,7 +174,7 @@ def test_unset_hub_variables_matter_only_when_pushing(monkeypatch):
 
 def test_every_preset_in_params_folder_loads(monkeypatch):
     """As shipped: no Hub variables set (they are needed only with push_to_hub: true)."""
-    from autotrain_unsloth.config import load_config
+    from autotrain_unsloth.settings.config import load_config
 
     monkeypatch.delenv("HF_USERNAME", raising=False)
     monkeypatch.delenv("HF_TOKEN", raising=False)
@@ -194,9 +194,9 @@ def test_only_our_own_errors_lose_their_traceback():
     import torch
 
     from autotrain_unsloth.cli import user_error
-    from autotrain_unsloth.config import ConfigError
     from autotrain_unsloth.data.files import DataError
     from autotrain_unsloth.plan import PlanError
+    from autotrain_unsloth.settings.config import ConfigError
 
     for ours in (ConfigError("x.yml: bad"), DataError("train.csv: line 3"), PlanError("cannot run here")):
         assert user_error(ours)

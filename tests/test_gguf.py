@@ -1,4 +1,4 @@
-"""GGUF export (gguf_export.py): each architecture it knows, as f16 and q8_0, reads back with gguf's own reader
+"""GGUF export (outputs/gguf_export.py): each architecture it knows, as f16 and q8_0, reads back with gguf's own reader
 equal to the model's weights within the type's rounding (llama.cpp's layout undone: the rotary permutation of
 Llama and Mistral's q/k, Gemma's 1 + norm), with its vocabulary, bf16 weights too; Llama 3's rotary scaling is
 written as the factors transformers divides its frequencies by, with its theta; another scaling is refused at plan
@@ -14,7 +14,7 @@ import pytest
 
 gguf = pytest.importorskip("gguf")
 
-from autotrain_unsloth.gguf_export import LAYOUTS, GGUFExportError, export, rope_settings  # noqa: E402
+from autotrain_unsloth.outputs.gguf_export import LAYOUTS, GGUFExportError, export, rope_settings  # noqa: E402
 from autotrain_unsloth.tiny_models import build_tiny_model  # noqa: E402
 from tests.conftest import aitraining  # noqa: E402
 

@@ -21,8 +21,8 @@ import pytest
 pytest.importorskip("gguf")
 llama_cpp = pytest.importorskip("llama_cpp")
 
-from autotrain_unsloth.gguf_export import GGUFExportError, export  # noqa: E402
-from autotrain_unsloth.gguf_pretokenizer import pre_tokenizer_name  # noqa: E402
+from autotrain_unsloth.outputs.gguf_export import GGUFExportError, export  # noqa: E402
+from autotrain_unsloth.outputs.gguf_pretokenizer import pre_tokenizer_name  # noqa: E402
 from autotrain_unsloth.tiny_models import build_tiny_model  # noqa: E402
 
 PROBES = [

@@ -121,7 +121,7 @@ def test_load_reads_a_stock_file_and_treats_defaults_as_unset(tmp_path):
 
 
 def test_every_setting_is_in_exactly_one_help_section():
-    from autotrain_unsloth.param_sections import SECTIONS
+    from autotrain_unsloth.settings.sections import SECTIONS
 
     placed = [name for names in SECTIONS.values() for name in names]
     assert sorted(placed) == sorted(LLMTrainingParams.model_fields)
@@ -170,7 +170,7 @@ def test_the_known_names_are_transformers_own():
     from transformers.trainer_utils import SchedulerType
     from transformers.training_args import OptimizerNames
 
-    from autotrain_unsloth.trainer_names import OPTIMIZERS, SCHEDULERS
+    from autotrain_unsloth.settings.trainer_names import OPTIMIZERS, SCHEDULERS
 
     assert set(OPTIMIZERS) == {name.value for name in OptimizerNames}
     assert set(SCHEDULERS) == {name.value for name in SchedulerType}

@@ -8,10 +8,10 @@ import hashlib
 import json
 from typing import Any
 
-from autotrain_unsloth import defaults
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import cpu, disk, fit, rules, schedule, speed
 from autotrain_unsloth.plan.types import Asked, Choice, Environment, Plan, PlanError
+from autotrain_unsloth.settings import defaults
 
 
 def params_fingerprint(params: LLMTrainingParams) -> str:

@@ -19,12 +19,12 @@ from autotrain_unsloth.checkpoints import (
     resume_settings,
 )
 from autotrain_unsloth.data.chat_templates import TEMPLATES
-from autotrain_unsloth.gguf_export import rope_settings
 from autotrain_unsloth.json_text import parse_json
 from autotrain_unsloth.memory import ModelShape
+from autotrain_unsloth.outputs.gguf_export import rope_settings
+from autotrain_unsloth.outputs.publish import hub_token
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan.types import Environment, PlanError
-from autotrain_unsloth.publish import hub_token
 
 # A tokenizer_config.json's model_max_length above this means "no limit" (transformers writes 1e30 for that).
 UNBOUNDED_TOKENIZER = 10**9
@@ -224,7 +224,7 @@ def missing_template_tokens(params: LLMTrainingParams) -> Optional[tuple[str, ..
 
 def gguf_tokenizer(params: LLMTrainingParams) -> dict:
     """export_gguf: llama.cpp's name for the tokenizer's pre-tokenizer, or why there is none (Environment fields)."""
-    from autotrain_unsloth.gguf_pretokenizer import UnknownPreTokenizer, pre_tokenizer_name
+    from autotrain_unsloth.outputs.gguf_pretokenizer import UnknownPreTokenizer, pre_tokenizer_name
 
     if params.export_gguf is None:
         return {}

@@ -5,10 +5,10 @@ reasons, warnings and errors); decide.py runs them in order. The speed rules are
 from __future__ import annotations
 
 from autotrain_unsloth.checkpoints import schedule
+from autotrain_unsloth.outputs.publish import repo_name
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan.architectures import UNSLOTH_ARCHITECTURES, architecture
 from autotrain_unsloth.plan.types import Backend, Choice, Environment, Method, chose
-from autotrain_unsloth.publish import repo_name
 
 # dpo and orpo: their loss curves on Unsloth's path match the transformers path's (tests/gpu, docs/plan.md).
 UNSLOTH_TRAINERS = ("default", "sft", "dpo", "orpo")
@@ -209,7 +209,7 @@ def publish(params: LLMTrainingParams, env: Environment) -> Choice:
 
 
 def gguf_export(params: LLMTrainingParams, env: Environment, method: Method) -> Choice:
-    from autotrain_unsloth.gguf_export import LAYOUTS, ROPE_TYPES
+    from autotrain_unsloth.outputs.gguf_export import LAYOUTS, ROPE_TYPES
 
     kind = params.export_gguf
     if kind is None:

@@ -16,10 +16,10 @@ import dataclasses
 from autotrain_unsloth.checkpoints import Stopped, checkpoint_callback
 from autotrain_unsloth.data.job.load import load_tokenizer
 from autotrain_unsloth.interfaces import Backend, Recipe
-from autotrain_unsloth.outputs import save_outputs
+from autotrain_unsloth.outputs.publish import push_to_hub
+from autotrain_unsloth.outputs.save import save_outputs
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan
-from autotrain_unsloth.publish import push_to_hub
 from autotrain_unsloth.trainers.arguments import optimizer_cls_and_kwargs, training_arguments
 from autotrain_unsloth.trainers.divergence import Diverged, divergence_guard
 from autotrain_unsloth.trainers.state_offload import offload_when_created
@@ -55,7 +55,7 @@ def run(recipe: Recipe, params: LLMTrainingParams, plan: Plan, backend: Backend)
     trainer.optimizer_cls_and_kwargs = optimizer_cls_and_kwargs(trainer.args)
     if plan.optimizer_state_offload:
         offload_when_created(trainer, plan)
-    # TRL writes its own model card into the project folder at every checkpoint; ours (outputs.py) comes only when
+    # TRL writes its own model card into the project folder at every checkpoint; ours (outputs/save.py) comes only when
     # training ends well, so that an unfinished run never looks finished.
     trainer.create_model_card = lambda *args, **kwargs: None
     guard.watch(trainer)

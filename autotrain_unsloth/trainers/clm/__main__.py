@@ -22,10 +22,10 @@ from autotrain_unsloth.checkpoints import Stopped
 from autotrain_unsloth.distributed import end_process_group, is_main, say, world_size
 from autotrain_unsloth.errors import UserError
 from autotrain_unsloth.interfaces import backend_module, recipe_module
+from autotrain_unsloth.outputs.publish import UploadFailed
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan, decide, make_plan, params_fingerprint
 from autotrain_unsloth.project_lock import holding_unless_parent_does
-from autotrain_unsloth.publish import UploadFailed
 from autotrain_unsloth.trainers.divergence import Diverged
 
 

@@ -27,8 +27,8 @@ from typing import Any
 import yaml
 
 from autotrain_unsloth.errors import UserError
-from autotrain_unsloth.foreign_names import unknown_keys
 from autotrain_unsloth.params import LLMTrainingParams
+from autotrain_unsloth.settings.foreign_names import unknown_keys
 
 TOP_KEYS = {"task", "base_model", "project_name", "log", "backend", "data", "params", "hub"}
 DATA_KEYS = {"path", "train_split", "valid_split", "chat_template", "column_mapping"}

@@ -12,9 +12,9 @@ import json
 import os
 
 from autotrain_unsloth.distributed import is_main
+from autotrain_unsloth.outputs.run_figures import loss_text, run_figures
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan
-from autotrain_unsloth.run_figures import loss_text, run_figures
 
 METHOD_NAMES = {"full": "full fine-tuning", "lora": "LoRA", "qlora-4bit": "QLoRA (4-bit base)", "lora-8bit": "LoRA (8-bit base)"}
 
@@ -40,7 +40,7 @@ def save_outputs(trainer, params: LLMTrainingParams, plan: Plan, tokenizer, thro
     if plan.peft and params.merge_adapter:
         merge_adapter(params, plan, project, project)
     if params.export_gguf:
-        from autotrain_unsloth.gguf_export import export
+        from autotrain_unsloth.outputs.gguf_export import export
 
         source = merged if plan.peft and not params.merge_adapter else project
         path = export(source, os.path.join(project, f"{params.project_basename}-{params.export_gguf}.gguf"), params.export_gguf)

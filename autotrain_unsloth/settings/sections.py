@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from autotrain_unsloth.aitraining_fields import SECTIONS as AITRAINING_SECTIONS
+from autotrain_unsloth.settings.aitraining_fields import SECTIONS as AITRAINING_SECTIONS
 
 SECTIONS = {
     "model": ("model", "project_name", "trainer", "full_finetuning", "unsloth", "use_flash_attention_2",

@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 
-from autotrain_unsloth.gguf_tokenizer_hashes import CHECK_TEXT, KNOWN_HASHES
+from autotrain_unsloth.outputs.gguf_tokenizer_hashes import CHECK_TEXT, KNOWN_HASHES
 
 # The expressions of tokenizer.json's Split pre-tokenizer that llama.cpp implements under these names.
 LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import difflib
 
-from autotrain_unsloth.aitraining_settings import is_aitraining_only
+from autotrain_unsloth.settings.aitraining_settings import is_aitraining_only
 
 __all__ = ["RENAMED_KEYS", "is_aitraining_only", "unknown_keys"]
 

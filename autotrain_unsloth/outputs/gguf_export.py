@@ -15,7 +15,7 @@ import math
 import os
 
 from autotrain_unsloth.errors import UserError
-from autotrain_unsloth.gguf_pretokenizer import UnknownPreTokenizer, pre_tokenizer_name
+from autotrain_unsloth.outputs.gguf_pretokenizer import UnknownPreTokenizer, pre_tokenizer_name
 
 # model_type -> (gguf architecture name, q/k permuted, norms + 1)
 LAYOUTS = {"llama": ("llama", True, False), "mistral": ("llama", True, False), "qwen2": ("qwen2", False, False),

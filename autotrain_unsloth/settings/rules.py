@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from autotrain_unsloth.params import LLMTrainingParams
 
-from autotrain_unsloth.trainer_names import unknown_name
+from autotrain_unsloth.settings.trainer_names import unknown_name
 
 # The range of each float setting: (lowest, lowest allowed?, highest, highest allowed?, what it is). A float setting
 # not listed here must still be a finite number (float_problem).
