@@ -127,6 +127,7 @@ def record(model: str, method: str, path: str, measured: dict, steps: int, args,
     mfu = (round(tokens_per_s * flops_per_token(model, method) / (tflops * 1e12 * processes), 4)
            if tflops and tokens_per_s else None)
     loaded = measured["loaded"]
+    offloaded = measured.get("optimizer_state_offload", args.script_state_offload)
     return {
         "workload": args.workload, **({"workload_spec": INSTRUCT} if args.workload == "instruct" else {}),
         "model": model, "method": method, "path": path, "tokens_per_s": tokens_per_s,
@@ -134,10 +135,9 @@ def record(model: str, method: str, path: str, measured: dict, steps: int, args,
         "unsloth_mfu": unsloth_mfu(measured.get("log_history", []), speed["warmup_steps"]),
         "batch_size": SETTINGS["batch_size"], "seq_len": args.seq_len, "steps": steps,
         "gradient_accumulation": args.gradient_accumulation,
-        "optimizer_state_offload": measured.get("optimizer_state_offload", args.script_state_offload),
+        "optimizer_state_offload": offloaded,
         "optimizer_state_resident_gib": measured.get("optimizer_state_resident_gib", 0.0),
-        "optimizer_state_offload_by": ("unsloth" if path == "unsloth-script" else "ours")
-        if measured.get("optimizer_state_offload", args.script_state_offload) else None,
+        "optimizer_state_offload_by": ("unsloth" if path == "unsloth-script" else "ours") if offloaded else None,
         "processes": processes,  # one per GPU; tokens/s counts every process's tokens
         # what ran, and how it was measured
         "backend": measured["backend"], "gradient_checkpointing": measured["gradient_checkpointing"],

@@ -89,10 +89,6 @@ class StateOffload:
                 budget -= size
         return resident
 
-    @property
-    def host_bytes(self) -> int:
-        return sum(map(_nbytes, self.host.values()))
-
     def _chunks(self, weights: list) -> list[list]:
         chunk: list[torch.Tensor]
         chunks, chunk, size = [], [], 0
