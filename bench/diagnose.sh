@@ -5,9 +5,10 @@
 #   bash bench/diagnose.sh allocator  # 8B full ours-auto: default allocator vs expandable segments, GPU clocks logged
 #   bash bench/diagnose.sh idle       # 8B full, ours-auto's settings: where the GPU waits, by host phase, torchao vs bitsandbytes AdamW8bit
 #   bash bench/diagnose.sh packed     # 8B QLoRA, ours-auto's settings: instruct vs dense rows, step time and GPU idle by host phase
+#   bash bench/diagnose.sh families   # 8B full, ours-auto's settings: dense vs instruct rows, GPU time by kernel family
 # Installs with bench/offline_setup.sh; prints tokens/s and median step per variant; files under $OUT.
 set -uo pipefail
-PART=${1:?say which part: overhead, profile, allocator, idle or packed}
+PART=${1:?say which part: overhead, profile, allocator, idle, packed or families}
 OUT=${OUT:-/tmp/bench-out}; mkdir -p "$OUT"
 . bench/offline_setup.sh
 WORK=/tmp/autotrain-unsloth-bench; RUNS=$WORK/runs; DATA=$WORK/data-2048/train.jsonl
@@ -52,6 +53,7 @@ M=$WORK/models/llama-3.1-8b
 profiled() {  # name: print the run's speed and each profiled step's idle time by host phase; keep the files
   show "$1" "$RUNS/$1/result.json"
   cp "$RUNS/$1/profile.txt" "$OUT/$1.profile.txt"; cp "$RUNS/$1/profile_idle.json" "$OUT/$1.profile_idle.json"
+  cp "$RUNS/$1/profile_families.json" "$OUT/$1.profile_families.json"; cat "$OUT/$1.profile_families.json"
   python3 -c "import json,sys; [print(' ', s['wall_ms'], 'ms: GPU idle', s['gpu_idle_ms'], s['gpu_idle_ms_by_host_phase'], 'host', s['host_ms_by_phase']) for s in json.load(open(sys.argv[1]))]" "$OUT/$1.profile_idle.json"
 }
 if [ "$PART" = packed ]; then
@@ -67,6 +69,21 @@ if [ "$PART" = packed ]; then
     python3 bench/unsloth_script.py --data "$data" --out "$RUNS/$name" --model "$M" --method qlora --steps 20 --packing \
       --no-gradient-checkpointing --torch-varlen --profile --profile-steps 13-18 > "$OUT/$name.log" 2>&1 \
       || { echo "$name failed"; tail -5 "$OUT/$name.log"; continue; }
+    profiled "$name"
+  done
+  exit 0
+fi
+if [ "$PART" = families ]; then
+  # 8B full fine-tuning with ours-auto's settings at accumulation 1 (packing, checkpointing off, torchao's 8-bit
+  # AdamW, torch's varlen kernel in Unsloth's dispatch) on dense and instruction-length rows, steps 13-18 profiled.
+  [ -f "$M/BENCH_MODEL" ] || python3 bench/workload.py build --model llama-3.1-8b --out "$M" || exit 1
+  [ -f "$DATA" ] || python3 bench/workload.py data --rows 88 --words-per-row 2112 --out "$WORK/data-2048" || exit 1
+  [ -f "$WORK/data-instruct/train.jsonl" ] || python3 bench/workload.py data --workload instruct --out "$WORK/data-instruct" || exit 1
+  for workload in dense instruct; do
+    data=$DATA; [ $workload = instruct ] && data=$WORK/data-instruct/train.jsonl
+    name=families-$workload
+    script "$name" --data "$data" --model "$M" --method full --steps 20 --packing --no-gradient-checkpointing \
+      --optimizer adamw_torch_8bit --torch-varlen --profile --profile-steps 13-18 || continue
     profiled "$name"
   done
   exit 0

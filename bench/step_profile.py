@@ -10,15 +10,26 @@ The callback marks four host phases of every step with `torch.profiler.record_fu
                       the GPU, and the next batch)
 
 A gap between GPU kernels is charged to the phases the host was in while it lasted: a GPU idle during
-`optimizer` waited for the host to launch the optimizer's kernels. Figures are with the profiler on.
+`optimizer` waited for the host to launch the optimizer's kernels. Kernel time is also split by family
+(kernel_families): what the host launched during `optimizer` is the optimizer; the rest by the kernel's name.
+Figures are with the profiler on.
 """
 
 import collections
 import json
 import os
+import re
 
 PHASES = ("forward_backward", "optimizer", "after_optimizer", "log_and_next")
 GPU_EVENT_CATEGORIES = ("kernel", "gpu_memcpy", "gpu_memset")
+# Kernel families by name, first match wins: cuBLAS/CUTLASS/nvjet GEMMs, the attention kernels (flash, cuDNN, torch's
+# varlen), the loss (Unsloth's chunked cross-entropy, torch's), Inductor/Triton fusions of norms, activations and RoPE.
+FAMILIES = (
+    ("attention", re.compile(r"flash|fmha|attention|attn|sdpa|varlen", re.I)),
+    ("cross_entropy", re.compile(r"cross_entropy|crossentropy|log_softmax|nll_loss|logsumexp", re.I)),
+    ("matmuls", re.compile(r"gemm|cutlass|nvjet|cublas|xmma|matmul|_mm_|splitk|sm90_|sm80_", re.I)),
+    ("norms_activations", re.compile(r"rms|layer_norm|layernorm|rsqrt|silu|swiglu|geglu|gelu|rope|rotary", re.I)),
+)
 
 
 def idle_by_phase(trace: dict, min_gap_us: float = 20.0) -> list[dict]:
@@ -60,6 +71,31 @@ def idle_by_phase(trace: dict, min_gap_us: float = 20.0) -> list[dict]:
     return steps
 
 
+def kernel_families(trace: dict) -> dict:
+    """Milliseconds of GPU time by family over the whole trace: `optimizer` (kernels the host launched during the
+    optimizer phase, found through the launch's correlation id), `copies` (memcpy and memset), then FAMILIES by the
+    kernel's name, and `other` (elementwise kernels, reductions, casts). Overlapping kernels each count in full."""
+    events = trace["traceEvents"]
+    optimizer = [(e["ts"], e["ts"] + e["dur"]) for e in events
+                 if e.get("cat") == "user_annotation" and e.get("name") == "phase:optimizer"]
+    launched_in_optimizer = {e["args"]["correlation"] for e in events
+                             if e.get("cat") == "cuda_runtime" and "correlation" in e.get("args", {})
+                             and any(begin <= e["ts"] < end for begin, end in optimizer)}
+    totals = collections.Counter()
+    for event in events:
+        if event.get("cat") not in GPU_EVENT_CATEGORIES or event.get("ph") != "X":
+            continue
+        if event.get("args", {}).get("correlation") in launched_in_optimizer:
+            family = "optimizer"
+        elif event["cat"] != "kernel":
+            family = "copies"
+        else:
+            family = next((name for name, pattern in FAMILIES if pattern.search(event["name"])), "other")
+        totals[family] += event["dur"]
+    return {family: round(totals[family] / 1e3, 3)
+            for family in ("matmuls", "attention", "norms_activations", "cross_entropy", "optimizer", "copies", "other")}
+
+
 def _charge(idle_phase: dict, marks: list, begin: float, end: float) -> None:
     """Splits the idle span begin..end over the host phases it overlaps; time outside every mark (the callback's own
     bookkeeping between two marks) goes to log_and_next."""
@@ -74,7 +110,8 @@ def _charge(idle_phase: dict, marks: list, begin: float, end: float) -> None:
 
 def step_profiler(out: str, first: int = 13, last: int = 15):
     """Profiles steps first..last (1-based, as state.global_step after the step); writes out/profile.txt (the 40 ops
-    with the most kernel time) and out/profile_idle.json (idle_by_phase of each step)."""
+    with the most kernel time), out/profile_idle.json (idle_by_phase of each step) and out/profile_families.json
+    (kernel_families over the profiled steps, with their total GPU idle time)."""
     import time
 
     import torch
@@ -131,10 +168,14 @@ def step_profiler(out: str, first: int = 13, last: int = 15):
             with open(trace_path) as f:
                 trace = json.load(f)
             idle = idle_by_phase(trace)
+            families = kernel_families(trace)
             categories = collections.Counter(event.get("cat") for event in trace["traceEvents"])
             os.remove(trace_path)  # tens of MB a step for an 8B model: only its summary is kept
             with open(os.path.join(out, "profile_idle.json"), "w") as f:
                 json.dump(idle, f, indent=2)
+            with open(os.path.join(out, "profile_families.json"), "w") as f:
+                json.dump({"steps": steps, "gpu_ms_by_family": families,
+                           "gpu_idle_ms": round(sum(step["gpu_idle_ms"] for step in idle), 3)}, f, indent=2)
             events = self.profiler.key_averages()
             # Kernel time summed over every op (self time, so nothing counted twice): what the GPU was busy with.
             busy = sum(e.self_device_time_total for e in events) / 1e6

@@ -166,6 +166,35 @@ def test_idle_by_phase_splits_gpu_gaps_over_the_host_phases():
     assert idle_by_phase(_trace(marks, kernels), min_gap_us=25)[0]["gpu_idle_ms"] == 0.035
 
 
+def test_kernel_families_split_gpu_time_by_what_ran_and_when_it_was_launched():
+    sys.path.insert(0, os.path.join(REPO, "bench"))
+    from step_profile import kernel_families
+
+    def kernel(name, begin, dur, correlation, cat="kernel"):
+        return {"ph": "X", "cat": cat, "name": name, "ts": begin, "dur": dur, "args": {"correlation": correlation}}
+
+    def launch(at, correlation):
+        return {"ph": "X", "cat": "cuda_runtime", "name": "cudaLaunchKernel", "ts": at, "dur": 1,
+                "args": {"correlation": correlation}}
+
+    events = [{"ph": "X", "cat": "user_annotation", "name": "phase:forward_backward", "ts": 0, "dur": 100},
+              {"ph": "X", "cat": "user_annotation", "name": "phase:optimizer", "ts": 100, "dur": 50},
+              launch(1, 1), kernel("sm90_xmma_gemm_bf16bf16_bf16f32", 10, 4000, 1),
+              launch(2, 2), kernel("pytorch_flash::flash_fwd_kernel", 20, 2000, 2),
+              launch(3, 3), kernel("triton_per_fused__to_copy_add_mean_mul_pow_rsqrt_0", 30, 500, 3),
+              launch(4, 4), kernel("_chunked_cross_entropy_forward", 40, 300, 4),
+              launch(5, 5), kernel("void at::native::vectorized_elementwise_kernel<4>", 50, 100, 5),
+              launch(6, 6), kernel("Memcpy HtoD (Pinned -> Device)", 60, 700, 6, cat="gpu_memcpy"),
+              # Launched while the host was in the optimizer phase: the optimizer, whatever its name (a GEMM-like one
+              # here), and a copy it made counts there too.
+              launch(110, 7), kernel("kOptimizer32bit2State_gemm_like", 200, 900, 7),
+              launch(120, 8), kernel("Memcpy DtoH (Device -> Pinned)", 210, 800, 8, cat="gpu_memcpy"),
+              kernel("no launch recorded", 300, 50, 99)]
+    assert kernel_families({"traceEvents": events}) == {
+        "matmuls": 4.0, "attention": 2.0, "norms_activations": 0.5, "cross_entropy": 0.3, "optimizer": 1.7,
+        "copies": 0.7, "other": 0.15}
+
+
 def test_step_profiler_marks_the_phases_of_real_trainer_steps(tmp_path, models, texts):
     sys.path.insert(0, os.path.join(REPO, "bench"))
     from datasets import Dataset
@@ -191,6 +220,11 @@ def test_step_profiler_marks_the_phases_of_real_trainer_steps(tmp_path, models, 
         assert step["gpu_busy_ms"] == 0 and abs(step["gpu_idle_ms"] - step["wall_ms"]) < 0.02
         assert abs(sum(step["gpu_idle_ms_by_host_phase"].values()) - step["gpu_idle_ms"]) < 0.02
     assert "steps 2-4" in open(os.path.join(out, "profile.txt")).read()
+    with open(os.path.join(out, "profile_families.json")) as f:
+        families = json.load(f)
+    # No GPU: no kernel time in any family, and the idle time is the steps' own.
+    assert set(families["gpu_ms_by_family"].values()) == {0.0}
+    assert families["gpu_idle_ms"] == round(sum(step["gpu_idle_ms"] for step in steps), 3)
 
 
 def test_unsloths_own_mfu_is_the_median_over_the_measured_steps():
