@@ -2,8 +2,8 @@
 
 `LLMTrainingParams` keeps all 48 fields of stock AutoTrain's LLM params with their names, types and
 defaults, so a stock `training_params.json` or YAML `params:` block loads unchanged. It adds the fields
-that AutoTrain lacks (`full_finetuning`, `use_sharegpt_mapping`, `max_steps`, `response_only_loss`,
-`auto_gradient_checkpointing`, `auto_optimizer`, `packing`, `auto_packed_attention`). Unlike stock AutoTrain it
+that AutoTrain lacks (`full_finetuning`, `use_sharegpt_mapping`, `max_steps`, `response_only_loss`, ...; the
+speed and memory settings in settings/speed_fields.py, aitraining's in settings/aitraining_fields.py). Unlike stock AutoTrain it
 rejects unknown keys (stock silently drops them) and checks the settings against each other: a
 contradiction is an error, a setting that will not be used is a warning (see `setting_warnings`).
 
@@ -29,6 +29,7 @@ from autotrain_unsloth.settings import aitraining_settings, defaults
 from autotrain_unsloth.settings.aitraining_fields import AitrainingFields
 from autotrain_unsloth.settings.foreign_names import RENAMED_KEYS, unknown_keys
 from autotrain_unsloth.settings.rules import contradictions, float_problem, unused_settings
+from autotrain_unsloth.settings.speed_fields import SpeedFields
 
 PROJECT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,95}")
 
@@ -37,7 +38,7 @@ class SettingsFileError(UserError, ValueError):
     """A training_params.json that cannot be read as settings; the message names the file and the fix."""
 
 
-class LLMTrainingParams(AitrainingFields):
+class LLMTrainingParams(AitrainingFields, SpeedFields):
     """Settings of one LLM fine-tuning job (AutoTrain's `LLMTrainingParams`, plus Unsloth's choices)."""
 
     # hide_input_in_errors: a validation error never repeats the input, which may hold the token.
@@ -133,26 +134,6 @@ class LLMTrainingParams(AitrainingFields):
     response_only_loss: bool = Field(False, description="sft on conversations: compute the loss on the assistant's "
         "turns only (the prompt tokens get label -100); aitraining's name; off in AutoTrain's defaults, on for sft "
         "chat data in aitraining's")
-    auto_gradient_checkpointing: bool = Field(True, description="Turn gradient checkpointing off when the memory "
-        "estimate says training fits without it (faster); false: AutoTrain's rule, on unless "
-        "disable_gradient_checkpointing")
-    optimizer_state_offload: Optional[bool] = Field(None, description="Full fine-tuning on a GPU: keep the optimizer "
-        "state in pinned host memory between steps (the part the GPU's headroom holds stays there), stepped on the GPU "
-        "a chunk at a time; unset: where the step does not fit the GPU otherwise (UNSLOTH_OFFLOAD_OPTIMIZER_STATE sets "
-        "it too)")
-    auto_micro_batch: bool = Field(True, description="When nothing else makes the step fit in memory, train smaller "
-        "micro-batches with more gradient accumulation (the same rows per optimizer step); false: batch_size as given")
-    packing: Optional[bool] = Field(None, description="sft: lay several examples end to end in each row without "
-        "padding, kept apart by the attention; unset: on wherever the model keeps them apart")
-    auto_packed_attention: bool = Field(True, description="Packed rows on a GPU: run torch's variable-length "
-        "attention kernel (Unsloth path: under Unsloth's dispatch where it does not take it itself); false: the "
-        "library's own choice")
-    use_liger_kernel: Optional[bool] = Field(None, description="Liger's Triton kernels (RMSNorm, RoPE, SwiGLU, "
-        "fused linear cross-entropy) on the transformers path, for the default and sft trainers (TRL's name); "
-        "unset: on where liger-kernel is installed, a CUDA GPU trains and Liger patches the architecture")
-    auto_optimizer: bool = Field(True, description="Full fine-tuning on a GPU: run optimizer adamw_8bit as torchao's "
-        "compiled AdamW8bit (the same block-wise 8-bit AdamW, faster than bitsandbytes' kernel); false: bitsandbytes")
-
     _notes: tuple = PrivateAttr(default=())  # what was given but is not used (shown in the plan)
 
     def __init__(self, **data: Any) -> None:

@@ -42,6 +42,7 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
                                  batch_size, accumulation, processes))
     packed_attention = take(speed.packed_attention(params, env, backend, packing, weights_dtype, autocast))
     optimizer = take(speed.optimizer(params, env, method, memory.state_offload))
+    fp8_linears = take(speed.fp8_linears(params, env, method, weights_dtype, processes))
     take(disk.disk_space(params, env, method, weights_dtype, optimizer))
     eval_strategy, save_strategy = take(rules.save_policy(params))
     take(rules.checkpoint_schedule(params))
@@ -65,7 +66,8 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
         batch_size=memory.batch_size,
         gradient_accumulation=memory.gradient_accumulation,
         update=fit.update_summary(method, weights_dtype, autocast, optimizer, memory.state_offload,
-                                  memory.resident_state_gib),
-        packed_attention=packed_attention, new_tokens=new_tokens, liger=liger, resume_from=resume_from,
+                                  memory.resident_state_gib, fp8_linears),
+        packed_attention=packed_attention, new_tokens=new_tokens, liger=liger, fp8_linears=fp8_linears,
+        resume_from=resume_from,
         environment=dataclasses.asdict(env), steps=steps,
     )

@@ -277,9 +277,10 @@ OPTIMIZER_SHOWN = {"adamw_8bit": "8-bit AdamW (bitsandbytes)", "adamw_bnb_8bit":
 
 
 def update_summary(method: str, weights_dtype: str, autocast: str, optimizer: str, state_offload: bool,
-                   resident_state_gib: float = 0.0) -> str:
+                   resident_state_gib: float = 0.0, fp8_linears: Optional[tuple[str, ...]] = None) -> str:
     """The math of one optimizer step, in words: what is trained, in which precision, and where the state lives."""
     compute = f", {autocast} compute" if autocast not in ("no", weights_dtype) else ""
+    compute += f", FP8 matmuls in {', '.join(fp8_linears)}" if fp8_linears else ""
     if method == "full":
         trained = f"every weight in {weights_dtype}{compute}, {weights_dtype} gradients"
     else:

@@ -45,6 +45,7 @@ def probe(params: LLMTrainingParams) -> Environment:
         bf16=bool(cuda and torch.cuda.is_bf16_supported()),
         gpu_count=gpu_count(torch.cuda.device_count()) if cuda else 0,
         gpu_name=torch.cuda.get_device_name(0) if cuda else None,
+        gpu_capability="{}.{}".format(*torch.cuda.get_device_capability(0)) if cuda else None,
         gpu_memory_gib=round(torch.cuda.get_device_properties(0).total_memory / 2**30, 2) if cuda else None,
         host_memory_gib=available_host_memory_gib(),
         disk_free_gib=free_disk_gib(params.project_name),

@@ -1,7 +1,7 @@
-"""The automatic speed rules: torchao's 8-bit AdamW for full fine-tuning, packing, the attention kernel for packed
-rows, and Liger's kernels on the transformers path (gradient checkpointing is sized with the rest of the memory in
-fit.py). Each is a function returning a Choice, with a setting that turns it off (docs/plan.md; the figures behind
-them are in docs/benchmarks.md)."""
+"""The speed rules: torchao's 8-bit AdamW for full fine-tuning, packing, the attention kernel for packed rows, and
+Liger's kernels on the transformers path, automatic (gradient checkpointing is sized with the rest of the memory in
+fit.py); FP8 matmuls, asked for. Each is a function returning a Choice, the automatic ones with a setting that turns
+them off (docs/plan.md; the figures behind them are in docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -166,3 +166,49 @@ def liger_kernels(params: LLMTrainingParams, env: Environment, backend: Backend)
         return chose(False, None if quiet else "Liger kernels off: " + "; ".join(blockers))
     how = "use_liger_kernel=True" if asked else "automatic: liger-kernel is installed; --no-use-liger-kernel turns it off"
     return chose(True, f"Liger kernels on (RMSNorm, RoPE, SwiGLU, the loss fused with the output layer): {how}")
+
+
+FP8_CAPABILITY = (8, 9)  # Ada and Hopper and later: FP8 tensor cores (torch._scaled_mm)
+FP8_ALIGNMENT = 16  # torch._scaled_mm takes matrices whose sides are multiples of 16
+
+
+def fp8_linears(params: LLMTrainingParams, env: Environment, method: Method, weights_dtype: Dtype,
+                processes: int) -> Choice:
+    """fp8=True: the decoder layers' linear layers whose matmuls run in FP8 through torchao's float8 training
+    (tensorwise scaling: each tensor cast to FP8 with one scale, the weight gradient's in e5m2). The weights stay in
+    their dtype (the casts are made per step), the output layer stays in 16-bit (torchtitan's choice: the logits
+    are where FP8's error would show most), and so do the embeddings and norms. Opt-in until measured
+    (docs/benchmarks.md)."""
+    if not params.fp8:
+        return chose(None)
+    known = architecture(env.model_type)
+    shape = env.model_shape
+    capability = tuple(int(part) for part in env.gpu_capability.split(".")) if env.gpu_capability else None
+    blockers = [why for blocked, why in (
+        (method != "full", "it is for full fine-tuning (drop --peft, or drop --fp8)"),
+        (not env.cuda, "there is no CUDA GPU"),
+        (env.cuda and (capability or (0,)) < FP8_CAPABILITY,
+         f"the {env.gpu_name} (compute capability {env.gpu_capability}) has no FP8 tensor cores (8.9 and later: L4, "
+         "RTX 40, H100, H200)"),
+        (weights_dtype != "bf16", f"it needs bf16 weights, and the plan loads {weights_dtype}"),
+        (params.distributed_backend == "deepspeed" and processes > 1, "DeepSpeed is not taken with it here"),
+        (not _version_at_least(env.torchao_version, TORCHAO_OPTIM_SINCE),
+         f"torchao {env.torchao_version} is older than 0.11" if env.torchao_version else "torchao is not installed"),
+        (known is None, f"model_type {env.model_type!r} is not one whose linear layers are known here"),
+        (shape is None, "config.json does not give the model's shape")) if blocked]
+    if blockers:
+        return chose(None, error="fp8=True: " + "; ".join(blockers))
+    assert known is not None and shape is not None
+    from autotrain_unsloth.memory import ModelShape
+
+    sides = ModelShape(**shape).projections()
+    names = tuple(name for name in known.all_linear
+                  if name in sides and all(side % FP8_ALIGNMENT == 0 for side in sides[name]))
+    left = [name for name in known.all_linear if name not in names]
+    if not names:
+        return chose(None, error=f"fp8=True: no linear layer of this model has sides that are multiples of "
+                                 f"{FP8_ALIGNMENT}, which FP8 matmuls need")
+    return chose(names, f"FP8 matmuls (fp8=True): {', '.join(names)} in each of the {shape['layers']} decoder layers "
+                        f"({len(names) * shape['layers']} linear layers), torchao float8 training with tensorwise "
+                        "scaling; the output layer, embeddings and norms stay 16-bit"
+                 + (f"; {', '.join(left)} stay 16-bit too (sides not multiples of {FP8_ALIGNMENT})" if left else ""))

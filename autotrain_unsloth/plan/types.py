@@ -37,6 +37,7 @@ class Environment:
     bf16: bool = False
     gpu_count: int = 0
     gpu_name: Optional[str] = None
+    gpu_capability: Optional[str] = None  # CUDA compute capability, "9.0"
     gpu_memory_gib: Optional[float] = None  # total memory of one GPU
     host_memory_gib: Optional[float] = None  # the host's available memory (MemAvailable) when the plan was made
     disk_free_gib: Optional[float] = None  # free space on the disk the project folder is written to
@@ -92,6 +93,7 @@ class Asked:
     batch_size: int = 2
     gradient_accumulation: int = 4
     optimizer_state_offload: Optional[bool] = None
+    fp8: bool = False
 
     @classmethod
     def of(cls, params: LLMTrainingParams) -> "Asked":
@@ -134,6 +136,8 @@ class Plan:
     packed_attention: Optional[PackedAttention] = None  # the kernel for padding-free rows; None: not packed
     new_tokens: Optional[NewTokens] = None  # None: the chat template adds no token
     liger: bool = False  # Liger's kernels patched into the model by the Trainer (transformers path)
+    # the decoder layers' linear layers whose matmuls run in FP8 (torchao float8 training), by name; None: none
+    fp8_linears: Optional[tuple[str, ...]] = None
     resume_from: Optional[str] = None  # the checkpoint folder training resumes from; None: step 0
     environment: dict = field(default_factory=dict)
     verified: Optional[dict] = None  # filled in by the job after the model has loaded
@@ -163,8 +167,9 @@ class Plan:
             data["environment"] = {**environment, "template_tokens_missing": tuple(environment["template_tokens_missing"])}
         for key in ("reasons", "warnings"):
             data[key] = tuple(data[key])
-        if data["lora_target_modules"] is not None:
-            data["lora_target_modules"] = tuple(data["lora_target_modules"])
+        for key in ("lora_target_modules", "fp8_linears"):
+            if data.get(key) is not None:
+                data[key] = tuple(data[key])
         return cls(**data)
 
     def save(self, project_dir: str) -> str:

@@ -12,7 +12,7 @@ SECTIONS = {
              "chat_template", "use_sharegpt_mapping", "response_only_loss", "add_eos_token", "block_size",
              "model_max_length", "padding", "packing"),
     "training": ("lr", "epochs", "max_steps", "batch_size", "gradient_accumulation", "warmup_ratio", "optimizer",
-                 "scheduler", "weight_decay", "max_grad_norm", "seed", "mixed_precision", "disable_gradient_checkpointing",
+                 "scheduler", "weight_decay", "max_grad_norm", "seed", "mixed_precision", "fp8", "disable_gradient_checkpointing",
                  "auto_find_batch_size", "logging_steps", "eval_strategy", "save_total_limit", "log",
                  "distributed_backend"),
     "checkpoints": ("save_steps", "save_minutes", "resume_from_checkpoint", "overwrite_project"),

@@ -22,6 +22,7 @@ from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import Plan
 from autotrain_unsloth.trainers.arguments import optimizer_cls_and_kwargs, training_arguments
 from autotrain_unsloth.trainers.divergence import Diverged, divergence_guard
+from autotrain_unsloth.trainers.float8 import convert_to_float8
 from autotrain_unsloth.trainers.state_offload import offload_when_created
 from autotrain_unsloth.trainers.throughput import throughput_callback
 from autotrain_unsloth.verify import first_step_check, verify_loaded
@@ -44,6 +45,8 @@ def run(recipe: Recipe, params: LLMTrainingParams, plan: Plan, backend: Backend)
 
     model = backend.load_model(params, plan, tokenizer, plan.sequence_length)
     plan = verify_loaded(model, plan, params.project_name, backend.install_packed_attention(plan, model))
+    if plan.fp8_linears:
+        plan = convert_to_float8(model, plan, params.project_name)
 
     speed = throughput_callback()
     checkpoints = checkpoint_callback(params, params.project_name)
