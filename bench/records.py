@@ -64,6 +64,16 @@ def median_run(entries: list[dict]) -> dict:
     return {**middle, "runs_tokens_per_s": [e["tokens_per_s"] for e in entries]}
 
 
+def from_log_history(log_history: list, warmup_steps: int) -> dict:
+    """What a record keeps of a run's log: Unsloth's MFU count and the loss curve."""
+    return {"unsloth_mfu": unsloth_mfu(log_history, warmup_steps), "losses": loss_curve(log_history)}
+
+
+def loss_curve(log_history: list) -> list:
+    """The training loss of every logged step, in order (the runs log every step): what FP8 is judged by."""
+    return [round(entry["loss"], 4) for entry in log_history if "loss" in entry and "eval_loss" not in entry]
+
+
 def unsloth_mfu(log_history: list, warmup_steps: int):
     """The median of the MFU Unsloth's own callback logged (UNSLOTH_LOG_MFU=1, unsloth/utils/mfu.py) over the steps
     our throughput callback measured: it counts every linear's FLOPs, the recomputed forward when checkpointing and

@@ -53,7 +53,7 @@ sys.path.insert(0, BENCH)
 sys.path.insert(0, REPO)
 
 from clocks import clock_summary, device, peak_tflops, start_clock_sampler  # noqa: E402
-from records import median_run, merge, results_path, unsloth_mfu  # noqa: E402
+from records import from_log_history, median_run, merge, results_path  # noqa: E402
 from report import report  # noqa: E402
 from workload import INSTRUCT, METHODS, PATHS, PROJECTIONS, SETTINGS, SHAPES, WORKLOADS, write_data, write_instruct_data  # noqa: E402
 
@@ -132,7 +132,7 @@ def record(model: str, method: str, path: str, measured: dict, steps: int, args,
         "workload": args.workload, **({"workload_spec": INSTRUCT} if args.workload == "instruct" else {}),
         "model": model, "method": method, "path": path, "tokens_per_s": tokens_per_s,
         "peak_gib": speed["peak_gib"], "mfu": mfu,
-        "unsloth_mfu": unsloth_mfu(measured.get("log_history", []), speed["warmup_steps"]),
+        **from_log_history(measured.get("log_history", []), speed["warmup_steps"]),
         "batch_size": SETTINGS["batch_size"], "seq_len": args.seq_len, "steps": steps,
         "gradient_accumulation": args.gradient_accumulation,
         "optimizer_state_offload": offloaded,

@@ -236,3 +236,12 @@ def test_unsloths_own_mfu_is_the_median_over_the_measured_steps():
     history.append({"train_runtime": 9.0, "step": 5})
     assert unsloth_mfu(history, warmup_steps=2) == 0.40
     assert unsloth_mfu([{"loss": 1.0, "step": 3}], warmup_steps=0) is None
+
+
+def test_a_record_keeps_the_loss_of_every_logged_step_and_not_the_evaluations():
+    sys.path.insert(0, os.path.join(REPO, "bench"))
+    from records import from_log_history
+
+    history = [{"loss": 2.123456, "step": 1}, {"eval_loss": 1.9, "step": 1}, {"loss": 1.5, "step": 2, "train_mfu": 0.3},
+               {"train_runtime": 5.0, "step": 2}]
+    assert from_log_history(history, warmup_steps=1) == {"unsloth_mfu": 0.3, "losses": [2.1235, 1.5]}
