@@ -19,7 +19,8 @@ PY
 cat "$OUT/versions.json"
 export GPU_TEST_OUT=/tmp/gpu-projects; mkdir -p "$GPU_TEST_OUT"
 if [ "$PART" = tests ]; then
-  timeout 540 python3 -m pytest -p xdist -n "${WORKERS:-4}" -p no:benchmark -m gpu "${TESTS[@]}" -q -rA 2>&1 | grep -vE "it/s\]|examples/s\]" > "$OUT/pytest.log"
+  # -v: a line per test as it ends, so that a run cut short by the timeout still says which passed
+  timeout 540 python3 -m pytest -p xdist -n "${WORKERS:-6}" -p no:benchmark -m gpu "${TESTS[@]}" -v -rA 2>&1 | grep -vE "it/s\]|examples/s\]" > "$OUT/pytest.log"
   tail -25 "$OUT/pytest.log"
   cd "$GPU_TEST_OUT" && find . -name plan.json -o -name run_summary.json -o -name 'cli-*.log' -o -name '*-curves.json' -o -name '*-losses.json' \
     | grep -v unsloth_compiled | tar czf "$OUT/projects.tgz" -T -
