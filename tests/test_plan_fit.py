@@ -249,7 +249,8 @@ def test_the_disk_must_hold_the_final_weights_before_anything_loads(shape, gpu, 
     params = LLMTrainingParams(**SETTINGS, **FULL)
     env = env_for(shape, gpu, 120, disk_free_gib=free)
     if outcome == "error":
-        with pytest.raises(PlanError, match=rf"the final weights of this run need \d+\.\d GiB and the disk of the "
+        with pytest.raises(PlanError, match=rf"the final outputs of this run \(weights, and any merged copy or GGUF "
+                                            rf"file\) need \d+\.\d GiB and the disk of the "
                                             rf"project folder .* has {free} GiB free.*Nothing was loaded"):
             decide(params, env)
         return
@@ -259,11 +260,24 @@ def test_the_disk_must_hold_the_final_weights_before_anything_loads(shape, gpu, 
     assert bool(warned) == (outcome == "warning")
 
 
-def test_a_lora_run_needs_little_disk_unless_merged():
-    env = env_for("8b", "80", 120, disk_free_gib=5.0)
+@pytest.mark.parametrize("outputs, needed", [
+    (dict(merge_adapter=True), "1[45]"),
+    (dict(merged_copy=True), "1[45]"),  # the adapter and the merged copy beside it
+    (dict(export_gguf="q8_0"), "2[23]"),  # the merged model, then the GGUF file made from it (8 GiB)
+    (dict(merge_adapter=True, export_gguf="bf16"), "30"),
+])
+def test_a_lora_run_needs_little_disk_unless_it_writes_a_merged_model_or_gguf(outputs, needed):
+    env = env_for("8b", "80", 120, disk_free_gib=5.0, gguf_installed=True)
     decide(LLMTrainingParams(**SETTINGS, **QLORA), env)
-    with pytest.raises(PlanError, match="final weights of this run need 1[45]"):
-        decide(LLMTrainingParams(**SETTINGS, **QLORA, merge_adapter=True), env)
+    with pytest.raises(PlanError, match=f"need {needed}") as raised:
+        decide(LLMTrainingParams(**SETTINGS, **QLORA, **outputs), env)
+    assert str(raised.value).count("\n  - ") == 1  # the disk, and nothing else
+
+
+def test_a_gguf_export_of_a_full_finetune_is_counted_beside_the_weights():
+    params = LLMTrainingParams(**SETTINGS, **FULL, export_gguf="f16")
+    plan = decide(params, env_for("8b", "80", 120, disk_free_gib=300.0, gguf_installed=True))
+    assert any("the final outputs need 29.9 GiB" in reason for reason in plan.reasons), plan.reasons
 
 
 def test_each_process_pins_its_own_offloaded_state_in_host_memory():
