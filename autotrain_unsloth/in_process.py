@@ -70,7 +70,7 @@ def _prepare_and_train(project: AutoTrainProject) -> None:
         if "unsloth" not in sys.modules:
             from autotrain_unsloth.backends.unsloth import import_unsloth  # the Unsloth backend's own first step
 
-            import_unsloth(params, plan)
+            import_unsloth(params)
     from autotrain_unsloth.trainers import recipe  # after Unsloth: the skeleton's modules import transformers
 
     recipe.run(recipe_module(plan.trainer), params, plan, backend)

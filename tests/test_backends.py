@@ -58,7 +58,7 @@ def test_unsloth_must_be_imported_first():
     import transformers  # noqa: F401  (as any code that touched a model would have)
 
     with pytest.raises(RuntimeError, match="imported before unsloth"):
-        unsloth_backend.import_unsloth(LLMTrainingParams(), decide(LLMTrainingParams(), GPU_UNSLOTH))
+        unsloth_backend.import_unsloth(LLMTrainingParams())
 
 
 def load(params, plan, models):

@@ -45,7 +45,7 @@ def unsloth_environment(params: LLMTrainingParams) -> dict:
 STATE_OFFLOAD_VARIABLE = "UNSLOTH_OFFLOAD_OPTIMIZER_STATE"
 
 
-def import_unsloth(params: LLMTrainingParams, plan: Plan) -> None:
+def import_unsloth(params: LLMTrainingParams) -> None:
     """Set Unsloth's variables, then import it, first."""
     early = [name for name in ("transformers", "trl", "peft") if name in sys.modules]
     if early:

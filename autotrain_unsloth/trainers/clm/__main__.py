@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             if plan.backend == "unsloth":
                 from autotrain_unsloth.backends.unsloth import import_unsloth
 
-                import_unsloth(params, plan)  # before transformers, trl and peft are imported
+                import_unsloth(params)  # before transformers, trl and peft are imported
             from autotrain_unsloth.trainers import recipe  # after Unsloth: the skeleton's modules import transformers
 
             try:
