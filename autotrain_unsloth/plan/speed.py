@@ -191,7 +191,8 @@ def fp8_linears(params: LLMTrainingParams, env: Environment, method: Method, wei
          f"the {env.gpu_name} (compute capability {env.gpu_capability}) has no FP8 tensor cores (8.9 and later: L4, "
          "RTX 40, H100, H200)"),
         (weights_dtype != "bf16", f"it needs bf16 weights, and the plan loads {weights_dtype}"),
-        (params.distributed_backend == "deepspeed" and processes > 1, "DeepSpeed is not taken with it here"),
+        (params.distributed_backend == "deepspeed" and processes > 1,
+         "it has not been run with DeepSpeed here (DDP takes it)"),
         (not _version_at_least(env.torchao_version, TORCHAO_OPTIM_SINCE),
          f"torchao {env.torchao_version} is older than 0.11" if env.torchao_version else "torchao is not installed"),
         (known is None, f"model_type {env.model_type!r} is not one whose linear layers are known here"),
