@@ -117,5 +117,8 @@ def test_estimate_is_close_to_the_measured_peaks():
         unsloth_offload = (STATE_OFFLOAD_CHUNKS_IN_FLIGHT * STATE_OFFLOAD_CHUNK_GIB - 1.0
                            if r.get("optimizer_state_offload_by") == "unsloth" else 0.0)
         ratio = (predicted["total"] + r.get("optimizer_state_resident_gib", 0.0) - unsloth_offload) / r["peak_gib"]
-        low, high = (0.85, 1.15) if (r["model"], r["method"]) in CLOSE_CELLS else (0.85, 1.4)
+        # FP8 runs keep their linears' inputs in FP8 for the backward, which the estimate does not count (it stays
+        # above the peak, as docs/plan.md says): the looser bound
+        fp8 = "--fp8" in r.get("ours_auto_args", "")
+        low, high = (0.85, 1.15) if (r["model"], r["method"]) in CLOSE_CELLS and not fp8 else (0.85, 1.4)
         assert low <= ratio <= high, (source, r["model"], r["method"], r["path"], predicted["total"], r["peak_gib"])
