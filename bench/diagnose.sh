@@ -56,44 +56,38 @@ profiled() {  # name: print the run's speed and each profiled step's idle time b
   cp "$RUNS/$1/profile_families.json" "$OUT/$1.profile_families.json"; cat "$OUT/$1.profile_families.json"
   python3 -c "import json,sys; [print(' ', s['wall_ms'], 'ms: GPU idle', s['gpu_idle_ms'], s['gpu_idle_ms_by_host_phase'], 'host', s['host_ms_by_phase']) for s in json.load(open(sys.argv[1]))]" "$OUT/$1.profile_idle.json"
 }
-if [ "$PART" = packed ]; then
-  # ours-auto on 8B QLoRA reads 0.925 of its dense figure on instruction-length rows (median step 0.340 s vs
-  # 0.324 s). The script with ours-auto's settings (packing, checkpointing off, torch's varlen kernel in
-  # Unsloth's dispatch) on both workloads, steps 13-18 profiled: where the extra step time goes.
+prepare() {  # the 8B model and the dense rows, once per machine
   [ -f "$M/BENCH_MODEL" ] || python3 bench/workload.py build --model llama-3.1-8b --out "$M" || exit 1
   [ -f "$DATA" ] || python3 bench/workload.py data --rows 88 --words-per-row 2112 --out "$WORK/data-2048" || exit 1
+}
+both_workloads() {  # prefix, then the script's flags: dense and instruction-length rows with ours-auto's packing
+  # (packing, checkpointing off, torch's varlen kernel in Unsloth's dispatch), steps 13-18 profiled
+  prefix=$1; shift
+  prepare
   [ -f "$WORK/data-instruct/train.jsonl" ] || python3 bench/workload.py data --workload instruct --out "$WORK/data-instruct" || exit 1
   for workload in dense instruct; do
     data=$DATA; [ $workload = instruct ] && data=$WORK/data-instruct/train.jsonl
-    name=packed-$workload; mkdir -p "$RUNS/$name"
-    python3 bench/unsloth_script.py --data "$data" --out "$RUNS/$name" --model "$M" --method qlora --steps 20 --packing \
-      --no-gradient-checkpointing --torch-varlen --profile --profile-steps 13-18 > "$OUT/$name.log" 2>&1 \
-      || { echo "$name failed"; tail -5 "$OUT/$name.log"; continue; }
-    profiled "$name"
+    script "$prefix-$workload" --data "$data" --model "$M" --steps 20 --packing --no-gradient-checkpointing \
+      --torch-varlen --profile --profile-steps 13-18 "$@" || continue
+    profiled "$prefix-$workload"
   done
+}
+if [ "$PART" = packed ]; then
+  # ours-auto on 8B QLoRA reads 0.925 of its dense figure on instruction-length rows (median step 0.340 s vs
+  # 0.324 s): where the extra step time goes.
+  both_workloads packed --method qlora
   exit 0
 fi
 if [ "$PART" = families ]; then
-  # 8B full fine-tuning with ours-auto's settings at accumulation 1 (packing, checkpointing off, torchao's 8-bit
-  # AdamW, torch's varlen kernel in Unsloth's dispatch) on dense and instruction-length rows, steps 13-18 profiled.
-  [ -f "$M/BENCH_MODEL" ] || python3 bench/workload.py build --model llama-3.1-8b --out "$M" || exit 1
-  [ -f "$DATA" ] || python3 bench/workload.py data --rows 88 --words-per-row 2112 --out "$WORK/data-2048" || exit 1
-  [ -f "$WORK/data-instruct/train.jsonl" ] || python3 bench/workload.py data --workload instruct --out "$WORK/data-instruct" || exit 1
-  for workload in dense instruct; do
-    data=$DATA; [ $workload = instruct ] && data=$WORK/data-instruct/train.jsonl
-    name=families-$workload
-    script "$name" --data "$data" --model "$M" --method full --steps 20 --packing --no-gradient-checkpointing \
-      --optimizer adamw_torch_8bit --torch-varlen --profile --profile-steps 13-18 || continue
-    profiled "$name"
-  done
+  # 8B full fine-tuning with ours-auto's settings at accumulation 1 (and torchao's 8-bit AdamW): GPU time by kernel family.
+  both_workloads families --method full --optimizer adamw_torch_8bit
   exit 0
 fi
 if [ "$PART" = idle ]; then
   # gpu_clocks (call 14) showed ours-auto's slower steps at a higher SM clock and lower power than its faster ones:
   # not the power cap, rather a GPU left waiting. The script with ours-auto's training settings (checkpointing off,
   # torchao's 8-bit AdamW) against the same with bitsandbytes' 8-bit AdamW, steps 13-18 profiled.
-  [ -f "$M/BENCH_MODEL" ] || python3 bench/workload.py build --model llama-3.1-8b --out "$M" || exit 1
-  [ -f "$DATA" ] || python3 bench/workload.py data --rows 88 --words-per-row 2112 --out "$WORK/data-2048" || exit 1
+  prepare
   for variant in "off-torchao --no-gradient-checkpointing --optimizer adamw_torch_8bit" \
                  "off-bnb --no-gradient-checkpointing --optimizer adamw_8bit"; do
     set -- $variant; name=idle-$1; shift
@@ -102,8 +96,7 @@ if [ "$PART" = idle ]; then
   done
   exit 0
 fi
-[ -f "$M/BENCH_MODEL" ] || python3 bench/workload.py build --model llama-3.1-8b --out "$M" || exit 1
-[ -f "$DATA" ] || python3 bench/workload.py data --rows 88 --words-per-row 2112 --out "$WORK/data-2048" || exit 1
+prepare
 script script-full-nogc --model "$M" --method full --steps 40 --no-gradient-checkpointing \
   && show "script, full, checkpointing off" "$RUNS/script-full-nogc/result.json"
 UNSLOTH_CE_LOSS_TARGET_GB=16 script script-full-nogc-ce16 --model "$M" --method full --steps 40 --no-gradient-checkpointing \
