@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from autotrain_unsloth.memory import ModelShape
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan.architectures import LIGER_ARCHITECTURES, PACKING_ARCHITECTURES, architecture
 from autotrain_unsloth.plan.fit import PAGED_TO_RESIDENT, needs_bitsandbytes
@@ -200,8 +201,6 @@ def fp8_linears(params: LLMTrainingParams, env: Environment, method: Method, wei
     if blockers:
         return chose(None, error="fp8=True: " + "; ".join(blockers))
     assert known is not None and shape is not None
-    from autotrain_unsloth.memory import ModelShape
-
     sides = ModelShape(**shape).projections()
     names = tuple(name for name in known.all_linear
                   if name in sides and all(side % FP8_ALIGNMENT == 0 for side in sides[name]))
