@@ -100,16 +100,19 @@ def first_step_check(plan: Plan, project_dir: str):  # plan: as verify_loaded re
     """A Trainer callback: at the first step, record whether gradient checkpointing is active and how many modules
     run Liger's kernels (both set up by the Trainer, after the load was verified), and stop if the transformers
     path disagrees with the plan (Unsloth's own checkpointing is recorded, not judged: it works through its own
-    patches, which transformers' flag does not always reflect)."""
+    patches, which transformers' flag does not always reflect). After it, record how many attention calls ran
+    torch's varlen_attn and how many sdpa, and stop if a plan of varlen_attn ran none."""
     from transformers import TrainerCallback
 
     class FirstStepCheck(TrainerCallback):
+        facts = dict(plan.verified or {})
+
         def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
             active = bool(getattr(model, "is_gradient_checkpointing", False))
             liger = liger_modules(model)
             offloaded = offloaded_state(optimizer)
-            seen = {"gradient_checkpointing_active": active, "liger_modules": liger, "optimizer_state_offloaded": offloaded}
-            dataclasses.replace(plan, verified={**(plan.verified or {}), **seen}).save(project_dir)
+            self.facts.update(gradient_checkpointing_active=active, liger_modules=liger, optimizer_state_offloaded=offloaded)
+            dataclasses.replace(plan, verified=self.facts).save(project_dir)
             say(f"Gradient checkpointing active at the first step: {active} (planned: {plan.gradient_checkpointing})"
                 + (f"; modules running Liger's kernels: {liger}" if plan.liger or liger else ""))
             if plan.gradient_checkpointing in ("on", "off") and active != (plan.gradient_checkpointing == "on"):
@@ -122,6 +125,28 @@ def first_step_check(plan: Plan, project_dir: str):  # plan: as verify_loaded re
             if plan.liger != bool(liger):
                 raise PlanMismatch(f"Liger's kernels planned {'on' if plan.liger else 'off'}, but {liger} modules run "
                                    "them at the first step")
+
+        calls_before: dict = {}
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            from autotrain_unsloth.attention.varlen import CALLS
+
+            if state.global_step == 0:
+                self.calls_before = dict(CALLS)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step != 1 or plan.packed_attention != "torch-varlen":
+                return
+            from autotrain_unsloth.attention.varlen import CALLS
+
+            calls = {kernel: count - self.calls_before.get(kernel, 0) for kernel, count in CALLS.items()}
+            self.facts["packed_attention_calls"] = calls
+            dataclasses.replace(plan, verified=self.facts).save(project_dir)
+            say(f"Packed attention in the first step: {calls['varlen_attn']} calls of torch's varlen_attn, "
+                f"{calls['sdpa']} of sdpa (planned: torch-varlen)")
+            if calls["varlen_attn"] == 0 and calls["sdpa"]:
+                raise PlanMismatch("packed attention planned torch-varlen, but every attention call of the first "
+                                   "step ran sdpa (the rows were not packed one per batch as planned)")
 
     return FirstStepCheck()
 

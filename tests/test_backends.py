@@ -155,3 +155,29 @@ def test_unsloth_under_ddp_loads_onto_each_process_own_gpu(monkeypatch):
     assert unsloth_backend.from_pretrained_kwargs(params, two, 512)["device_map"] == {"": 1}
     one = decide(params, GPU_UNSLOTH)
     assert "device_map" not in unsloth_backend.from_pretrained_kwargs(params, one, 512)  # Unsloth's own default
+
+
+def test_unsloth_full_fine_tuning_gets_the_varlen_attention_as_attn_implementation():
+    """Unsloth loads full fine-tuning through FastModel: transformers' modelling code, whose attention is chosen by
+    attn_implementation, not by Unsloth's dispatch (which only LoRA and QLoRA go through)."""
+    varlen_gpu = dataclasses.replace(GPU_UNSLOTH, torch_varlen="no-gqa")
+    full = LLMTrainingParams(model="/models/llama", unsloth=True, trainer="sft", full_finetuning=True)
+    assert unsloth_backend.from_pretrained_kwargs(full, decide(full, varlen_gpu), 512)["attn_implementation"] == "torch_varlen"
+    qlora = LLMTrainingParams(model="/models/llama", unsloth=True, trainer="sft", peft=True, quantization="int4")
+    assert "attn_implementation" not in unsloth_backend.from_pretrained_kwargs(qlora, decide(qlora, varlen_gpu), 512)
+
+
+def test_a_model_loaded_with_other_attention_than_planned_is_stopped(models):
+    from transformers import AutoModelForCausalLM
+
+    full = LLMTrainingParams(model=models["llama"], unsloth=True, trainer="sft", full_finetuning=True)
+    plan = decide(full, dataclasses.replace(GPU_UNSLOTH, torch_varlen="no-gqa"))
+    assert plan.packed_attention == "torch-varlen"
+    sdpa_model = AutoModelForCausalLM.from_pretrained(models["llama"], attn_implementation="sdpa")
+    with pytest.raises(PlanMismatch, match="attn_implementation 'sdpa', not 'torch_varlen'"):
+        unsloth_backend.install_packed_attention(plan, sdpa_model)
+    from autotrain_unsloth.attention import varlen
+
+    varlen.register()
+    varlen_model = AutoModelForCausalLM.from_pretrained(models["llama"], attn_implementation="torch_varlen")
+    assert unsloth_backend.install_packed_attention(plan, varlen_model).startswith("torch varlen_attn")

@@ -71,3 +71,31 @@ def test_a_kv_cache_in_training_would_let_packed_documents_see_each_other():
         uncached = per_token_losses(ready_for_training(model), batch["input_ids"], batch["position_ids"])
     second = slice(DOCUMENT_LENGTHS[0], DOCUMENT_LENGTHS[0] + DOCUMENT_LENGTHS[1] - 1)
     assert not torch.allclose(cached[second], uncached[second], rtol=1e-3)
+
+
+def test_the_first_step_check_stops_a_varlen_plan_whose_attention_ran_sdpa(models, tmp_path):
+    """On a CPU every call of the torch_varlen attention goes to its sdpa fallback: a plan that says varlen_attn
+    must then stop at the first step, with the counts recorded."""
+    import dataclasses
+
+    from transformers import AutoModelForCausalLM, TrainerState
+
+    from autotrain_unsloth.params import LLMTrainingParams
+    from autotrain_unsloth.plan import Plan, decide
+    from autotrain_unsloth.verify import PlanMismatch, first_step_check
+    from tests.test_plan import CPU
+
+    varlen.register()
+    model = AutoModelForCausalLM.from_pretrained(models["llama"], attn_implementation=varlen.ATTENTION_NAME)
+    plan = dataclasses.replace(decide(LLMTrainingParams(model=models["llama"], trainer="sft", packing=True), CPU),
+                               packed_attention="torch-varlen")
+    check, state = first_step_check(plan, str(tmp_path)), TrainerState()
+    check.on_step_begin(None, state, None)
+    before = dict(varlen.CALLS)
+    model(input_ids=torch.tensor([[5, 6, 7, 8, 9, 10]]), position_ids=torch.tensor([[0, 1, 2, 0, 1, 2]]))
+    assert varlen.CALLS["sdpa"] == before["sdpa"] + model.config.num_hidden_layers
+    state.global_step = 1
+    with pytest.raises(PlanMismatch, match="every attention call of the first step ran sdpa"):
+        check.on_step_end(None, state, None)
+    recorded = Plan.load(str(tmp_path / "plan.json")).verified["packed_attention_calls"]
+    assert recorded == {"varlen_attn": 0, "sdpa": model.config.num_hidden_layers}

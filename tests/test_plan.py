@@ -69,18 +69,28 @@ PACKED_ATTENTION = [
         dataclasses.replace(GPU_UNSLOTH, **VARLEN_211),
         "torch-varlen-in-unsloth",
     ),  # Unsloth lays batches out padding-free even without packing
+    # Full fine-tuning and 8-bit LoRA load through Unsloth's FastModel: transformers' attention interface
+    (dict(unsloth=True, trainer="sft", **FULL), dataclasses.replace(GPU_UNSLOTH, **VARLEN_211), "torch-varlen"),
+    (dict(unsloth=True, trainer="sft", **FULL), dataclasses.replace(GPU_UNSLOTH, torch_varlen="gqa"), "torch-varlen"),
+    (dict(unsloth=True, trainer="sft", **INT8), dataclasses.replace(GPU_UNSLOTH, **VARLEN_211), "torch-varlen"),
     (
         dict(unsloth=True, trainer="sft", auto_packed_attention=False, **FULL),
         dataclasses.replace(GPU_UNSLOTH, **VARLEN_211),
-        "unsloth",
+        "sdpa-mask",
     ),
-    (dict(unsloth=True, trainer="sft", **FULL), dataclasses.replace(GPU_UNSLOTH, torch_varlen="gqa"), "unsloth"),
     (
         dict(unsloth=True, trainer="sft", **FULL),
         dataclasses.replace(GPU_UNSLOTH, flash_attn_installed=True, **VARLEN_211),
         "unsloth",
     ),
-    (dict(unsloth=True, trainer="sft", **FULL), GPU_UNSLOTH, "sdpa-no-cudnn"),
+    (dict(unsloth=True, trainer="sft", **FULL), GPU_UNSLOTH, "sdpa-mask"),  # no varlen_attn in this torch
+    (dict(unsloth=True, trainer="sft", **QLORA), dataclasses.replace(GPU_UNSLOTH, torch_varlen="gqa"), "unsloth"),
+    (
+        dict(unsloth=True, trainer="sft", **QLORA),
+        dataclasses.replace(GPU_UNSLOTH, flash_attn_installed=True, **VARLEN_211),
+        "unsloth",
+    ),
+    (dict(unsloth=True, trainer="sft", **QLORA), GPU_UNSLOTH, "sdpa-no-cudnn"),
     (dict(unsloth=True, trainer="default", **QLORA), dataclasses.replace(GPU_UNSLOTH, **VARLEN_211), None),
     (dict(trainer="sft", mixed_precision="bf16", **QLORA), dataclasses.replace(GPU, **VARLEN_211), "torch-varlen"),
     (

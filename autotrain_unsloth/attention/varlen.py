@@ -17,6 +17,15 @@ from typing import Any, Optional
 from autotrain_unsloth.attention import torch_varlen_support
 
 ATTENTION_NAME = "torch_varlen"  # the name registered with transformers (attn_implementation)
+# What each planned packed attention runs, as plan.json's verified.packed_attention records it.
+RAN = {
+    "torch-varlen": "torch varlen_attn (transformers attention 'torch_varlen'; sdpa for what it cannot take)",
+    "sdpa-mask": "sdpa with transformers' block-diagonal mask from position_ids",
+    "flash_attention_2": "flash attention 2 (variable-length kernel)",
+}
+# Calls of packed_attention_forward since the process started, by what ran: the first-step check reads them, so
+# a plan that says varlen_attn cannot quietly run sdpa instead.
+CALLS = {"varlen_attn": 0, "sdpa": 0}
 
 
 def varlen_causal(query, key, value, cu_seqlens, max_seqlen: int, scale: Optional[float] = None):
@@ -88,7 +97,9 @@ def packed_attention_forward(module, query, key, value, attention_mask, dropout:
 
     position_ids = kwargs.get("position_ids")
     if not kernel_takes(module, query, key, dropout, position_ids, {**kwargs, "scaling": scaling}):
+        CALLS["sdpa"] += 1
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+    CALLS["varlen_attn"] += 1
     cu_seqlens, max_seqlen = _Boundaries.of(position_ids)
     q, k, v = (x[0].transpose(0, 1) for x in (query, key, value))  # (T, H, D)
     out = varlen_causal(q, k, v, cu_seqlens, max_seqlen, scale=scaling)

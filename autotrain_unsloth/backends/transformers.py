@@ -62,13 +62,6 @@ def load_model(params: LLMTrainingParams, plan: Plan, tokenizer, max_seq_length:
     return get_peft_model(model, config)
 
 
-PACKED_ATTENTION_RAN = {
-    "torch-varlen": "torch varlen_attn (transformers attention 'torch_varlen'; sdpa for what it cannot take)",
-    "sdpa-mask": "sdpa with transformers' block-diagonal mask from position_ids",
-    "flash_attention_2": "flash attention 2 (variable-length kernel)",
-}
-
-
 def install_packed_attention(plan: Plan, model) -> str | None:
     """What attention packed rows run with (chosen at load time through attn_implementation)."""
-    return PACKED_ATTENTION_RAN.get(plan.packed_attention) if plan.packed_attention else None
+    return varlen.RAN.get(plan.packed_attention) if plan.packed_attention else None

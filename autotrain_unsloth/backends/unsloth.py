@@ -15,6 +15,7 @@ import contextlib
 import os
 import sys
 
+from autotrain_unsloth.attention import varlen
 from autotrain_unsloth.backends import (
     UnslothLoadError,
     added_tokens_as_planned,
@@ -26,6 +27,7 @@ from autotrain_unsloth.distributed import local_rank
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import TORCH_DTYPE_NAMES, Plan
 from autotrain_unsloth.remote_code import trust_remote_code
+from autotrain_unsloth.verify import PlanMismatch
 
 # What Unsloth raises for a model it does not support. Anything else (out of memory, which is a RuntimeError;
 # KeyError, AttributeError, TypeError: bugs) propagates: falling back would hide it.
@@ -99,6 +101,8 @@ def from_pretrained_kwargs(params: LLMTrainingParams, plan: Plan, max_seq_length
         random_state=params.seed,
         # Under DDP each process loads the whole model onto its own GPU.
         **({"device_map": {"": local_rank()}} if plan.num_processes > 1 else {}),
+        # Full fine-tuning and 8-bit LoRA load through FastModel, whose attention is transformers' interface.
+        **({"attn_implementation": varlen.ATTENTION_NAME} if plan.packed_attention == "torch-varlen" else {}),
     )
 
 
@@ -132,6 +136,8 @@ def load_model(params: LLMTrainingParams, plan: Plan, tokenizer, max_seq_length:
 
     kwargs = from_pretrained_kwargs(params, plan, max_seq_length)
     kwargs["dtype"] = getattr(torch, kwargs["dtype"])
+    if plan.packed_attention == "torch-varlen":
+        varlen.register()
     if plan.method == "qlora-4bit":
         kwargs["quantization_config"] = nf4_config(kwargs["dtype"])
     try:
@@ -160,4 +166,11 @@ def install_packed_attention(plan: Plan, model) -> str | None:
     if plan.packed_attention == "sdpa-no-cudnn":
         torch.backends.cuda.enable_cudnn_sdp(False)
         return "Unsloth's per-document SDPA, cuDNN's SDPA off"
+    if plan.packed_attention in ("torch-varlen", "sdpa-mask"):
+        loaded = getattr(model.config, "_attn_implementation", None)
+        wanted = varlen.ATTENTION_NAME if plan.packed_attention == "torch-varlen" else "sdpa"
+        if loaded != wanted:
+            raise PlanMismatch(f"packed attention planned {plan.packed_attention}, but Unsloth loaded the model with "
+                               f"attn_implementation {loaded!r}, not {wanted!r}")
+        return varlen.RAN[plan.packed_attention]
     return "Unsloth's own dispatch" if plan.packed_attention else None

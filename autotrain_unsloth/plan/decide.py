@@ -40,7 +40,7 @@ def decide(params: LLMTrainingParams, env: Environment) -> Plan:
     batch_size, accumulation, steps = take(schedule.schedule(params, env, sequence, packing, processes))
     memory = take(fit.memory_fit(params, env, backend, method, weights_dtype, autocast, targets, sequence, liger,
                                  batch_size, accumulation, processes))
-    packed_attention = take(speed.packed_attention(params, env, backend, packing, weights_dtype, autocast))
+    packed_attention = take(speed.packed_attention(params, env, backend, method, packing, weights_dtype, autocast))
     optimizer = take(speed.optimizer(params, env, method, memory.state_offload))
     fp8_linears = take(speed.fp8_linears(params, env, method, weights_dtype, processes))
     take(disk.disk_space(params, env, method, weights_dtype, optimizer))

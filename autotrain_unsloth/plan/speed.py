@@ -107,28 +107,21 @@ def packing(params: LLMTrainingParams, env: Environment, backend: Backend) -> Ch
                         "each example is padded instead")
 
 
-def packed_attention(params: LLMTrainingParams, env: Environment, backend: Backend, packed: bool, weights_dtype: Dtype,
-                     autocast: str) -> Choice:
+# Methods Unsloth loads through FastModel: transformers' own modelling code, whose attention goes through
+# transformers' attention interface, not through Unsloth's dispatch (FastLanguageModel's LoRA and QLoRA path).
+FASTMODEL_METHODS = ("full", "lora-8bit")
+
+
+def packed_attention(params: LLMTrainingParams, env: Environment, backend: Backend, method: Method, packed: bool,
+                     weights_dtype: Dtype, autocast: str) -> Choice:
     """The kernel for padding-free rows. Unsloth lays every sft batch out padding-free, packing or not."""
     if not (packed or (backend == "unsloth" and params.trainer == "sft")):
         return chose(None)
-    if backend == "unsloth":
-        own = "packed attention: Unsloth's own dispatch"
-        if env.flash_attn_installed:
-            return chose("unsloth", own + " (flash-attn 2 is installed: its variable-length kernel)")
-        if env.torch_varlen == "gqa":
-            return chose("unsloth", own + " (torch's varlen_attn takes enable_gqa here, and Unsloth uses it)")
-        if not params.auto_packed_attention:
-            return chose("unsloth", own + " (auto_packed_attention=False)")
-        if env.torch_varlen == "no-gqa":
-            return chose("torch-varlen-in-unsloth", (
-                "packed attention: torch's varlen_attn under Unsloth's dispatch (automatic, faster: Unsloth takes it "
-                "only from torch 2.12, and otherwise runs one SDPA call per document length, each planned anew by "
-                "cuDNN; docs/benchmarks.md); checked against Unsloth's per-document SDPA when the model loads, with "
-                "cuDNN's SDPA turned off instead if they disagree; --no-auto-packed-attention keeps Unsloth's"))
-        return chose("sdpa-no-cudnn", "packed attention: Unsloth's per-document SDPA with cuDNN's SDPA off (automatic, "
-                                      "faster: cuDNN plans every new document length anew; this torch has no "
-                                      "varlen_attn); --no-auto-packed-attention keeps cuDNN")
+    if backend == "unsloth" and method not in FASTMODEL_METHODS:
+        return unsloth_dispatch_attention(params, env)
+    if backend == "unsloth" and env.flash_attn_installed:
+        return chose("unsloth", "packed attention: Unsloth's own choice (flash-attn 2 is installed: its "
+                                "variable-length kernel)")
     if env.cuda and params.use_flash_attention_2:
         return chose("flash_attention_2", "packed attention: flash attention 2 (use_flash_attention_2=True)")
     blockers = [why for blocked, why in (
@@ -138,9 +131,31 @@ def packed_attention(params: LLMTrainingParams, env: Environment, backend: Backe
     if blockers:
         return chose("sdpa-mask", "packed attention: sdpa with transformers' block-diagonal mask from position_ids ("
                                   + "; ".join(blockers) + ")")
+    where = ("; Unsloth loads full fine-tuning and 8-bit LoRA as transformers' modelling code, so it is given as "
+             "attn_implementation" if backend == "unsloth" else "")
     return chose("torch-varlen", "packed attention: torch's varlen_attn (automatic, faster: each example's causal "
                                  "triangle alone, instead of sdpa over the row's whole square under a block-diagonal "
-                                 "mask); --no-auto-packed-attention keeps sdpa")
+                                 f"mask, about 3x on 8B's heads{where}); --no-auto-packed-attention keeps sdpa")
+
+
+def unsloth_dispatch_attention(params: LLMTrainingParams, env: Environment) -> Choice:
+    """FastLanguageModel's LoRA and QLoRA: attention through Unsloth's own dispatch."""
+    own = "packed attention: Unsloth's own dispatch"
+    if env.flash_attn_installed:
+        return chose("unsloth", own + " (flash-attn 2 is installed: its variable-length kernel)")
+    if env.torch_varlen == "gqa":
+        return chose("unsloth", own + " (torch's varlen_attn takes enable_gqa here, and Unsloth uses it)")
+    if not params.auto_packed_attention:
+        return chose("unsloth", own + " (auto_packed_attention=False)")
+    if env.torch_varlen == "no-gqa":
+        return chose("torch-varlen-in-unsloth", (
+            "packed attention: torch's varlen_attn under Unsloth's dispatch (automatic, faster: Unsloth takes it "
+            "only from torch 2.12, and otherwise runs one SDPA call per document length, each planned anew by "
+            "cuDNN; docs/benchmarks.md); checked against Unsloth's per-document SDPA when the model loads, with "
+            "cuDNN's SDPA turned off instead if they disagree; --no-auto-packed-attention keeps Unsloth's"))
+    return chose("sdpa-no-cudnn", "packed attention: Unsloth's per-document SDPA with cuDNN's SDPA off (automatic, "
+                                  "faster: cuDNN plans every new document length anew; this torch has no "
+                                  "varlen_attn); --no-auto-packed-attention keeps cuDNN")
 
 
 LIGER_TRAINERS = ("default", "sft")  # causal-LM losses, which Liger's fused linear cross-entropy computes
