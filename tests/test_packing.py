@@ -73,16 +73,16 @@ def test_a_kv_cache_in_training_would_let_packed_documents_see_each_other():
     assert not torch.allclose(cached[second], uncached[second], rtol=1e-3)
 
 
-def test_the_first_step_check_stops_a_varlen_plan_whose_attention_ran_sdpa(models, tmp_path):
+def test_the_first_step_check_says_when_a_varlen_plan_ran_sdpa(models, tmp_path, capsys):
     """On a CPU every call of the torch_varlen attention goes to its sdpa fallback: a plan that says varlen_attn
-    must then stop at the first step, with the counts recorded."""
+    then gets a warning at the first step, with the counts recorded."""
     import dataclasses
 
     from transformers import AutoModelForCausalLM, TrainerState
 
     from autotrain_unsloth.params import LLMTrainingParams
     from autotrain_unsloth.plan import Plan, decide
-    from autotrain_unsloth.verify import PlanMismatch, first_step_check
+    from autotrain_unsloth.verify import first_step_check
     from tests.test_plan import CPU
 
     varlen.register()
@@ -95,7 +95,7 @@ def test_the_first_step_check_stops_a_varlen_plan_whose_attention_ran_sdpa(model
     model(input_ids=torch.tensor([[5, 6, 7, 8, 9, 10]]), position_ids=torch.tensor([[0, 1, 2, 0, 1, 2]]))
     assert varlen.CALLS["sdpa"] == before["sdpa"] + model.config.num_hidden_layers
     state.global_step = 1
-    with pytest.raises(PlanMismatch, match="every attention call of the first step ran sdpa"):
-        check.on_step_end(None, state, None)
+    check.on_step_end(None, state, None)
+    assert "Warning: packed attention planned torch-varlen, but every attention call" in capsys.readouterr().out
     recorded = Plan.load(str(tmp_path / "plan.json")).verified["packed_attention_calls"]
     assert recorded == {"varlen_attn": 0, "sdpa": model.config.num_hidden_layers}

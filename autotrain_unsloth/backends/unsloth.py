@@ -23,11 +23,10 @@ from autotrain_unsloth.backends import (
     nf4_config,
     ready_for_training,
 )
-from autotrain_unsloth.distributed import local_rank
+from autotrain_unsloth.distributed import local_rank, say
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import TORCH_DTYPE_NAMES, Plan
 from autotrain_unsloth.remote_code import trust_remote_code
-from autotrain_unsloth.verify import PlanMismatch
 
 # What Unsloth raises for a model it does not support. Anything else (out of memory, which is a RuntimeError;
 # KeyError, AttributeError, TypeError: bugs) propagates: falling back would hide it.
@@ -169,8 +168,12 @@ def install_packed_attention(plan: Plan, model) -> str | None:
     if plan.packed_attention in ("torch-varlen", "sdpa-mask"):
         loaded = getattr(model.config, "_attn_implementation", None)
         wanted = varlen.ATTENTION_NAME if plan.packed_attention == "torch-varlen" else "sdpa"
-        if loaded != wanted:
-            raise PlanMismatch(f"packed attention planned {plan.packed_attention}, but Unsloth loaded the model with "
-                               f"attn_implementation {loaded!r}, not {wanted!r}")
-        return varlen.RAN[plan.packed_attention]
+        if loaded == wanted:
+            return varlen.RAN[plan.packed_attention]
+        # Like a failed dispatch check above: attention changes the speed, not the result, so the run goes on
+        # and says what runs instead.
+        message = (f"Unsloth loaded the model with attn_implementation {loaded!r}, not the planned {wanted!r}: "
+                   "packed rows run with that")
+        say(f"Warning: {message}")
+        return message
     return "Unsloth's own dispatch" if plan.packed_attention else None

@@ -3,7 +3,8 @@
 - transformers path: our `torch_varlen` attention (torch's varlen_attn) gives each document of a packed row
   the loss it has alone, within bf16 rounding, and the same losses as sdpa under the block-diagonal mask;
 - Unsloth path: with torch's varlen_attn under Unsloth's dispatch, Unsloth's varlen route and its
-  per-document SDPA agree on the 8B shape, and an sft run with `--unsloth` records that route as what ran.
+  per-document SDPA agree on the 8B shape, and an sft run with `--unsloth` records that route as what ran;
+- Unsloth full fine-tuning (FastModel, transformers' modelling code) runs packed rows through `torch_varlen`.
 """
 
 from __future__ import annotations
@@ -91,5 +92,25 @@ def test_unsloth_sft_run_records_the_packed_attention_that_ran(tiny_models, work
     if torch_varlen_support() == "no-gqa":
         assert plan["packed_attention"] == "torch-varlen-in-unsloth"
         assert plan["verified"]["packed_attention"].startswith("torch varlen_attn under Unsloth's dispatch (agrees")
+    curve = losses(os.path.join(workdir, project))
+    assert sum(curve[-5:]) / 5 < sum(curve[:5]) / 5, curve
+
+
+def test_unsloth_full_fine_tuning_runs_packed_rows_through_torch_varlen(tiny_models, workdir, data_dir):
+    """Unsloth loads full fine-tuning through FastModel (transformers' modelling code): the plan gives it our
+    torch_varlen attention as attn_implementation, and the first step counts which kernel each call ran."""
+    from autotrain_unsloth.attention import torch_varlen_support
+
+    if torch_varlen_support() is None:
+        pytest.skip("this torch has no varlen_attn")
+    project = "llama-packed-unsloth-full"
+    run_cli(workdir, *common_flags(tiny_models["llama"], data_dir, project), "--unsloth", "--lr", "1e-4",
+            "--mixed-precision", "bf16")
+    with open(os.path.join(workdir, project, "plan.json")) as f:
+        plan = json.load(f)
+    assert plan["backend"] == "unsloth" and plan["method"] == "full" and plan["packed_attention"] == "torch-varlen"
+    assert plan["verified"]["packed_attention"].startswith("torch varlen_attn"), plan["verified"]
+    calls = plan["verified"]["packed_attention_calls"]
+    assert calls["varlen_attn"] > 0 and calls["sdpa"] == 0, calls
     curve = losses(os.path.join(workdir, project))
     assert sum(curve[-5:]) / 5 < sum(curve[:5]) / 5, curve
