@@ -22,6 +22,9 @@ import re
 
 PHASES = ("forward_backward", "optimizer", "after_optimizer", "log_and_next")
 GPU_EVENT_CATEGORIES = ("kernel", "gpu_memcpy", "gpu_memset")
+# Host calls that launch GPU work: the runtime API (cudaLaunchKernel, cudaMemcpyAsync) and the driver API, through
+# which Triton's kernels (torch.compile's, torchao's optimizer) are launched (cuLaunchKernel).
+LAUNCH_CATEGORIES = ("cuda_runtime", "cuda_driver")
 # Kernel families by name, first match wins: cuBLAS/CUTLASS/nvjet GEMMs, the attention kernels (flash, cuDNN, torch's
 # varlen), the loss (Unsloth's chunked cross-entropy, torch's), Inductor/Triton fusions of norms, activations and RoPE.
 FAMILIES = (
@@ -79,7 +82,7 @@ def kernel_families(trace: dict) -> dict:
     optimizer = [(e["ts"], e["ts"] + e["dur"]) for e in events
                  if e.get("cat") == "user_annotation" and e.get("name") == "phase:optimizer"]
     launched_in_optimizer = {e["args"]["correlation"] for e in events
-                             if e.get("cat") == "cuda_runtime" and "correlation" in e.get("args", {})
+                             if e.get("cat") in LAUNCH_CATEGORIES and "correlation" in e.get("args", {})
                              and any(begin <= e["ts"] < end for begin, end in optimizer)}
     totals = collections.Counter()
     for event in events:

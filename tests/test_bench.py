@@ -173,9 +173,8 @@ def test_kernel_families_split_gpu_time_by_what_ran_and_when_it_was_launched():
     def kernel(name, begin, dur, correlation, cat="kernel"):
         return {"ph": "X", "cat": cat, "name": name, "ts": begin, "dur": dur, "args": {"correlation": correlation}}
 
-    def launch(at, correlation):
-        return {"ph": "X", "cat": "cuda_runtime", "name": "cudaLaunchKernel", "ts": at, "dur": 1,
-                "args": {"correlation": correlation}}
+    def launch(at, correlation, cat="cuda_runtime"):
+        return {"ph": "X", "cat": cat, "name": "cudaLaunchKernel", "ts": at, "dur": 1, "args": {"correlation": correlation}}
 
     events = [{"ph": "X", "cat": "user_annotation", "name": "phase:forward_backward", "ts": 0, "dur": 100},
               {"ph": "X", "cat": "user_annotation", "name": "phase:optimizer", "ts": 100, "dur": 50},
@@ -189,9 +188,11 @@ def test_kernel_families_split_gpu_time_by_what_ran_and_when_it_was_launched():
               # here), and a copy it made counts there too.
               launch(110, 7), kernel("kOptimizer32bit2State_gemm_like", 200, 900, 7),
               launch(120, 8), kernel("Memcpy DtoH (Device -> Pinned)", 210, 800, 8, cat="gpu_memcpy"),
+              # A Triton kernel (torchao's compiled AdamW8bit) is launched through the driver API.
+              launch(130, 9, cat="cuda_driver"), kernel("triton_poi_fused__to_copy_add_lerp_mul_0", 220, 400, 9),
               kernel("no launch recorded", 300, 50, 99)]
     assert kernel_families({"traceEvents": events}) == {
-        "matmuls": 4.0, "attention": 2.0, "norms_activations": 0.5, "cross_entropy": 0.3, "optimizer": 1.7,
+        "matmuls": 4.0, "attention": 2.0, "norms_activations": 0.5, "cross_entropy": 0.3, "optimizer": 2.1,
         "copies": 0.7, "other": 0.15}
 
 
