@@ -1,5 +1,5 @@
 """Forward + backward time of one decoder layer's attention on a packed 2 x 2,048-token batch, by kernel, on one GPU
-(docs/benchmarks.md, "Where the 8B full step's time goes"):
+(docs/speed.md, "Where the step's time goes"):
 
   python3 bench/attention_kernels.py --out RESULTS.json
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Full fine-tuning speed (docs/benchmarks.md) on a GPU machine without network access, one or more parts per call:
+# Full fine-tuning speed (docs/speed.md) on a GPU machine without network access, one or more parts per call:
 #   bash bench/speed.sh RESULTS_FILE full           # both parts below
 #   bash bench/speed.sh RESULTS_FILE full-dense     # 8B full, accumulation 4: ours-auto and unsloth-script on dense rows
 #   bash bench/speed.sh RESULTS_FILE full-instruct  # the same ours-auto on instruction-length rows (>= 0.95x dense?)

@@ -26,7 +26,8 @@ def main() -> None:
     parser.add_argument("--sft-gradient-checkpointing-false", action="store_true",
                         help="pass gradient_checkpointing=False to SFTConfig (TRL's default is True), as our CLI does")
     parser.add_argument("--torch-varlen", action="store_true",
-                        help="give Unsloth's packed-attention dispatch torch's varlen kernel, as ours-auto does")
+                        help="packed rows through torch's varlen kernel, as ours-auto does: given to Unsloth's dispatch "
+                             "(LoRA, QLoRA) or, for full fine-tuning, as attn_implementation (attention/varlen.py)")
     parser.add_argument("--profile", action="store_true",
                         help="profile some steps (--profile-steps): GPU idle time by host phase and the top kernels, "
                              "to OUT/profile.txt and OUT/profile_idle.json (bench/step_profile.py)")
@@ -40,6 +41,11 @@ def main() -> None:
     from autotrain_unsloth.trainers.throughput import throughput_callback
     from autotrain_unsloth.verify import inspect_model
 
+    varlen_attention = {}
+    if args.torch_varlen and args.method == "full":  # FastModel: transformers' attention interface
+        from autotrain_unsloth.attention import varlen
+
+        varlen_attention = {"attn_implementation": varlen.register()}
     model, tokenizer = FastLanguageModel.from_pretrained(
         model_name=args.model,
         max_seq_length=args.seq_len,
@@ -47,6 +53,7 @@ def main() -> None:
         load_in_4bit=args.method == "qlora",
         full_finetuning=args.method == "full",
         use_gradient_checkpointing=checkpointing,
+        **varlen_attention,
     )
     if args.method != "full":
         model = FastLanguageModel.get_peft_model(
@@ -60,7 +67,7 @@ def main() -> None:
             random_state=SETTINGS["seed"],
         )
     facts = inspect_model(model)
-    if args.torch_varlen:
+    if args.torch_varlen and args.method != "full":
         import torch
 
         from autotrain_unsloth.attention.unsloth_dispatch import install
