@@ -32,4 +32,4 @@ class SpeedFields(BaseModel):
     fp8: bool = Field(False, description="Full fine-tuning on a GPU with FP8 tensor cores (compute capability 8.9 "
         "and later: H100, H200, L4, RTX 40): run the decoder layers' linear layers in FP8 (torchao's float8 training, "
         "tensorwise scaling; the weights, the output layer and the optimizer stay as planned); LLaMA-Factory's name. "
-        "Off by default: docs/benchmarks.md compares its loss and speed with bf16")
+        "Off by default: docs/speed.md compares its loss and speed with bf16")
