@@ -26,6 +26,7 @@ from autotrain_unsloth.backends import (
 from autotrain_unsloth.distributed import local_rank, say
 from autotrain_unsloth.params import LLMTrainingParams
 from autotrain_unsloth.plan import TORCH_DTYPE_NAMES, Plan
+from autotrain_unsloth.plan.speed import FASTMODEL_METHODS
 from autotrain_unsloth.remote_code import trust_remote_code
 
 # What Unsloth raises for a model it does not support. Anything else (out of memory, which is a RuntimeError;
@@ -165,15 +166,21 @@ def install_packed_attention(plan: Plan, model) -> str | None:
     if plan.packed_attention == "sdpa-no-cudnn":
         torch.backends.cuda.enable_cudnn_sdp(False)
         return "Unsloth's per-document SDPA, cuDNN's SDPA off"
+    # Full fine-tuning and 8-bit LoRA (FastModel): the attention is the model's attn_implementation.
+    loaded = getattr(model.config, "_attn_implementation", None)
     if plan.packed_attention in ("torch-varlen", "sdpa-mask"):
-        loaded = getattr(model.config, "_attn_implementation", None)
         wanted = varlen.ATTENTION_NAME if plan.packed_attention == "torch-varlen" else "sdpa"
         if loaded == wanted:
-            return varlen.RAN[plan.packed_attention]
+            # Unsloth wraps transformers' sdpa for packed rows; its own varlen route runs where it takes the row.
+            return varlen.RAN["torch-varlen"] if wanted != "sdpa" else (
+                "transformers' sdpa as Unsloth wraps it: Unsloth's varlen route where it takes the row, else sdpa "
+                "under the block-diagonal mask from position_ids")
         # Like a failed dispatch check above: attention changes the speed, not the result, so the run goes on
         # and says what runs instead.
         message = (f"Unsloth loaded the model with attn_implementation {loaded!r}, not the planned {wanted!r}: "
                    "packed rows run with that")
         say(f"Warning: {message}")
         return message
+    if plan.packed_attention == "unsloth" and plan.method in FASTMODEL_METHODS:
+        return f"Unsloth's own choice: attn_implementation {loaded!r}"
     return "Unsloth's own dispatch" if plan.packed_attention else None
