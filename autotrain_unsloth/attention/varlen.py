@@ -93,13 +93,15 @@ def packed_attention_forward(module, query, key, value, attention_mask, dropout:
                              scaling: Optional[float] = None, **kwargs):
     """transformers' attention-function contract: query (B, H, T, D), key / value (B, H_kv, T, D) ->
     ((B, T, H, D), None)."""
+    import torch
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     position_ids = kwargs.get("position_ids")
-    if not kernel_takes(module, query, key, dropout, position_ids, {**kwargs, "scaling": scaling}):
-        CALLS["sdpa"] += 1
+    takes = kernel_takes(module, query, key, dropout, position_ids, {**kwargs, "scaling": scaling})
+    if not torch.compiler.is_compiling():  # a counter in a traced graph would be guarded on: a recompile per call
+        CALLS["varlen_attn" if takes else "sdpa"] += 1
+    if not takes:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
-    CALLS["varlen_attn"] += 1
     cu_seqlens, max_seqlen = _Boundaries.of(position_ids)
     q, k, v = (x[0].transpose(0, 1) for x in (query, key, value))  # (T, H, D)
     out = varlen_causal(q, k, v, cu_seqlens, max_seqlen, scale=scaling)
