@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 
+from autotrain_unsloth.attention import varlen
 from autotrain_unsloth.distributed import say
 from autotrain_unsloth.errors import UserError
 from autotrain_unsloth.plan import TORCH_DTYPE_NAMES, Plan
@@ -106,6 +107,7 @@ def first_step_check(plan: Plan, project_dir: str):  # plan: as verify_loaded re
 
     class FirstStepCheck(TrainerCallback):
         facts = dict(plan.verified or {})
+        calls_before: dict = {}  # varlen.CALLS when the first step began
 
         def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
             active = bool(getattr(model, "is_gradient_checkpointing", False))
@@ -126,20 +128,14 @@ def first_step_check(plan: Plan, project_dir: str):  # plan: as verify_loaded re
                 raise PlanMismatch(f"Liger's kernels planned {'on' if plan.liger else 'off'}, but {liger} modules run "
                                    "them at the first step")
 
-        calls_before: dict = {}
-
         def on_step_begin(self, args, state, control, **kwargs):
-            from autotrain_unsloth.attention.varlen import CALLS
-
             if state.global_step == 0:
-                self.calls_before = dict(CALLS)
+                self.calls_before = dict(varlen.CALLS)
 
         def on_step_end(self, args, state, control, **kwargs):
             if state.global_step != 1 or plan.packed_attention != "torch-varlen":
                 return
-            from autotrain_unsloth.attention.varlen import CALLS
-
-            calls = {kernel: count - self.calls_before.get(kernel, 0) for kernel, count in CALLS.items()}
+            calls = {kernel: count - self.calls_before.get(kernel, 0) for kernel, count in varlen.CALLS.items()}
             self.facts["packed_attention_calls"] = calls
             dataclasses.replace(plan, verified=self.facts).save(project_dir)
             say(f"Packed attention in the first step: {calls['varlen_attn']} calls of torch's varlen_attn, "
