@@ -1,8 +1,9 @@
 """Attention for packed rows: several documents in one row, each attending only to itself.
 
 `varlen.py` is torch's variable-length flash kernel (`torch.nn.attention.varlen.varlen_attn`) behind
-transformers' attention interface, for the transformers path; `unsloth_dispatch.py` puts the same kernel
-under Unsloth's packed-attention dispatch on torch releases where Unsloth does not take it itself. The plan
+transformers' attention interface, for the transformers path and for Unsloth's full fine-tuning and 8-bit LoRA
+(Unsloth loads those as transformers' modelling code); `unsloth_dispatch.py` puts the same kernel under the
+packed-attention dispatch of Unsloth's LoRA and QLoRA on torch releases where Unsloth does not take it itself. The plan
 chooses (plan rule `packed_attention`); the job installs what the plan chose and records what ran.
 """
 
