@@ -102,7 +102,8 @@ def first_step_check(plan: Plan, project_dir: str):  # plan: as verify_loaded re
     run Liger's kernels (both set up by the Trainer, after the load was verified), and stop if the transformers
     path disagrees with the plan (Unsloth's own checkpointing is recorded, not judged: it works through its own
     patches, which transformers' flag does not always reflect). After it, record how many attention calls ran
-    torch's varlen_attn and how many sdpa, and warn if a plan of varlen_attn ran none."""
+    torch's varlen_attn (and on the transformers interface how many sdpa), and warn if a plan of varlen_attn ran
+    none there."""
     from transformers import TrainerCallback
 
     class FirstStepCheck(TrainerCallback):
@@ -133,14 +134,21 @@ def first_step_check(plan: Plan, project_dir: str):  # plan: as verify_loaded re
                 self.calls_before = dict(varlen.CALLS)
 
         def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step != 1 or plan.packed_attention != "torch-varlen":
+            if state.global_step != 1 or plan.packed_attention not in ("torch-varlen", "torch-varlen-in-unsloth"):
                 return
             calls = {kernel: count - self.calls_before.get(kernel, 0) for kernel, count in varlen.CALLS.items()}
+            if plan.packed_attention == "torch-varlen-in-unsloth":
+                # Unsloth's dispatch keeps rows whose documents all have one length on its per-document SDPA (one
+                # batched call, the faster kernel there); only the calls it sends to varlen_attn are seen.
+                calls = {"varlen_attn": calls["varlen_attn"]}
+                say(f"Packed attention in the first step: {calls['varlen_attn']} calls of torch's varlen_attn through "
+                    "Unsloth's dispatch (the others, if any, ran Unsloth's per-document SDPA)")
+            else:
+                say(f"Packed attention in the first step: {calls['varlen_attn']} calls of torch's varlen_attn, "
+                    f"{calls['sdpa']} of sdpa (planned: torch-varlen)")
             self.facts["packed_attention_calls"] = calls
             dataclasses.replace(plan, verified=self.facts).save(project_dir)
-            say(f"Packed attention in the first step: {calls['varlen_attn']} calls of torch's varlen_attn, "
-                f"{calls['sdpa']} of sdpa (planned: torch-varlen)")
-            if calls["varlen_attn"] == 0 and calls["sdpa"]:
+            if plan.packed_attention == "torch-varlen" and calls["varlen_attn"] == 0 and calls["sdpa"]:
                 # Not a stop: sdpa under the block-diagonal mask computes the same, only slower; a layer the kernel
                 # cannot take (a sliding window, dropout) is the likely reason.
                 say("Warning: packed attention planned torch-varlen, but every attention call of the first step ran "

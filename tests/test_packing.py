@@ -99,3 +99,34 @@ def test_the_first_step_check_says_when_a_varlen_plan_ran_sdpa(models, tmp_path,
     assert "Warning: packed attention planned torch-varlen, but every attention call" in capsys.readouterr().out
     recorded = Plan.load(str(tmp_path / "plan.json")).verified["packed_attention_calls"]
     assert recorded == {"varlen_attn": 0, "sdpa": model.config.num_hidden_layers}
+
+
+def test_the_first_step_check_counts_the_rows_unsloths_dispatch_sent_to_varlen(models, tmp_path, capsys):
+    """Under Unsloth's dispatch only the calls it sends to varlen_attn are seen (rows of one document length stay on
+    its per-document SDPA): the check records that count and warns of nothing."""
+    import dataclasses
+
+    from transformers import TrainerState
+
+    from autotrain_unsloth.attention.unsloth_dispatch import varlen_attn_with_gqa_flag
+    from autotrain_unsloth.params import LLMTrainingParams
+    from autotrain_unsloth.plan import Plan, decide
+    from autotrain_unsloth.verify import first_step_check
+    from tests.test_plan import CPU
+
+    plan = dataclasses.replace(decide(LLMTrainingParams(model=models["llama"], trainer="sft", packing=True), CPU),
+                               packed_attention="torch-varlen-in-unsloth")
+    check, state = first_step_check(plan, str(tmp_path)), TrainerState()
+    check.on_step_begin(None, state, None)
+    q = torch.randn(6, 2, 8, dtype=torch.bfloat16)
+    cu = torch.tensor([0, 3, 6], dtype=torch.int32)
+    for _ in range(2):  # the dispatch's calls; the kernel itself needs CUDA, so on a CPU it may refuse
+        try:
+            varlen_attn_with_gqa_flag(q, q, q, cu, cu, 3, 3, window_size=(-1, 0), enable_gqa=False)
+        except RuntimeError:
+            pass
+    state.global_step = 1
+    check.on_step_end(None, state, None)
+    out = capsys.readouterr().out
+    assert "2 calls of torch's varlen_attn through Unsloth's dispatch" in out and "Warning" not in out
+    assert Plan.load(str(tmp_path / "plan.json")).verified["packed_attention_calls"] == {"varlen_attn": 2}

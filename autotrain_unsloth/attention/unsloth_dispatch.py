@@ -12,7 +12,7 @@ job restores Unsloth's state, turns cuDNN's SDPA off instead, and says so.
 
 from __future__ import annotations
 
-from autotrain_unsloth.attention.varlen import varlen_causal
+from autotrain_unsloth.attention.varlen import CALLS, varlen_causal
 
 # bf16 results of two exact kernels differ by rounding only; a wrong mask or head grouping differs by O(1).
 AGREEMENT_TOLERANCE = 2e-2
@@ -22,8 +22,13 @@ CHECK_LENGTHS = (7, 33, 88, 128)  # unequal documents, so the dispatch takes the
 def varlen_attn_with_gqa_flag(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, *, scale=None,
                               window_size=(-1, -1), enable_gqa=False, **kwargs):
     """torch 2.11's varlen_attn with torch 2.12's signature: grouped heads need no flag there, and only
-    Unsloth's causal (-1, 0) and full (-1, -1) windows are used."""
+    Unsloth's causal (-1, 0) and full (-1, -1) windows are used. Each call is counted (varlen.CALLS): Unsloth
+    calls it only for rows it sends to the kernel, so the first-step check can say how many went there."""
+    import torch
     from torch.nn.attention.varlen import varlen_attn
+
+    if not torch.compiler.is_compiling():
+        CALLS["varlen_attn"] += 1
 
     if kwargs:
         raise TypeError(f"varlen_attn on this torch does not take {', '.join(kwargs)}")

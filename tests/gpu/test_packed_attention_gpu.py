@@ -92,6 +92,8 @@ def test_unsloth_sft_run_records_the_packed_attention_that_ran(tiny_models, work
     if torch_varlen_support() == "no-gqa":
         assert plan["packed_attention"] == "torch-varlen-in-unsloth"
         assert plan["verified"]["packed_attention"].startswith("torch varlen_attn under Unsloth's dispatch (agrees")
+        # The first step's calls Unsloth sent to the kernel (rows of one document length stay on its SDPA).
+        assert isinstance(plan["verified"]["packed_attention_calls"]["varlen_attn"], int), plan["verified"]
     curve = losses(os.path.join(workdir, project))
     assert sum(curve[-5:]) / 5 < sum(curve[:5]) / 5, curve
 
