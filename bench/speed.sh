@@ -24,12 +24,10 @@ for PART in "$@"; do
     full|full-instruct) run --methods full --paths ours-auto --gradient-accumulation 4 --workload instruct ;;&
     qlora) run --methods qlora --paths ours-auto ;;
     families) OUT=$OUT bash bench/diagnose.sh families ;;
-    attention-off)
+    attention-off)  # a later --results wins: these runs go to their own file
       for workload in dense instruct; do
-        python3 bench/throughput.py run --results "$OUT/attention-off.json" --models llama-3.1-8b --steps "${STEPS:-24}" \
-          --invocation "${INVOCATION:-speed}" --run-timeout 320 ${MODELS_DIR:+--models-dir "$MODELS_DIR"} --methods full \
-          --paths ours-auto --gradient-accumulation 4 --workload $workload --ours-auto-args=--no-auto-packed-attention \
-          2>&1 | grep -E "tokens/s|FAILED|built"
+        run --results "$OUT/attention-off.json" --methods full --paths ours-auto --gradient-accumulation 4 \
+          --workload $workload --ours-auto-args=--no-auto-packed-attention
       done ;;
     full|full-dense|full-instruct) ;;
     *) echo "unknown part $PART: full, full-dense, full-instruct, qlora, families or attention-off"; exit 2 ;;
