@@ -130,3 +130,23 @@ def test_the_first_step_check_counts_the_rows_unsloths_dispatch_sent_to_varlen(m
     out = capsys.readouterr().out
     assert "2 calls of torch's varlen_attn through Unsloth's dispatch" in out and "Warning" not in out
     assert Plan.load(str(tmp_path / "plan.json")).verified["packed_attention_calls"] == {"varlen_attn": 2}
+
+
+def test_the_varlen_attention_runs_eagerly_inside_a_compiled_model(models):
+    """Unsloth compiles each decoder layer for full fine-tuning: the registered attention stays out of the graph, so
+    every call is counted and the packed row still gives the eager result."""
+    from transformers import AutoModelForCausalLM
+
+    varlen.register()
+    model = AutoModelForCausalLM.from_pretrained(models["llama"], attn_implementation=varlen.ATTENTION_NAME).eval()
+    input_ids, position_ids = torch.tensor([[5, 6, 7, 8, 9, 10, 11]]), torch.tensor([[0, 1, 2, 0, 1, 2, 3]])
+    with torch.no_grad():
+        eager = model(input_ids=input_ids, position_ids=position_ids).logits
+        before = sum(varlen.CALLS.values())
+        compiled = torch.compile(model, backend="eager")(input_ids=input_ids, position_ids=position_ids).logits
+        assert sum(varlen.CALLS.values()) - before == model.config.num_hidden_layers
+        torch.testing.assert_close(compiled, eager)
+        # Each layer's attention call is where the traced graph stops and the function runs eagerly.
+        torch._dynamo.reset()
+        explained = torch._dynamo.explain(model)(input_ids=input_ids, position_ids=position_ids)
+    assert explained.graph_break_count >= model.config.num_hidden_layers, explained.break_reasons

@@ -93,13 +93,11 @@ def packed_attention_forward(module, query, key, value, attention_mask, dropout:
                              scaling: Optional[float] = None, **kwargs):
     """transformers' attention-function contract: query (B, H, T, D), key / value (B, H_kv, T, D) ->
     ((B, T, H, D), None)."""
-    import torch
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     position_ids = kwargs.get("position_ids")
     takes = kernel_takes(module, query, key, dropout, position_ids, {**kwargs, "scaling": scaling})
-    if not torch.compiler.is_compiling():  # a counter in a traced graph would be guarded on: a recompile per call
-        CALLS["varlen_attn" if takes else "sdpa"] += 1
+    CALLS["varlen_attn" if takes else "sdpa"] += 1
     if not takes:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
     cu_seqlens, max_seqlen = _Boundaries.of(position_ids)
@@ -109,10 +107,15 @@ def packed_attention_forward(module, query, key, value, attention_mask, dropout:
 
 
 def register() -> str:
-    """Make `attn_implementation="torch_varlen"` known to transformers; its masks are sdpa's, for the fallback."""
+    """Make `attn_implementation="torch_varlen"` known to transformers; its masks are sdpa's, for the fallback.
+
+    The function runs eagerly even inside a compiled region: Unsloth compiles each decoder layer of the models it
+    loads through FastModel (full fine-tuning), and traced, the segment boundaries (read on the host) would break
+    the graph or be guarded on at every new batch. Left out of the graph, the layer compiles around it."""
+    import torch
     from transformers import AttentionInterface, AttentionMaskInterface
     from transformers.masking_utils import sdpa_mask
 
-    AttentionInterface.register(ATTENTION_NAME, packed_attention_forward)
+    AttentionInterface.register(ATTENTION_NAME, torch.compiler.disable(packed_attention_forward))
     AttentionMaskInterface.register(ATTENTION_NAME, sdpa_mask)
     return ATTENTION_NAME
