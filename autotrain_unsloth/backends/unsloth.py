@@ -155,6 +155,15 @@ def load_model(params: LLMTrainingParams, plan: Plan, tokenizer, max_seq_length:
     return FastLanguageModel.get_peft_model(model, **get_peft_model_kwargs(params, plan, max_seq_length))
 
 
+# The planned attention of FastModel's methods: the attn_implementation it loads as, and what packed rows run.
+FASTMODEL_ATTENTION = {
+    "torch-varlen": (varlen.ATTENTION_NAME, varlen.RAN["torch-varlen"]),
+    # Unsloth wraps transformers' sdpa for packed rows; its own varlen route runs where it takes the row.
+    "sdpa-mask": ("sdpa", "transformers' sdpa as Unsloth wraps it: Unsloth's varlen route where it takes the row, "
+                          "else sdpa under the block-diagonal mask from position_ids"),
+}
+
+
 def install_packed_attention(plan: Plan, model) -> str | None:
     """Set up the planned attention for packed rows; returns what will run (recorded in plan.json)."""
     import torch
@@ -168,13 +177,10 @@ def install_packed_attention(plan: Plan, model) -> str | None:
         return "Unsloth's per-document SDPA, cuDNN's SDPA off"
     # Full fine-tuning and 8-bit LoRA (FastModel): the attention is the model's attn_implementation.
     loaded = getattr(model.config, "_attn_implementation", None)
-    if plan.packed_attention in ("torch-varlen", "sdpa-mask"):
-        wanted = varlen.ATTENTION_NAME if plan.packed_attention == "torch-varlen" else "sdpa"
+    if plan.packed_attention in FASTMODEL_ATTENTION:
+        wanted, ran = FASTMODEL_ATTENTION[plan.packed_attention]
         if loaded == wanted:
-            # Unsloth wraps transformers' sdpa for packed rows; its own varlen route runs where it takes the row.
-            return varlen.RAN["torch-varlen"] if wanted != "sdpa" else (
-                "transformers' sdpa as Unsloth wraps it: Unsloth's varlen route where it takes the row, else sdpa "
-                "under the block-diagonal mask from position_ids")
+            return ran
         # Like a failed dispatch check above: attention changes the speed, not the result, so the run goes on
         # and says what runs instead.
         message = (f"Unsloth loaded the model with attn_implementation {loaded!r}, not the planned {wanted!r}: "
