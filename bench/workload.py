@@ -187,7 +187,6 @@ def write_result(out: str, trainer, speed, loaded: dict, gradient_checkpointing:
     """out/result.json: what a hand-written script measured and trained (bench/throughput.py reads it)."""
     result = {"throughput": speed.summary(), "loaded": loaded, "gradient_checkpointing": gradient_checkpointing,
               "gradient_checkpointing_flag": bool(getattr(trainer.model, "is_gradient_checkpointing", False)),
-              "losses": [entry["loss"] for entry in trainer.state.log_history if "loss" in entry],
               "log_history": trainer.state.log_history}
     with open(os.path.join(out, "result.json"), "w") as f:
         json.dump(result, f, indent=2)
