@@ -73,51 +73,58 @@ def test_a_kv_cache_in_training_would_let_packed_documents_see_each_other():
     assert not torch.allclose(cached[second], uncached[second], rtol=1e-3)
 
 
-def test_the_first_step_check_says_when_a_varlen_plan_ran_sdpa(models, tmp_path, capsys):
-    """On a CPU every call of the torch_varlen attention goes to its sdpa fallback: a plan that says varlen_attn
-    then gets a warning at the first step, with the counts recorded."""
+def first_step_begun(model_dir: str, project_dir: str, packed_attention: str):
+    """The first-step check of an sft plan that says `packed_attention`, its first step begun; and the end of it."""
     import dataclasses
 
-    from transformers import AutoModelForCausalLM, TrainerState
+    from transformers import TrainerState
 
     from autotrain_unsloth.params import LLMTrainingParams
-    from autotrain_unsloth.plan import Plan, decide
+    from autotrain_unsloth.plan import decide
     from autotrain_unsloth.verify import first_step_check
     from tests.test_plan import CPU
 
+    plan = dataclasses.replace(decide(LLMTrainingParams(model=model_dir, trainer="sft", packing=True), CPU),
+                               packed_attention=packed_attention)
+    check, state = first_step_check(plan, project_dir), TrainerState()
+    check.on_step_begin(None, state, None)
+
+    def end():
+        state.global_step = 1
+        check.on_step_end(None, state, None)
+
+    return end
+
+
+def recorded_calls(project_dir) -> dict:
+    from autotrain_unsloth.plan import Plan
+
+    return Plan.load(str(project_dir / "plan.json")).verified["packed_attention_calls"]
+
+
+def test_the_first_step_check_says_when_a_varlen_plan_ran_sdpa(models, tmp_path, capsys):
+    """On a CPU every call of the torch_varlen attention goes to its sdpa fallback: a plan that says varlen_attn
+    then gets a warning at the first step, with the counts recorded."""
+    from transformers import AutoModelForCausalLM
+
     varlen.register()
     model = AutoModelForCausalLM.from_pretrained(models["llama"], attn_implementation=varlen.ATTENTION_NAME)
-    plan = dataclasses.replace(decide(LLMTrainingParams(model=models["llama"], trainer="sft", packing=True), CPU),
-                               packed_attention="torch-varlen")
-    check, state = first_step_check(plan, str(tmp_path)), TrainerState()
-    check.on_step_begin(None, state, None)
+    end_first_step = first_step_begun(models["llama"], str(tmp_path), "torch-varlen")
     before = dict(varlen.CALLS)
     model(input_ids=torch.tensor([[5, 6, 7, 8, 9, 10]]), position_ids=torch.tensor([[0, 1, 2, 0, 1, 2]]))
     assert varlen.CALLS["sdpa"] == before["sdpa"] + model.config.num_hidden_layers
-    state.global_step = 1
-    check.on_step_end(None, state, None)
+    end_first_step()
     assert "Warning: packed attention planned torch-varlen, but every attention call" in capsys.readouterr().out
-    recorded = Plan.load(str(tmp_path / "plan.json")).verified["packed_attention_calls"]
+    recorded = recorded_calls(tmp_path)
     assert recorded == {"varlen_attn": 0, "sdpa": model.config.num_hidden_layers}
 
 
 def test_the_first_step_check_counts_the_rows_unsloths_dispatch_sent_to_varlen(models, tmp_path, capsys):
     """Under Unsloth's dispatch only the calls it sends to varlen_attn are seen (rows of one document length stay on
     its per-document SDPA): the check records that count and warns of nothing."""
-    import dataclasses
-
-    from transformers import TrainerState
-
     from autotrain_unsloth.attention.unsloth_dispatch import varlen_attn_with_gqa_flag
-    from autotrain_unsloth.params import LLMTrainingParams
-    from autotrain_unsloth.plan import Plan, decide
-    from autotrain_unsloth.verify import first_step_check
-    from tests.test_plan import CPU
 
-    plan = dataclasses.replace(decide(LLMTrainingParams(model=models["llama"], trainer="sft", packing=True), CPU),
-                               packed_attention="torch-varlen-in-unsloth")
-    check, state = first_step_check(plan, str(tmp_path)), TrainerState()
-    check.on_step_begin(None, state, None)
+    end_first_step = first_step_begun(models["llama"], str(tmp_path), "torch-varlen-in-unsloth")
     q = torch.randn(6, 2, 8, dtype=torch.bfloat16)
     cu = torch.tensor([0, 3, 6], dtype=torch.int32)
     for _ in range(2):  # the dispatch's calls; the kernel itself needs CUDA, so on a CPU it may refuse
@@ -125,11 +132,10 @@ def test_the_first_step_check_counts_the_rows_unsloths_dispatch_sent_to_varlen(m
             varlen_attn_with_gqa_flag(q, q, q, cu, cu, 3, 3, window_size=(-1, 0), enable_gqa=False)
         except RuntimeError:
             pass
-    state.global_step = 1
-    check.on_step_end(None, state, None)
+    end_first_step()
     out = capsys.readouterr().out
     assert "2 calls of torch's varlen_attn through Unsloth's dispatch" in out and "Warning" not in out
-    assert Plan.load(str(tmp_path / "plan.json")).verified["packed_attention_calls"] == {"varlen_attn": 2}
+    assert recorded_calls(tmp_path) == {"varlen_attn": 2}
 
 
 def test_the_varlen_attention_runs_eagerly_inside_a_compiled_model(models):
