@@ -22,8 +22,8 @@ class SpeedFields(BaseModel):
     packing: Optional[bool] = Field(None, description="sft: lay several examples end to end in each row without "
         "padding, kept apart by the attention; unset: on wherever the model keeps them apart")
     auto_packed_attention: bool = Field(True, description="Packed rows on a GPU: run torch's variable-length "
-        "attention kernel (Unsloth path: under Unsloth's dispatch where it does not take it itself); false: the "
-        "library's own choice")
+        "attention kernel (Unsloth's LoRA and QLoRA: under Unsloth's dispatch where it does not take it itself; its full "
+        "fine-tuning and 8-bit LoRA: as attn_implementation); false: the library's own choice")
     use_liger_kernel: Optional[bool] = Field(None, description="Liger's Triton kernels (RMSNorm, RoPE, SwiGLU, "
         "fused linear cross-entropy) on the transformers path, for the default and sft trainers (TRL's name); "
         "unset: on where liger-kernel is installed, a CUDA GPU trains and Liger patches the architecture")
