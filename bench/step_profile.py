@@ -180,8 +180,9 @@ def step_profiler(out: str, first: int = 13, last: int = 15):
                 json.dump({"steps": steps, "gpu_ms_by_family": families,
                            "gpu_idle_ms": round(sum(step["gpu_idle_ms"] for step in idle), 3)}, f, indent=2)
             events = self.profiler.key_averages()
-            # Kernel time summed over every op (self time, so nothing counted twice): what the GPU was busy with.
-            busy = sum(e.self_device_time_total for e in events) / 1e6
+            # From the trace's kernel intervals: the ops' self device time counts a Triton kernel twice (as the op
+            # and as the kernel) and the phases' annotations once more, which read 3x the wall time.
+            busy = sum(step["gpu_busy_ms"] for step in idle) / 1e3
             sort_by = "self_cuda_time_total" if torch.cuda.is_available() else "self_cpu_time_total"
             table = events.table(sort_by=sort_by, row_limit=40, max_name_column_width=70)
             with open(os.path.join(out, "profile.txt"), "w") as f:
