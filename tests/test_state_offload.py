@@ -98,3 +98,24 @@ def test_a_paged_optimizer_is_refused():
     optimizer.is_paged = True
     with pytest.raises(ValueError, match="managed memory"):
         state_offload.install(optimizer, 0, 8)
+
+
+def test_a_saved_torch_optim_state_loads_to_the_host_without_visiting_the_weights_device():
+    """torch.optim's own load puts every state tensor beside its weight first: for a state the plan sent to the host
+    because it does not fit the GPU, a resumed run would run out of memory there. Weights on the meta device stand in
+    for the GPU: a state that went there could not be copied back (meta tensors hold no data)."""
+    trained = model()
+    first = torch.optim.AdamW(trained.parameters(), lr=1e-2)
+    train(trained, first)
+    saved = copy.deepcopy(first.state_dict())
+    on_meta = model().to("meta")
+    weights = list(on_meta.parameters())
+    second = torch.optim.AdamW(on_meta.parameters(), lr=1e-2)
+    offload = state_offload.install(second, 8 * weights[0].numel(), 8, smallest_moved_bytes=0)
+    second.load_state_dict(saved)
+    assert offload.resident == {weights[0]} and second.state[weights[0]]["exp_avg"].is_meta  # resident: beside it
+    for saved_weight, weight in zip(list(trained.parameters())[1:], weights[1:]):
+        for key in ("exp_avg", "exp_avg_sq"):
+            assert second.state[weight][key] is offload.host[(weight, key)]
+            torch.testing.assert_close(second.state[weight][key], first.state[saved_weight][key], rtol=0, atol=0)
+        assert second.state[weight]["step"] == first.state[saved_weight]["step"]

@@ -223,6 +223,21 @@ class StateOffload:
                     state[key] = host
 
 
+def place_saved_state(optimizer: torch.optim.Optimizer, state_dict: dict) -> None:
+    """A saved torch.optim state into `optimizer.state` where it was loaded (the host), cast as torch.optim casts it:
+    floating-point state to its weight's dtype (the step counter kept), matched to weights by position as torch.optim
+    matches them (its load_state_dict has checked that the groups' sizes agree)."""
+    saved_ids = [index for group in state_dict["param_groups"] for index in group["params"]]
+    weights = [weight for group in optimizer.param_groups for weight in group["params"]]
+    for index, weight in zip(saved_ids, weights, strict=True):
+        if index not in state_dict["state"]:
+            continue
+        optimizer.state[weight] = {
+            key: (value.to(weight.dtype) if isinstance(value, torch.Tensor) and key != "step"
+                  and weight.is_floating_point() and value.is_floating_point() else value)
+            for key, value in state_dict["state"][index].items()}
+
+
 def install(optimizer: torch.optim.Optimizer, resident_bytes: int, state_bytes_per_parameter: float,
             chunk_bytes: int = CHUNK_BYTES, smallest_moved_bytes: int = SMALLEST_MOVED_BYTES) -> StateOffload:
     optimizer = innermost(optimizer)
@@ -235,10 +250,14 @@ def install(optimizer: torch.optim.Optimizer, resident_bytes: int, state_bytes_p
     load_state_dict = optimizer.load_state_dict
 
     def load_state_dict_to_host(state_dict, *args, **kwargs):
-        # bitsandbytes can leave the loaded state on the host; torch.optim puts it beside each weight first.
         if "move_to_device" in inspect.signature(load_state_dict).parameters:
-            kwargs.setdefault("move_to_device", False)
-        result = load_state_dict(state_dict, *args, **kwargs)
+            kwargs.setdefault("move_to_device", False)  # bitsandbytes can leave the loaded state on the host
+            result = load_state_dict(state_dict, *args, **kwargs)
+        else:
+            # torch.optim would put the whole state beside each weight first: the state the plan sent to the host
+            # because it does not fit the GPU would all be there at once, and a resumed run would run out of memory.
+            result = load_state_dict({**state_dict, "state": {}}, *args, **kwargs)
+            place_saved_state(optimizer, state_dict)
         offload.after_load()
         return result
 
