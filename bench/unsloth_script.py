@@ -77,19 +77,18 @@ def main() -> None:
 
     dataset = load_dataset("json", data_files=args.data, split="train")
     speed = throughput_callback()
-    config = SFTConfig(
-        **sft_settings(args),
-        packing=args.packing,
-        # TRL's default gradient_checkpointing=True would turn checkpointing back on for the whole model.
-        **({"gradient_checkpointing": False}
-           if args.sft_gradient_checkpointing_false or args.no_gradient_checkpointing else {}),
-    )
     trainer = SFTTrainer(
         model=model,
         processing_class=tokenizer,
         train_dataset=dataset,
         callbacks=[speed] + ([step_profiler(args.out, *map(int, args.profile_steps.split("-")))] if args.profile else []),
-        args=config,
+        args=SFTConfig(
+            **sft_settings(args),
+            packing=args.packing,
+            # TRL's default gradient_checkpointing=True would turn checkpointing back on for the whole model.
+            **({"gradient_checkpointing": False}
+               if args.sft_gradient_checkpointing_false or args.no_gradient_checkpointing else {}),
+        ),
     )
     # adamw_torch_8bit (a diagnostic's choice) runs as ours-auto runs it: torchao's AdamW8bit compiled once. Set as
     # trainers/recipe.py sets it, on the built trainer.
